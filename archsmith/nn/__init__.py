@@ -1,0 +1,90 @@
+"""PyTorch primitives for model spaces. ``import archsmith.nn as nn`` is a drop-in
+for ``torch.nn``: every layer is here and accepts choices as init arguments;
+anything else (``nn.functional``, ``nn.init``, ``nn.Parameter``, containers) is
+torch's own."""
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from archsmith.space import (
+    Categorical,
+    CategoricalMultiple,
+    Numerical,
+    choice,
+    condition,
+    loguniform,
+    quniform,
+    randint,
+    switch_case,
+    to_float,
+    to_int,
+    uniform,
+)
+
+from ._autoactivation import AutoActivation
+from ._cell import Cell
+from ._choice import InputChoice, LayerChoice
+from ._frozen import ChosenInputs
+from ._layers import LAYERS, MutableLayer
+from ._model_space import ModelSpace, collect_space, fixed_arch, model_wrapper
+from ._mutable_module import MutableModule
+from ._nasbench101 import NasBench101Cell
+from ._nasbench201 import NasBench201Cell
+from ._primitive import Primitive
+from ._repeat import Repeat
+from ._value_choice import ValueChoice
+
+if TYPE_CHECKING:  # type checkers and IDEs see torch's layers and their signatures
+    from torch.nn import *  # noqa: F403
+else:
+    globals().update(LAYERS)
+
+Module = torch.nn.Module
+Sequential = torch.nn.Sequential
+ModuleList = torch.nn.ModuleList
+ModuleDict = torch.nn.ModuleDict
+ParameterList = torch.nn.ParameterList
+ParameterDict = torch.nn.ParameterDict
+Parameter = torch.nn.Parameter
+functional = torch.nn.functional
+init = torch.nn.init
+utils = torch.nn.utils
+
+
+def __getattr__(name: str) -> Any:
+    # Whatever else torch.nn has (new submodules, helpers) is reachable as well.
+    return getattr(torch.nn, name)
+
+
+__all__ = [
+    "AutoActivation",
+    "Categorical",
+    "CategoricalMultiple",
+    "Cell",
+    "ChosenInputs",
+    "InputChoice",
+    "LayerChoice",
+    "ModelSpace",
+    "MutableLayer",
+    "MutableModule",
+    "NasBench101Cell",
+    "NasBench201Cell",
+    "Numerical",
+    "Primitive",
+    "Repeat",
+    "ValueChoice",
+    "choice",
+    "collect_space",
+    "condition",
+    "fixed_arch",
+    "loguniform",
+    "model_wrapper",
+    "quniform",
+    "randint",
+    "switch_case",
+    "to_float",
+    "to_int",
+    "uniform",
+    *sorted(LAYERS),
+]

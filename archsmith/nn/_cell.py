@@ -1,0 +1,136 @@
+"""``Cell``: the DARTS/ENAS-style cell — nodes that each sum ``num_ops_per_node``
+ops applied to chosen earlier tensors."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+
+from archsmith.space import SpaceError, auto_label
+
+from ._choice import InputChoice, LayerChoice
+from ._frozen import ChosenInputs
+from ._mutable_module import wants_arguments
+from ._primitive import Primitive
+
+MERGE_OPS = ("all", "loose_end")
+
+
+def _op_factory(candidate: Any, node: int, op: int, input_index: int | None) -> Any:
+    if isinstance(candidate, torch.nn.Module):
+        return lambda: copy.deepcopy(candidate)
+    if callable(candidate) and wants_arguments(candidate):
+        return functools.partial(candidate, node, op, input_index)
+    return candidate
+
+
+class CellBody(torch.nn.Module):
+    """The computation of a cell; a frozen ``Cell`` is one of these."""
+
+    def __init__(
+        self,
+        op_candidates: Any,
+        num_nodes: int,
+        num_ops_per_node: int = 1,
+        num_predecessors: int = 1,
+        merge_op: str = "all",
+        preprocessor: Callable[..., Any] | None = None,
+        postprocessor: Callable[..., Any] | None = None,
+        concat_dim: int = 1,
+        *,
+        label: str,
+    ) -> None:
+        super().__init__()
+        for name, value in (("num_nodes", num_nodes), ("num_ops_per_node", num_ops_per_node), ("num_predecessors", num_predecessors)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpaceError(f"Cell {label!r}: {name} must be a positive integer, got {value!r}")
+        if merge_op not in MERGE_OPS:
+            raise SpaceError(f"Cell {label!r}: unknown merge_op {merge_op!r}; use one of {list(MERGE_OPS)}")
+        if isinstance(op_candidates, Mapping):
+            names, cands = list(op_candidates), list(op_candidates.values())
+        elif isinstance(op_candidates, Sequence) and not isinstance(op_candidates, (str, bytes)):
+            names, cands = None, list(op_candidates)
+        else:
+            raise SpaceError(f"Cell {label!r}: op_candidates must be a list or dict of modules or factories, got {op_candidates!r}")
+        if not cands:
+            raise SpaceError(f"Cell {label!r}: op_candidates is empty; give at least one op")
+        self.label = label
+        self.num_nodes, self.num_ops_per_node, self.num_predecessors = num_nodes, num_ops_per_node, num_predecessors
+        self.merge_op, self.concat_dim = merge_op, concat_dim
+        self.preprocessor = preprocessor
+        self.postprocessor = postprocessor
+        self.ops = torch.nn.ModuleList()
+        self.inputs = torch.nn.ModuleList()
+        for i in range(num_nodes):
+            node = num_predecessors + i
+            ops, inputs = torch.nn.ModuleList(), torch.nn.ModuleList()
+            for j in range(num_ops_per_node):
+                inp = InputChoice(node, 1, "sum", label=f"{label}/input_{node}_{j}")
+                chosen = inp.chosen[0] if isinstance(inp, ChosenInputs) else None
+                factories = [_op_factory(c, node, j, chosen) for c in cands]
+                ops.append(LayerChoice(dict(zip(names, factories)) if names else factories, label=f"{label}/op_{node}_{j}"))
+                inputs.append(inp)
+            self.ops.append(ops)
+            self.inputs.append(inputs)
+        self.output_node_indices = self._output_nodes()
+
+    def _output_nodes(self) -> list[int]:
+        nodes = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
+        if self.merge_op == "all":
+            return nodes
+        used: set[int] = set()
+        for inputs in self.inputs:
+            for inp in inputs:
+                if not isinstance(inp, ChosenInputs):
+                    return nodes  # undecided: a searching cell keeps every node
+                used.update(inp.chosen)
+        return [n for n in nodes if n not in used]
+
+    def forward(self, *inputs: Any) -> Any:
+        if len(inputs) == 1 and isinstance(inputs[0], (list, tuple)):
+            inputs = tuple(inputs[0])
+        states = list(self.preprocessor(list(inputs)) if self.preprocessor is not None else inputs)
+        if len(states) != self.num_predecessors:
+            raise ValueError(f"Cell {self.label!r} expects {self.num_predecessors} inputs, got {len(states)}")
+        for ops, inputs_ in zip(self.ops, self.inputs):
+            node = None
+            for op, inp in zip(ops, inputs_):
+                out = op(inp(states))
+                node = out if node is None else node + out
+            states.append(node)
+        this_cell = torch.cat([states[k] for k in self.output_node_indices], self.concat_dim)
+        if self.postprocessor is not None:
+            return self.postprocessor(this_cell, list(inputs))
+        return this_cell
+
+
+class Cell(Primitive, CellBody):
+    """A cell of ``num_nodes`` nodes over ``num_predecessors`` inputs (NNI's ``Cell``).
+
+    Node ``n`` sums ``num_ops_per_node`` ops; op ``j`` is chosen among
+    ``op_candidates`` (label ``<label>/op_<n>_<j>``) and applied to one earlier
+    tensor (label ``<label>/input_<n>_<j>``). A factory candidate is called as
+    ``f(node_index, op_index, input_index)`` if it takes arguments (``input_index``
+    is ``None`` while searching), else as ``f()``. The output concatenates every
+    node (``merge_op='all'``) or the nodes no other node reads (``'loose_end'``)
+    along ``concat_dim``; ``postprocessor(this_cell, inputs)`` may transform it.
+    """
+
+    kind: ClassVar[str] = "cell"
+
+    @classmethod
+    def create_frozen(cls, *args: Any, label: str | None = None, **kwargs: Any) -> CellBody:
+        return CellBody(*args, label=auto_label(label, cls.kind), **kwargs)
+
+    def __init__(self, *args: Any, label: str | None = None, **kwargs: Any) -> None:
+        CellBody.__init__(self, *args, label=auto_label(label, self.kind), **kwargs)
+
+    def forward(self, *inputs: Any) -> Any:
+        return CellBody.forward(self, *inputs)
+
+    def describe(self) -> str:
+        return f"Cell({self.label!r}, num_nodes={self.num_nodes})"

@@ -1,0 +1,155 @@
+"""``LayerChoice`` (one module out of several) and ``InputChoice`` (some of the
+candidate input tensors)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar, Union
+
+import torch
+
+from archsmith.space import (
+    Categorical,
+    CategoricalMultiple,
+    Constraint,
+    Leaf,
+    SpaceError,
+    auto_label,
+    fixed_context,
+)
+
+from ._frozen import REDUCTIONS, ChosenInputs
+from ._mutable_module import build_candidate
+from ._primitive import Primitive
+
+Candidate = Union[torch.nn.Module, Callable[[], torch.nn.Module]]
+
+
+def _keys_and_candidates(candidates: Any, label: str) -> tuple[list[Any], list[Any]]:
+    if isinstance(candidates, Mapping):
+        keys = list(candidates)
+        bad = [k for k in keys if not isinstance(k, str)]
+        if bad:
+            raise SpaceError(f"LayerChoice {label!r}: dict keys name the candidates in samples and must be strings, got {bad!r}")
+        cands = list(candidates.values())
+    elif isinstance(candidates, Sequence) and not isinstance(candidates, (str, bytes)):
+        cands = list(candidates)
+        keys = list(range(len(cands)))
+    else:
+        raise SpaceError(f"LayerChoice {label!r}: candidates must be a list or a dict of modules (or module factories), got {candidates!r}")
+    if not cands:
+        raise SpaceError(f"LayerChoice {label!r}: the candidate list is empty; give at least one module")
+    for k, c in zip(keys, cands):
+        if not isinstance(c, torch.nn.Module) and not callable(c):
+            raise SpaceError(f"LayerChoice {label!r}: candidate {k!r} is {c!r}, not a module or a function returning one")
+    return keys, cands
+
+
+class LayerChoice(Primitive):
+    """One module out of ``candidates`` (a list: the sample holds the index; a dict:
+    the key). A candidate may be a module or a zero-argument factory; factories of
+    unchosen candidates are never called when the space is frozen.
+
+    >>> import archsmith.nn as nn
+    >>> op = nn.LayerChoice({"conv": nn.Conv2d(8, 8, 3, padding=1), "id": nn.Identity()}, label="op")
+    >>> op.search_space_leaf().values
+    ['conv', 'id']
+    """
+
+    kind: ClassVar[str] = "layer_choice"
+
+    @classmethod
+    def create_frozen(cls, candidates: Any, *, label: str | None = None) -> torch.nn.Module:
+        label = auto_label(label, cls.kind)
+        keys, cands = _keys_and_candidates(candidates, label)
+        key = Categorical(keys, label=label)  # resolves to the sample's value here
+        return build_candidate(cands[keys.index(key)], f"{label}/{key}", f"LayerChoice {label!r}")
+
+    def __init__(self, candidates: Any, *, label: str | None = None) -> None:
+        super().__init__()
+        self.label = auto_label(label, self.kind)
+        self.names, cands = _keys_and_candidates(candidates, self.label)
+        self.choice = Categorical(self.names, label=self.label)
+        for key, cand in zip(self.names, cands):
+            self.add_module(str(key), build_candidate(cand, f"{self.label}/{key}", f"LayerChoice {self.label!r}"))
+
+    def search_space_leaf(self) -> Categorical:
+        return self.choice
+
+    def own_leaves(self) -> list[Leaf]:
+        return [self.choice]
+
+    @property
+    def candidates(self) -> list[torch.nn.Module]:
+        return [self._modules[str(k)] for k in self.names]  # type: ignore[misc]
+
+    def __getitem__(self, key: Any) -> torch.nn.Module:
+        return self._modules[str(key)]  # type: ignore[return-value]
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def describe(self) -> str:
+        return f"LayerChoice({self.label!r}, candidates={self.names!r})"
+
+
+def _check_input_choice(n_candidates: Any, n_chosen: Any, reduction: Any, label: str) -> None:
+    if isinstance(n_candidates, bool) or not isinstance(n_candidates, int) or n_candidates < 1:
+        raise SpaceError(f"InputChoice {label!r}: n_candidates must be a positive integer, got {n_candidates!r}")
+    if n_chosen is not None and (
+        isinstance(n_chosen, bool) or not isinstance(n_chosen, int) or not 1 <= n_chosen <= n_candidates
+    ):
+        raise SpaceError(
+            f"InputChoice {label!r}: n_chosen={n_chosen!r} with n_candidates={n_candidates}; "
+            f"use an integer between 1 and {n_candidates}, or None for any number"
+        )
+    if reduction not in REDUCTIONS:
+        raise SpaceError(f"InputChoice {label!r}: unknown reduction {reduction!r}; use one of {list(REDUCTIONS)}")
+
+
+def _input_leaf(n_candidates: int, n_chosen: int | None, label: str) -> Any:
+    if n_chosen == 1:
+        return Categorical(list(range(n_candidates)), label=label)
+    return CategoricalMultiple(list(range(n_candidates)), n_chosen=n_chosen, label=label, default=[n_candidates - 1] if n_chosen is None else None)
+
+
+class InputChoice(Primitive):
+    """Choose ``n_chosen`` of ``n_candidates`` input tensors (any non-empty subset if
+    ``None``) and reduce them with ``sum``, ``mean``, ``concat`` or ``none``.
+    Call it with the list of candidate tensors."""
+
+    kind: ClassVar[str] = "input_choice"
+
+    @classmethod
+    def create_frozen(
+        cls, n_candidates: int, n_chosen: int | None = 1, reduction: str = "sum", *, label: str | None = None
+    ) -> ChosenInputs:
+        label = auto_label(label, cls.kind)
+        _check_input_choice(n_candidates, n_chosen, reduction, label)
+        value = _input_leaf(n_candidates, n_chosen, label)
+        chosen = [value] if n_chosen == 1 else list(value)
+        if not chosen:
+            raise SpaceError(f"InputChoice {label!r}: the sample chooses no input; choose at least one")
+        assert fixed_context() is not None
+        return ChosenInputs(chosen, reduction)
+
+    def __init__(
+        self, n_candidates: int, n_chosen: int | None = 1, reduction: str = "sum", *, label: str | None = None
+    ) -> None:
+        super().__init__()
+        self.label = auto_label(label, self.kind)
+        _check_input_choice(n_candidates, n_chosen, reduction, self.label)
+        self.n_candidates, self.n_chosen, self.reduction = n_candidates, n_chosen, reduction
+        self.choice = _input_leaf(n_candidates, n_chosen, self.label)
+
+    def own_leaves(self) -> list[Leaf]:
+        return [self.choice]
+
+    def own_constraints(self) -> list[Constraint]:
+        if self.n_chosen is not None:
+            return []
+        label = self.label
+        return [Constraint(lambda s: len(s[label]) > 0, name=f"{label} chooses at least one input", labels=[label])]
+
+    def describe(self) -> str:
+        return f"InputChoice({self.label!r}, n_candidates={self.n_candidates}, n_chosen={self.n_chosen})"

@@ -1,0 +1,83 @@
+"""Framework-free search spaces: choices, expressions over them, constraints,
+sampling, enumeration and sample files. Depends on nothing but the stdlib."""
+
+from ._constraint import Constraint
+from ._errors import (
+    ArchsmithError,
+    ExpressionError,
+    LabelConflictError,
+    NotFrozenError,
+    SampleError,
+    SpaceError,
+)
+from ._expression import (
+    Expression,
+    Mutable,
+    condition,
+    contains_mutable,
+    evaluate,
+    leaves_of,
+    max,
+    min,
+    switch_case,
+    to_float,
+    to_int,
+)
+from ._leaf import (
+    Categorical,
+    CategoricalMultiple,
+    Leaf,
+    Numerical,
+    choice,
+    loguniform,
+    quniform,
+    randint,
+    uniform,
+)
+from ._sample_io import dumps_arch, load_arch, loads_arch, save_arch
+from ._scope import auto_label, caller_site, current_scope, fixed_context, fixed_sample, label_scope, sub_scope
+from ._space import Sample, Space, make_rng
+
+__all__ = [
+    "ArchsmithError",
+    "Categorical",
+    "CategoricalMultiple",
+    "Constraint",
+    "Expression",
+    "ExpressionError",
+    "LabelConflictError",
+    "Leaf",
+    "Mutable",
+    "NotFrozenError",
+    "Numerical",
+    "Sample",
+    "SampleError",
+    "Space",
+    "SpaceError",
+    "auto_label",
+    "caller_site",
+    "current_scope",
+    "sub_scope",
+    "choice",
+    "condition",
+    "contains_mutable",
+    "dumps_arch",
+    "evaluate",
+    "fixed_context",
+    "fixed_sample",
+    "label_scope",
+    "leaves_of",
+    "load_arch",
+    "loads_arch",
+    "loguniform",
+    "make_rng",
+    "max",
+    "min",
+    "quniform",
+    "randint",
+    "save_arch",
+    "switch_case",
+    "to_float",
+    "to_int",
+    "uniform",
+]

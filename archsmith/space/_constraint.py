@@ -1,0 +1,53 @@
+"""Constraints: predicates a sample must satisfy (random and grid respect them)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ._errors import SpaceError
+from ._expression import Expression
+
+
+class Constraint:
+    """A predicate over a sample, given as a function or as a boolean expression.
+
+    ``labels`` names the decisions the predicate reads; expressions know theirs.
+    Declaring them lets :meth:`Space.size` count exactly by enumerating only the
+    decisions a constraint couples.
+
+    >>> from archsmith.space import Constraint, Space, choice
+    >>> a, b = choice("a", [1, 2, 3]), choice("b", [1, 2, 3])
+    >>> Space([a, b], constraints=[Constraint(a < b)]).size()
+    3
+    """
+
+    def __init__(
+        self,
+        condition: Callable[[Mapping[str, Any]], Any] | Expression,
+        *,
+        name: str | None = None,
+        labels: Iterable[str] | None = None,
+    ) -> None:
+        if isinstance(condition, Expression):
+            expr = condition
+            self._fn: Callable[[Mapping[str, Any]], Any] = expr.evaluate
+            self.labels: frozenset[str] | None = frozenset(leaf.label for leaf in expr.leaves())
+            self.name = name or repr(expr)
+        elif callable(condition):
+            self._fn = condition
+            self.labels = frozenset(labels) if labels is not None else None
+            self.name = name or getattr(condition, "__name__", repr(condition))
+        else:
+            raise SpaceError(
+                f"Constraint needs a function sample -> bool or a boolean expression over choices, got {condition!r}"
+            )
+
+    def __call__(self, sample: Mapping[str, Any]) -> bool:
+        try:
+            return bool(self._fn(sample))
+        except Exception as e:  # a broken predicate is the user's bug: say which one
+            raise SpaceError(f"constraint {self.name!r} raised {type(e).__name__}: {e}") from e
+
+    def __repr__(self) -> str:
+        return f"Constraint({self.name})"

@@ -1,0 +1,82 @@
+"""Architectures on disk: a sample as JSON that reads back exactly.
+
+JSON has no tuples, so a tuple is written as ``{"__tuple__": [...]}``; everything
+else is plain JSON that any tool can read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ._errors import SpaceError
+
+_TUPLE = "__tuple__"
+
+
+def _encode(value: Any, where: str) -> Any:
+    if isinstance(value, tuple):
+        return {_TUPLE: [_encode(v, where) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, where) for v in value]
+    if isinstance(value, dict):
+        if not all(isinstance(k, str) for k in value):
+            raise SpaceError(f"{where}: dict keys must be strings to be stored as JSON, got {value!r}")
+        return {k: _encode(v, where) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise SpaceError(
+        f"{where}: {value!r} ({type(value).__name__}) is not a JSON value; a sample holds only "
+        "numbers, strings, booleans, None and lists/tuples/dicts of them"
+    )
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict):
+        if set(value) == {_TUPLE}:
+            return tuple(_decode(v) for v in value[_TUPLE])
+        return {k: _decode(v) for k, v in value.items()}
+    return value
+
+
+def dumps_arch(sample: Mapping[str, Any], *, indent: int | None = 2) -> str:
+    """A sample as JSON text (see :func:`save_arch`)."""
+    if not isinstance(sample, Mapping):
+        raise SpaceError(f"a sample is a dict of label -> value, got {type(sample).__name__}")
+    encoded = {}
+    for label, value in sample.items():
+        if not isinstance(label, str):
+            raise SpaceError(f"sample labels must be strings, got {label!r}")
+        encoded[label] = _encode(value, f"label {label!r}")
+    return json.dumps(encoded, indent=indent)
+
+
+def loads_arch(text: str) -> dict[str, Any]:
+    """Read a sample back from JSON text."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise SpaceError(f"an architecture file holds a JSON object (label -> value), got {type(data).__name__}")
+    return {k: _decode(v) for k, v in data.items()}
+
+
+def save_arch(sample: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``sample`` to ``path`` as JSON; :func:`load_arch` reads it back exactly."""
+    text = dumps_arch(sample)
+    Path(path).write_text(text + "\n", encoding="utf-8")
+
+
+def load_arch(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a sample written by :func:`save_arch` (or by hand)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceError(f"architecture file {str(path)!r} does not exist") from None
+    try:
+        return loads_arch(text)
+    except json.JSONDecodeError as e:
+        raise SpaceError(f"architecture file {str(path)!r} is not valid JSON: {e}") from None
