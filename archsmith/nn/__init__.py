@@ -6,6 +6,18 @@ torch's own."""
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.nn import (
+    Module,
+    ModuleDict,
+    ModuleList,
+    Parameter,
+    ParameterDict,
+    ParameterList,
+    Sequential,
+    functional,
+    init,
+    utils,
+)
 
 from archsmith.space import (
     Categorical,
@@ -40,17 +52,6 @@ if TYPE_CHECKING:  # type checkers and IDEs see torch's layers and their signatu
 else:
     globals().update(LAYERS)
 
-Module = torch.nn.Module
-Sequential = torch.nn.Sequential
-ModuleList = torch.nn.ModuleList
-ModuleDict = torch.nn.ModuleDict
-ParameterList = torch.nn.ParameterList
-ParameterDict = torch.nn.ParameterDict
-Parameter = torch.nn.Parameter
-functional = torch.nn.functional
-init = torch.nn.init
-utils = torch.nn.utils
-
 
 def __getattr__(name: str) -> Any:
     # Whatever else torch.nn has (new submodules, helpers) is reachable as well.
@@ -59,6 +60,16 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AutoActivation",
+    "Module",
+    "ModuleDict",
+    "ModuleList",
+    "Parameter",
+    "ParameterDict",
+    "ParameterList",
+    "Sequential",
+    "functional",
+    "init",
+    "utils",
     "Categorical",
     "CategoricalMultiple",
     "Cell",

@@ -103,7 +103,9 @@ class AutoActivationBody(torch.nn.Module):
         self.label = label
         unary = {name: _factory(UnaryOp, name) for name in UNARY_OPS}
         binary = {name: _factory(BinaryOp, name) for name in BINARY_OPS}
-        self.unaries = torch.nn.ModuleList([LayerChoice(unary, label=f"{label}/unary_{k}") for k in range(unit_num + 1)])
+        self.unaries = torch.nn.ModuleList(
+            [LayerChoice(unary, label=f"{label}/unary_{k}") for k in range(unit_num + 1)]
+        )
         self.binaries = torch.nn.ModuleList([LayerChoice(binary, label=f"{label}/binary_{i}") for i in range(unit_num)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

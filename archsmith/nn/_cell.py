@@ -45,7 +45,11 @@ class CellBody(torch.nn.Module):
         label: str,
     ) -> None:
         super().__init__()
-        for name, value in (("num_nodes", num_nodes), ("num_ops_per_node", num_ops_per_node), ("num_predecessors", num_predecessors)):
+        for name, value in (
+            ("num_nodes", num_nodes),
+            ("num_ops_per_node", num_ops_per_node),
+            ("num_predecessors", num_predecessors),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise SpaceError(f"Cell {label!r}: {name} must be a positive integer, got {value!r}")
         if merge_op not in MERGE_OPS:
@@ -55,7 +59,9 @@ class CellBody(torch.nn.Module):
         elif isinstance(op_candidates, Sequence) and not isinstance(op_candidates, (str, bytes)):
             names, cands = None, list(op_candidates)
         else:
-            raise SpaceError(f"Cell {label!r}: op_candidates must be a list or dict of modules or factories, got {op_candidates!r}")
+            raise SpaceError(
+                f"Cell {label!r}: op_candidates must be a list or dict of modules or factories, got {op_candidates!r}"
+            )
         if not cands:
             raise SpaceError(f"Cell {label!r}: op_candidates is empty; give at least one op")
         self.label = label
@@ -63,8 +69,8 @@ class CellBody(torch.nn.Module):
         self.merge_op, self.concat_dim = merge_op, concat_dim
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
-        self.ops = torch.nn.ModuleList()
-        self.inputs = torch.nn.ModuleList()
+        self.ops: torch.nn.ModuleList = torch.nn.ModuleList()
+        self.inputs: torch.nn.ModuleList = torch.nn.ModuleList()
         for i in range(num_nodes):
             node = num_predecessors + i
             ops, inputs = torch.nn.ModuleList(), torch.nn.ModuleList()
@@ -72,7 +78,9 @@ class CellBody(torch.nn.Module):
                 inp = InputChoice(node, 1, "sum", label=f"{label}/input_{node}_{j}")
                 chosen = inp.chosen[0] if isinstance(inp, ChosenInputs) else None
                 factories = [_op_factory(c, node, j, chosen) for c in cands]
-                ops.append(LayerChoice(dict(zip(names, factories)) if names else factories, label=f"{label}/op_{node}_{j}"))
+                ops.append(
+                    LayerChoice(dict(zip(names, factories)) if names else factories, label=f"{label}/op_{node}_{j}")
+                )
                 inputs.append(inp)
             self.ops.append(ops)
             self.inputs.append(inputs)
@@ -83,10 +91,10 @@ class CellBody(torch.nn.Module):
         if self.merge_op == "all":
             return nodes
         used: set[int] = set()
-        for inputs in self.inputs:
-            for inp in inputs:
-                if not isinstance(inp, ChosenInputs):
-                    return nodes  # undecided: a searching cell keeps every node
+        for inp in self.inputs.modules():
+            if isinstance(inp, InputChoice):
+                return nodes  # undecided: a searching cell keeps every node
+            if isinstance(inp, ChosenInputs):
                 used.update(inp.chosen)
         return [n for n in nodes if n not in used]
 
@@ -96,7 +104,8 @@ class CellBody(torch.nn.Module):
         states = list(self.preprocessor(list(inputs)) if self.preprocessor is not None else inputs)
         if len(states) != self.num_predecessors:
             raise ValueError(f"Cell {self.label!r} expects {self.num_predecessors} inputs, got {len(states)}")
-        for ops, inputs_ in zip(self.ops, self.inputs):
+        nodes: list[Any] = list(zip(self.ops, self.inputs))
+        for ops, inputs_ in nodes:
             node = None
             for op, inp in zip(ops, inputs_):
                 out = op(inp(states))

@@ -30,18 +30,24 @@ def _keys_and_candidates(candidates: Any, label: str) -> tuple[list[Any], list[A
         keys = list(candidates)
         bad = [k for k in keys if not isinstance(k, str)]
         if bad:
-            raise SpaceError(f"LayerChoice {label!r}: dict keys name the candidates in samples and must be strings, got {bad!r}")
+            raise SpaceError(
+                f"LayerChoice {label!r}: dict keys name the candidates in samples and must be strings, got {bad!r}"
+            )
         cands = list(candidates.values())
     elif isinstance(candidates, Sequence) and not isinstance(candidates, (str, bytes)):
         cands = list(candidates)
         keys = list(range(len(cands)))
     else:
-        raise SpaceError(f"LayerChoice {label!r}: candidates must be a list or a dict of modules (or module factories), got {candidates!r}")
+        raise SpaceError(
+            f"LayerChoice {label!r}: candidates must be a list or a dict of modules (or module factories), got {candidates!r}"
+        )
     if not cands:
         raise SpaceError(f"LayerChoice {label!r}: the candidate list is empty; give at least one module")
     for k, c in zip(keys, cands):
         if not isinstance(c, torch.nn.Module) and not callable(c):
-            raise SpaceError(f"LayerChoice {label!r}: candidate {k!r} is {c!r}, not a module or a function returning one")
+            raise SpaceError(
+                f"LayerChoice {label!r}: candidate {k!r} is {c!r}, not a module or a function returning one"
+            )
     return keys, cands
 
 
@@ -110,7 +116,12 @@ def _check_input_choice(n_candidates: Any, n_chosen: Any, reduction: Any, label:
 def _input_leaf(n_candidates: int, n_chosen: int | None, label: str) -> Any:
     if n_chosen == 1:
         return Categorical(list(range(n_candidates)), label=label)
-    return CategoricalMultiple(list(range(n_candidates)), n_chosen=n_chosen, label=label, default=[n_candidates - 1] if n_chosen is None else None)
+    return CategoricalMultiple(
+        list(range(n_candidates)),
+        n_chosen=n_chosen,
+        label=label,
+        default=[n_candidates - 1] if n_chosen is None else None,
+    )
 
 
 class InputChoice(Primitive):

@@ -102,7 +102,15 @@ class NasBench101Body(torch.nn.Module):
         return out
 
 
-def _check_args(op_candidates: Any, in_features: Any, out_features: Any, projection: Any, max_num_nodes: Any, max_num_edges: Any, label: str) -> tuple[list[Any], list[Any]]:
+def _check_args(
+    op_candidates: Any,
+    in_features: Any,
+    out_features: Any,
+    projection: Any,
+    max_num_nodes: Any,
+    max_num_edges: Any,
+    label: str,
+) -> tuple[list[Any], list[Any]]:
     where = f"NasBench101Cell {label!r}"
     if isinstance(op_candidates, Mapping):
         names, cands = list(op_candidates), list(op_candidates.values())
@@ -111,10 +119,17 @@ def _check_args(op_candidates: Any, in_features: Any, out_features: Any, project
     else:
         raise SpaceError(f"{where}: op_candidates must be a list or dict of factories f(num_features) -> module")
     if not cands or not all(callable(c) and not isinstance(c, torch.nn.Module) for c in cands):
-        raise SpaceError(f"{where}: op_candidates must be a non-empty list or dict of factories f(num_features) -> module")
+        raise SpaceError(
+            f"{where}: op_candidates must be a non-empty list or dict of factories f(num_features) -> module"
+        )
     if not callable(projection):
         raise SpaceError(f"{where}: projection must be a factory f(in_features, out_features) -> module")
-    for name, value, low in (("in_features", in_features, 1), ("out_features", out_features, 1), ("max_num_nodes", max_num_nodes, 2), ("max_num_edges", max_num_edges, 1)):
+    for name, value, low in (
+        ("in_features", in_features, 1),
+        ("out_features", out_features, 1),
+        ("max_num_nodes", max_num_nodes, 2),
+        ("max_num_edges", max_num_edges, 1),
+    ):
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise SpaceError(f"{where}: {name} must be an integer >= {low}, got {value!r}")
     return names, cands
@@ -134,7 +149,9 @@ class NasBench101Cell(Primitive):
         n = max_num_nodes if upto is None else upto
         leaves: dict[str, Any] = {}
         if upto is None:
-            leaves["num_nodes"] = Categorical(list(range(2, max_num_nodes + 1)), label=f"{label}/num_nodes", default=max_num_nodes)
+            leaves["num_nodes"] = Categorical(
+                list(range(2, max_num_nodes + 1)), label=f"{label}/num_nodes", default=max_num_nodes
+            )
         for j in range(1, n - 1):
             leaves[f"op{j}"] = Categorical(names, label=f"{label}/op{j}")
         for j in range(1, n):
@@ -154,12 +171,16 @@ class NasBench101Cell(Primitive):
         label: str | None = None,
     ) -> NasBench101Body:
         label = auto_label(label, cls.kind)
-        names, cands = _check_args(op_candidates, in_features, out_features, projection, max_num_nodes, max_num_edges, label)
-        n = Categorical(list(range(2, max_num_nodes + 1)), label=f"{label}/num_nodes", default=max_num_nodes)
+        names, cands = _check_args(
+            op_candidates, in_features, out_features, projection, max_num_nodes, max_num_edges, label
+        )
+        n: Any = Categorical(list(range(2, max_num_nodes + 1)), label=f"{label}/num_nodes", default=max_num_nodes)
         chosen = cls._leaves(names, max_num_nodes, label, upto=n)
         edges = _active_edges(n, {j: chosen[f"input{j}"] for j in range(1, n)})
         if len(edges) > max_num_edges:
-            raise SpaceError(f"NasBench101Cell {label!r}: the sample has {len(edges)} edges, more than max_num_edges={max_num_edges}")
+            raise SpaceError(
+                f"NasBench101Cell {label!r}: the sample has {len(edges)} edges, more than max_num_edges={max_num_edges}"
+            )
         kept = prune(n, edges)
         if kept is None:
             raise SpaceError(f"NasBench101Cell {label!r}: in the sample the output is not reachable from the input")
@@ -184,7 +205,9 @@ class NasBench101Cell(Primitive):
     ) -> None:
         super().__init__()
         self.label = auto_label(label, self.kind)
-        self.names, self.op_candidates = _check_args(op_candidates, in_features, out_features, projection, max_num_nodes, max_num_edges, self.label)
+        self.names, self.op_candidates = _check_args(
+            op_candidates, in_features, out_features, projection, max_num_nodes, max_num_edges, self.label
+        )
         self.in_features, self.out_features, self.projection = in_features, out_features, projection
         self.max_num_nodes, self.max_num_edges = max_num_nodes, max_num_edges
         self.decisions: dict[str, Leaf] = self._leaves(self.names, max_num_nodes, self.label)
@@ -199,7 +222,11 @@ class NasBench101Cell(Primitive):
             n = sample[f"{label}/num_nodes"]
             return _active_edges(n, {j: sample[f"{label}/input{j}"] for j in range(1, n)})
 
-        labels = [leaf.label for leaf in self.decisions.values() if not leaf.label.endswith(tuple(f"/op{j}" for j in range(self.max_num_nodes)))]
+        labels = [
+            leaf.label
+            for leaf in self.decisions.values()
+            if not leaf.label.endswith(tuple(f"/op{j}" for j in range(self.max_num_nodes)))
+        ]
         return [
             Constraint(lambda s: len(edges(s)) <= limit, name=f"{label}: at most {limit} edges", labels=labels),
             Constraint(

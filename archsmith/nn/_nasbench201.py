@@ -39,7 +39,9 @@ class NasBench201Body(torch.nn.Module):
         elif isinstance(op_candidates, Sequence) and not isinstance(op_candidates, (str, bytes)):
             names, cands = None, list(op_candidates)
         else:
-            raise SpaceError(f"NasBench201Cell {label!r}: op_candidates must be a list or dict of factories (C_in, C_out) -> module")
+            raise SpaceError(
+                f"NasBench201Cell {label!r}: op_candidates must be a list or dict of factories (C_in, C_out) -> module"
+            )
         if not cands:
             raise SpaceError(f"NasBench201Cell {label!r}: op_candidates is empty; give at least one op")
         if not all(callable(c) and not isinstance(c, torch.nn.Module) for c in cands):
@@ -48,7 +50,7 @@ class NasBench201Body(torch.nn.Module):
             raise SpaceError(f"NasBench201Cell {label!r}: num_tensors must be an integer >= 2, got {num_tensors!r}")
         self.label, self.num_tensors = label, num_tensors
         self.in_features, self.out_features = in_features, out_features
-        self.layers = torch.nn.ModuleList()
+        self.layers: torch.nn.ModuleList = torch.nn.ModuleList()
         for j in range(1, num_tensors):
             edges = torch.nn.ModuleList()
             for i in range(j):
@@ -60,8 +62,9 @@ class NasBench201Body(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         tensors = [x]
         for edges in self.layers:
-            node = None
-            for i, edge in enumerate(edges):
+            node: Any = None
+            edge: Any
+            for i, edge in enumerate(edges):  # type: ignore[arg-type]
                 out = edge(tensors[i])
                 node = out if node is None else node + out
             tensors.append(node)

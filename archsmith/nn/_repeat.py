@@ -30,7 +30,11 @@ def _depth_range(depth: Any, label: str) -> tuple[Any, list[int]]:
         if depth < 0:
             raise SpaceError(f"{where}: depth must be >= 0, got {depth}")
         return depth, [depth]
-    if isinstance(depth, tuple) and len(depth) == 2 and all(isinstance(d, int) and not isinstance(d, bool) for d in depth):
+    if (
+        isinstance(depth, tuple)
+        and len(depth) == 2
+        and all(isinstance(d, int) and not isinstance(d, bool) for d in depth)
+    ):
         low, high = depth
         if not 0 <= low <= high:
             raise SpaceError(
@@ -47,11 +51,15 @@ def _make_blocks(blocks: Any, count: int, label: str) -> list[torch.nn.Module]:
         return [copy.deepcopy(blocks) for _ in range(count)]
     if isinstance(blocks, Sequence) and not isinstance(blocks, (str, bytes)):
         if len(blocks) < count:
-            raise SpaceError(f"{where}: {len(blocks)} blocks given but the depth can reach {count}; give more blocks or lower the depth")
+            raise SpaceError(
+                f"{where}: {len(blocks)} blocks given but the depth can reach {count}; give more blocks or lower the depth"
+            )
         return [build_candidate(b, f"{label}/{i}", where) for i, b in enumerate(blocks[:count])]
     if callable(blocks):
         return [build_candidate(blocks, f"{label}/{i}", where, (i,)) for i in range(count)]
-    raise SpaceError(f"{where}: blocks must be a module, a list of modules or a function of the block index, got {blocks!r}")
+    raise SpaceError(
+        f"{where}: blocks must be a module, a list of modules or a function of the block index, got {blocks!r}"
+    )
 
 
 class Repeat(Primitive):

@@ -18,7 +18,9 @@ class ValueChoice:
     'Categorical'
     """
 
-    def __new__(cls, candidates: Sequence[Any], *, label: str | None = None, prior: Sequence[float] | None = None) -> Any:  # type: ignore[misc]
+    def __new__(
+        cls, candidates: Sequence[Any], *, label: str | None = None, prior: Sequence[float] | None = None
+    ) -> Any:  # type: ignore[misc]
         return space.Categorical(candidates, label=label, weights=prior)
 
     condition = staticmethod(space.condition)

@@ -37,7 +37,7 @@ class Constraint:
         elif callable(condition):
             self._fn = condition
             self.labels = frozenset(labels) if labels is not None else None
-            self.name = name or getattr(condition, "__name__", repr(condition))
+            self.name = name or str(getattr(condition, "__name__", repr(condition)))
         else:
             raise SpaceError(
                 f"Constraint needs a function sample -> bool or a boolean expression over choices, got {condition!r}"

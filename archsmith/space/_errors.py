@@ -27,8 +27,7 @@ class SampleError(SpaceError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(
-            f"{context} is invalid ({len(self.problems)} problem"
-            f"{'s' if len(self.problems) != 1 else ''}):\n{lines}"
+            f"{context} is invalid ({len(self.problems)} problem{'s' if len(self.problems) != 1 else ''}):\n{lines}"
         )
 
 

@@ -416,12 +416,12 @@ def _fold(fn: Callable[..., Any], name: str, args: tuple[Any, ...]) -> Any:
     return Call(fn, f"archsmith.space.{name}", args)
 
 
-def max(*args: Any) -> Any:  # noqa: A001 - mirrors the built-in on purpose
+def max(*args: Any) -> Any:
     """Largest argument once a sample is chosen (``max(a, b)`` or ``max([a, b])``)."""
     return _fold(builtins.max, "max", args)
 
 
-def min(*args: Any) -> Any:  # noqa: A001 - mirrors the built-in on purpose
+def min(*args: Any) -> Any:
     """Smallest argument once a sample is chosen."""
     return _fold(builtins.min, "min", args)
 

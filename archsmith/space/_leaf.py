@@ -79,7 +79,7 @@ def _type_name(v: Any) -> str:
 
 
 def _rebuild(cls: type, state: dict[str, Any]) -> Leaf:
-    obj = object.__new__(cls)
+    obj: Any = object.__new__(cls)
     obj.__dict__.update(state)
     return obj
 
@@ -173,7 +173,7 @@ def _fixed_value(cls: type[Leaf], label: str | None, args: tuple[Any, ...], kwar
     checked) and return the sample's value for it."""
     ctx = fixed_context()
     assert ctx is not None
-    leaf = object.__new__(cls)
+    leaf: Any = object.__new__(cls)
     leaf.__init__(*args, label=label, **kwargs)  # type: ignore[misc]
     ctx.used.add(leaf.label)
     return leaf.evaluate(ctx.sample)
@@ -395,7 +395,7 @@ class Numerical(_FixableLeaf):
             raise SpaceError(f"numerical {self.label!r}: quantize must be a positive number, got {quantize!r}")
         self.low, self.high, self.log, self.quantize = low, high, bool(log), quantize
         self.integer = all(isinstance(x, int) for x in (low, high, quantize))
-        self._n = None if quantize is None else int(math.floor((high - low) / quantize + _TOLERANCE)) + 1
+        self._n = None if quantize is None else math.floor((high - low) / quantize + _TOLERANCE) + 1
         if default is None:
             mid = math.sqrt(low * high) if log else (low + high) / 2
             self._default = self._snap(mid)

@@ -62,9 +62,7 @@ def label_conflict(a: Leaf, b: Leaf) -> LabelConflictError:
 
 # The module-level scope labels choices made outside any model space.
 _GLOBAL_SCOPE = LabelScope(prefix="global/")
-_scope: contextvars.ContextVar[LabelScope | None] = contextvars.ContextVar(
-    "archsmith_label_scope", default=None
-)
+_scope: contextvars.ContextVar[LabelScope | None] = contextvars.ContextVar("archsmith_label_scope", default=None)
 
 
 @dataclass
@@ -75,9 +73,7 @@ class FixedContext:
     used: set[str] = field(default_factory=set)
 
 
-_fixed: contextvars.ContextVar[FixedContext | None] = contextvars.ContextVar(
-    "archsmith_fixed_sample", default=None
-)
+_fixed: contextvars.ContextVar[FixedContext | None] = contextvars.ContextVar("archsmith_fixed_sample", default=None)
 
 
 def current_scope() -> LabelScope | None:

@@ -46,7 +46,9 @@ class Space(Mapping[str, Leaf]):
     ['dropout', 'width']
     """
 
-    def __init__(self, leaves: Iterable[Leaf] | Mapping[str, Leaf] = (), constraints: Iterable[Constraint] = ()) -> None:
+    def __init__(
+        self, leaves: Iterable[Leaf] | Mapping[str, Leaf] = (), constraints: Iterable[Constraint] = ()
+    ) -> None:
         self._leaves: dict[str, Leaf] = {}
         self.constraints: list[Constraint] = []
         self._samplers: list[tuple[str, Any]] | None = None
@@ -130,7 +132,10 @@ class Space(Mapping[str, Leaf]):
         """A random sample (each leaf by its prior) that meets every constraint."""
         rng = make_rng(seed, rng)
         if self._samplers is None:
-            self._samplers = [(label, leaf.sampler() if hasattr(leaf, "sampler") else leaf.random) for label, leaf in self._leaves.items()]
+            self._samplers = [
+                (label, leaf.sampler() if hasattr(leaf, "sampler") else leaf.random)
+                for label, leaf in self._leaves.items()
+            ]
         samplers = self._samplers
         if not self.constraints:
             return {label: draw(rng) for label, draw in samplers}
@@ -149,7 +154,9 @@ class Space(Mapping[str, Leaf]):
         sample = {label: leaf.default() for label, leaf in self._leaves.items()}
         broken = [c.name for c in self.constraints if not c(sample)]
         if broken:
-            raise SpaceError(f"the default sample violates constraints {broken}; give the choices defaults that satisfy them")
+            raise SpaceError(
+                f"the default sample violates constraints {broken}; give the choices defaults that satisfy them"
+            )
         return sample
 
     def grid(self, granularity: int | None = None) -> Iterator[Sample]:
@@ -205,9 +212,7 @@ class Space(Mapping[str, Leaf]):
                 "Use space.size(constrained=False) for the count without constraints."
             )
         grids = [self._leaves[label].grid() for label in labels]
-        return sum(
-            1 for values in itertools.product(*grids) if all(c(dict(zip(labels, values))) for c in constraints)
-        )
+        return sum(1 for values in itertools.product(*grids) if all(c(dict(zip(labels, values))) for c in constraints))
 
     @property
     def is_discrete(self) -> bool:
