@@ -10,6 +10,7 @@ Frozen, the graph is pruned and channels are assigned as in the original code.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -37,6 +38,24 @@ def prune(n: int, edges: list[tuple[int, int]]) -> list[int] | None:
     if n - 1 not in forward:
         return None
     return sorted(forward & backward)
+
+
+@functools.cache
+def count_graphs(n: int, max_edges: int) -> int:
+    """How many choices of the inputs of vertices 1..n-1 give at most ``max_edges``
+    edges and an output reachable from the input (a DP over reachable sets)."""
+    states: dict[tuple[int, int], int] = {(0, 1): 1}  # (edges used, reachable mask) -> count
+    for j in range(1, n):
+        nxt: dict[tuple[int, int], int] = {}
+        for (used, mask), ways in states.items():
+            for subset in range(2**j):
+                edges = used + bin(subset).count("1")
+                if edges > max_edges:
+                    continue
+                key = (edges, mask | (1 << j) if subset & mask else mask)
+                nxt[key] = nxt.get(key, 0) + ways
+        states = nxt
+    return sum(ways for (_, mask), ways in states.items() if mask >> (n - 1) & 1)
 
 
 def vertex_channels(in_features: int, out_features: int, matrix: list[list[int]]) -> list[int]:
@@ -216,25 +235,23 @@ class NasBench101Cell(Primitive):
         return list(self.decisions.values())
 
     def own_constraints(self) -> list[Constraint]:
-        label, limit = self.label, self.max_num_edges
+        label, limit, max_nodes = self.label, self.max_num_edges, self.max_num_nodes
 
-        def edges(sample: Mapping[str, Any]) -> list[tuple[int, int]]:
+        def valid(sample: Mapping[str, Any]) -> bool:
             n = sample[f"{label}/num_nodes"]
-            return _active_edges(n, {j: sample[f"{label}/input{j}"] for j in range(1, n)})
+            edges = _active_edges(n, {j: sample[f"{label}/input{j}"] for j in range(1, n)})
+            return len(edges) <= limit and prune(n, edges) is not None
 
-        labels = [
-            leaf.label
-            for leaf in self.decisions.values()
-            if not leaf.label.endswith(tuple(f"/op{j}" for j in range(self.max_num_nodes)))
-        ]
-        return [
-            Constraint(lambda s: len(edges(s)) <= limit, name=f"{label}: at most {limit} edges", labels=labels),
-            Constraint(
-                lambda s: prune(s[f"{label}/num_nodes"], edges(s)) is not None,
-                name=f"{label}: output reachable from input",
-                labels=labels,
-            ),
-        ]
+        def count(leaves: Mapping[str, Any]) -> int:
+            total = 0
+            for n in leaves[f"{label}/num_nodes"].values:
+                inactive = 2 ** sum(range(n, max_nodes))  # input<j> for j >= n are free
+                total += count_graphs(n, limit) * inactive
+            return total
+
+        labels = [f"{label}/num_nodes"] + [f"{label}/input{j}" for j in range(1, max_nodes)]
+        name = f"{label}: at most {limit} edges and the output reachable from the input"
+        return [Constraint(valid, name=name, labels=labels, counter=count)]
 
     def describe(self) -> str:
         return f"NasBench101Cell({self.label!r})"

@@ -14,7 +14,9 @@ class Constraint:
 
     ``labels`` names the decisions the predicate reads; expressions know theirs.
     Declaring them lets :meth:`Space.size` count exactly by enumerating only the
-    decisions a constraint couples.
+    decisions a constraint couples. A primitive whose constraint couples too many
+    decisions to enumerate can pass ``counter``: a function of the space that
+    returns how many combinations of ``labels`` satisfy the predicate.
 
     >>> from archsmith.space import Constraint, Space, choice
     >>> a, b = choice("a", [1, 2, 3]), choice("b", [1, 2, 3])
@@ -28,7 +30,9 @@ class Constraint:
         *,
         name: str | None = None,
         labels: Iterable[str] | None = None,
+        counter: Callable[[Mapping[str, Any]], int] | None = None,
     ) -> None:
+        self.counter = counter
         if isinstance(condition, Expression):
             expr = condition
             self._fn: Callable[[Mapping[str, Any]], Any] = expr.evaluate
@@ -37,6 +41,8 @@ class Constraint:
         elif callable(condition):
             self._fn = condition
             self.labels = frozenset(labels) if labels is not None else None
+            if counter is not None and labels is None:
+                raise SpaceError(f"constraint {name!r}: a counter needs the labels it counts")
             self.name = name or str(getattr(condition, "__name__", repr(condition)))
         else:
             raise SpaceError(

@@ -203,6 +203,8 @@ class Space(Mapping[str, Leaf]):
         return groups
 
     def _count_group(self, labels: list[str], constraints: list[Constraint]) -> int:
+        if len(constraints) == 1 and constraints[0].counter is not None:
+            return constraints[0].counter(self._leaves)
         combos = math.prod(self._leaves[label].size() for label in labels)
         if combos > ENUMERATION_LIMIT:
             names = [c.name for c in constraints]
