@@ -26,7 +26,7 @@ Candidate = Union[torch.nn.Module, Callable[[], torch.nn.Module]]
 
 
 def _keys_and_candidates(candidates: Any, label: str) -> tuple[list[Any], list[Any]]:
-    if isinstance(candidates, Mapping):
+    if isinstance(candidates, dict) or isinstance(candidates, Mapping):
         keys = list(candidates)
         bad = [k for k in keys if not isinstance(k, str)]
         if bad:

@@ -45,12 +45,17 @@ def evaluate(obj: Any, sample: Mapping[str, Any]) -> Any:
 
 
 def contains_mutable(obj: Any) -> bool:
+    """Whether ``obj`` (or anything in its lists, tuples, dicts) depends on a sample."""
     if isinstance(obj, Mutable):
         return True
     if isinstance(obj, (list, tuple)):
-        return builtins.any(contains_mutable(v) for v in obj)
-    if isinstance(obj, dict):
-        return builtins.any(contains_mutable(v) for v in obj.values())
+        for v in obj:  # a loop, not any(genexpr): this runs for every layer built
+            if contains_mutable(v):
+                return True
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            if contains_mutable(v):
+                return True
     return False
 
 

@@ -169,13 +169,21 @@ class Leaf(Expression):
 
 
 def _fixed_value(cls: type[Leaf], label: str | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Inside ``fixed_arch``: build the leaf briefly (so declarations are still
-    checked) and return the sample's value for it."""
+    """Inside ``fixed_arch``: the sample's value for this leaf. The common case (a
+    categorical whose value is exactly one of its candidates) is answered without
+    building the leaf; anything else builds it, so declarations are still checked
+    and a bad value gets the full error."""
     ctx = fixed_context()
     assert ctx is not None
+    label = auto_label(label, cls.kind)
+    ctx.used.add(label)
+    if cls is Categorical and args and label in ctx.sample:
+        value = ctx.sample[label]
+        for candidate in args[0]:
+            if type(candidate) is type(value) and candidate == value:
+                return candidate
     leaf: Any = object.__new__(cls)
-    leaf.__init__(*args, label=label, **kwargs)  # type: ignore[misc]
-    ctx.used.add(leaf.label)
+    leaf.__init__(*args, label=label, **kwargs)
     return leaf.evaluate(ctx.sample)
 
 

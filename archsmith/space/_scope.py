@@ -109,17 +109,24 @@ def label_scope(name: str | None = None, *, root: bool = False) -> Iterator[Labe
         _scope.reset(token)
 
 
-@contextlib.contextmanager
-def sub_scope(prefix: str) -> Iterator[LabelScope]:
-    """Labels made inside get the absolute prefix ``prefix/`` (e.g. the label of
-    the primitive that builds a candidate, plus the candidate's key)."""
-    parent = _scope.get()
-    scope = parent.at(prefix) if parent is not None else LabelScope(prefix=f"{prefix}/")
-    token = _scope.set(scope)
-    try:
-        yield scope
-    finally:
-        _scope.reset(token)
+class sub_scope:
+    """``with sub_scope(prefix):`` labels made inside get the absolute prefix
+    ``prefix/`` (e.g. the label of the primitive building a candidate, plus the
+    candidate's key)."""
+
+    __slots__ = ("prefix", "token")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def __enter__(self) -> LabelScope:
+        parent = _scope.get()
+        scope = parent.at(self.prefix) if parent is not None else LabelScope(prefix=f"{self.prefix}/")
+        self.token = _scope.set(scope)
+        return scope
+
+    def __exit__(self, *exc: object) -> None:
+        _scope.reset(self.token)
 
 
 def fixed_context() -> FixedContext | None:

@@ -93,34 +93,41 @@ class Space(Mapping[str, Leaf]):
         return f"Space({len(self)} decisions){body}{cons}"
 
     # Samples ----------------------------------------------------------------------
-    def check(self, sample: Mapping[str, Any]) -> list[str]:
-        """Every problem with ``sample``: missing, extra, wrong-type, out-of-range
-        labels and violated constraints (empty if it is valid)."""
+    def _canonical(self, sample: Mapping[str, Any]) -> tuple[Sample, list[str]]:
+        """The canonical sample and every problem found on the way."""
         if not isinstance(sample, Mapping):
-            return [f"a sample is a dict of label -> value, got {type(sample).__name__}"]
-        problems = []
+            return {}, [f"a sample is a dict of label -> value, got {type(sample).__name__}"]
+        problems, canon, present = [], {}, 0
         for label, leaf in self._leaves.items():
             if label not in sample:
                 problems.append(f"{label!r}: missing; expected {leaf.describe()}")
                 continue
+            present += 1
             problem = leaf.check(sample[label])
             if problem is not None:
                 problems.append(f"{label!r}: {problem}")
-        for label in sample:
-            if label not in self._leaves:
-                problems.append(f"{label!r}: extra label, not in the space (known: {list(self._leaves)[:8]}...)")
+            else:
+                canon[label] = leaf.canonical(sample[label])
+        if len(sample) > present:
+            known = list(self._leaves)
+            extra = [label for label in sample if label not in self._leaves]
+            problems += [f"{label!r}: extra label, not in the space (known: {known[:8]}...)" for label in extra]
         if not problems:
-            canon = {label: leaf.canonical(sample[label]) for label, leaf in self._leaves.items()}
             problems += [f"violates constraint {c.name!r}" for c in self.constraints if not c(canon)]
-        return problems
+        return canon, problems
+
+    def check(self, sample: Mapping[str, Any]) -> list[str]:
+        """Every problem with ``sample``: missing, extra, wrong-type, out-of-range
+        labels and violated constraints (empty if it is valid)."""
+        return self._canonical(sample)[1]
 
     def validate(self, sample: Mapping[str, Any]) -> Sample:
         """The canonical form of ``sample`` (tuples restored, numbers snapped), or
         :class:`SampleError` naming every problem at once."""
-        problems = self.check(sample)
+        canon, problems = self._canonical(sample)
         if problems:
             raise SampleError(problems)
-        return {label: leaf.canonical(sample[label]) for label, leaf in self._leaves.items()}
+        return canon
 
     def contains(self, sample: Mapping[str, Any]) -> bool:
         return not self.check(sample)
