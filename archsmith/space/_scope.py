@@ -154,7 +154,7 @@ def unfixed() -> Iterator[None]:
         _fixed.reset(token)
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def caller_site() -> str:
