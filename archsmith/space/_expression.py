@@ -41,6 +41,8 @@ def evaluate(obj: Any, sample: Mapping[str, Any]) -> Any:
         return tuple(evaluate(v, sample) for v in obj)
     if isinstance(obj, dict):
         return {k: evaluate(v, sample) for k, v in obj.items()}
+    if isinstance(obj, slice):
+        return slice(evaluate(obj.start, sample), evaluate(obj.stop, sample), evaluate(obj.step, sample))
     return obj
 
 
@@ -56,6 +58,8 @@ def contains_mutable(obj: Any) -> bool:
         for v in obj.values():
             if contains_mutable(v):
                 return True
+    elif isinstance(obj, slice):
+        return contains_mutable((obj.start, obj.stop, obj.step))
     return False
 
 
@@ -73,6 +77,8 @@ def leaves_of(obj: Any) -> list[Leaf]:
         elif isinstance(o, dict):
             for v in o.values():
                 walk(v)
+        elif isinstance(o, slice):
+            walk((o.start, o.stop, o.step))
 
     walk(obj)
     return list(found.values())
@@ -82,7 +88,7 @@ def _text(obj: Any) -> tuple[str, int]:
     """Formula text of an operand and its precedence."""
     if isinstance(obj, Expression):
         return obj._formula()
-    if isinstance(obj, (int, float)) and not isinstance(obj, bool) and obj < 0:
+    if isinstance(obj, (int, float)) and not isinstance(obj, bool) and math.copysign(1, obj) < 0:
         return repr(obj), _UNARY
     return repr(obj), _ATOM
 
@@ -123,8 +129,9 @@ class Expression(Mutable):
         raise ExpressionError(
             f"{self!r} is a choice, not a {target}: pass it to an archsmith.nn layer "
             "(which accepts choices), or convert lazily with "
-            "archsmith.space.to_int / to_float. Plain torch.nn layers and Python "
-            "built-ins such as range() need a frozen model (space.freeze(sample))."
+            "archsmith.space.to_int / to_float, or branch with "
+            "archsmith.space.condition(cond, if_true, if_false). Plain torch.nn layers and "
+            "Python built-ins such as range() need a frozen model (space.freeze(sample))."
         )
 
     def __int__(self) -> int:
@@ -140,7 +147,14 @@ class Expression(Mutable):
         # Without this, __getitem__ would make every expression an endless iterable.
         raise ExpressionError(
             f"{self!r} cannot be iterated before a sample is chosen; index it "
-            "instead (expr[0]) or freeze the space first."
+            "instead (expr[0]), branch with archsmith.space.condition(cond, if_true, "
+            "if_false), or freeze the space first."
+        )
+
+    def __contains__(self, item: Any) -> bool:
+        raise ExpressionError(
+            f"`in` on {self!r} needs a value, which exists only once a sample is chosen; "
+            "compare with == inside archsmith.space.condition(...), or freeze the space first."
         )
 
     def __len__(self) -> int:
@@ -212,6 +226,12 @@ class Expression(Mutable):
 
     def __rshift__(self, o: Any) -> Expression:
         return _binary(operator.rshift, ">>", _SHIFT, self, o)
+
+    def __rlshift__(self, o: Any) -> Expression:
+        return _binary(operator.lshift, "<<", _SHIFT, o, self)
+
+    def __rrshift__(self, o: Any) -> Expression:
+        return _binary(operator.rshift, ">>", _SHIFT, o, self)
 
     def __neg__(self) -> Expression:
         return UnaryOp(operator.neg, "-", self)

@@ -231,12 +231,15 @@ class Categorical(_FixableLeaf):
     def _check_weights(self, weights: Sequence[float] | None) -> list[float] | None:
         if weights is None:
             return None
-        w = [float(x) for x in weights]
+        try:
+            w = [float(x) for x in weights]
+        except (TypeError, ValueError):
+            raise SpaceError(f"choice {self.label!r}: weights must be numbers, got {list(weights)!r}") from None
         if len(w) != len(self.values):
             raise SpaceError(
                 f"choice {self.label!r}: {len(w)} weights for {len(self.values)} candidates; give one weight per candidate"
             )
-        if any(x < 0 or math.isnan(x) for x in w) or sum(w) <= 0:
+        if any(x < 0 or not math.isfinite(x) for x in w) or sum(w) <= 0:
             raise SpaceError(f"choice {self.label!r}: weights must be non-negative with a positive sum, got {w}")
         total = sum(w)
         return [x / total for x in w]
@@ -439,7 +442,7 @@ class Numerical(_FixableLeaf):
     def check(self, value: Any) -> str | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return f"wrong type {_type_name(value)} ({value!r}); expected {self.describe()}"
-        if math.isnan(value):
+        if isinstance(value, float) and math.isnan(value):
             return f"NaN is not {self.describe()}"
         span = _TOLERANCE * max(1.0, abs(self.high - self.low))
         if not self.low - span <= value <= self.high + span:
@@ -456,6 +459,8 @@ class Numerical(_FixableLeaf):
         return float(min(max(value, self.low), self.high))
 
     def random(self, rng: random.Random) -> Any:
+        if self._n is not None and not self.log:  # every grid point equally likely
+            return self._point(min(int(rng.random() * self._n), self._n - 1))
         return self._snap(self._from_unit(rng.random()))
 
     def sampler(self) -> Any:

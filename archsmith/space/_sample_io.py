@@ -7,6 +7,7 @@ else is plain JSON that any tool can read.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,9 +24,13 @@ def _encode(value: Any, where: str) -> Any:
     if isinstance(value, list):
         return [_encode(v, where) for v in value]
     if isinstance(value, dict):
+        if _TUPLE in value:
+            raise SpaceError(f"{where}: the key {_TUPLE!r} is reserved for tuples in architecture files; rename it")
         if not all(isinstance(k, str) for k in value):
             raise SpaceError(f"{where}: dict keys must be strings to be stored as JSON, got {value!r}")
         return {k: _encode(v, where) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SpaceError(f"{where}: {value!r} is not a JSON number; samples hold finite numbers only")
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise SpaceError(
@@ -53,7 +58,7 @@ def dumps_arch(sample: Mapping[str, Any], *, indent: int | None = 2) -> str:
         if not isinstance(label, str):
             raise SpaceError(f"sample labels must be strings, got {label!r}")
         encoded[label] = _encode(value, f"label {label!r}")
-    return json.dumps(encoded, indent=indent)
+    return json.dumps(encoded, indent=indent, allow_nan=False)
 
 
 def loads_arch(text: str) -> dict[str, Any]:
