@@ -76,8 +76,9 @@ class LayerChoice(Primitive):
         self.label = auto_label(label, self.kind)
         self.names, cands = _keys_and_candidates(candidates, self.label)
         self.choice = Categorical(self.names, label=self.label)
-        for key, cand in zip(self.names, cands):
-            self.add_module(str(key), build_candidate(cand, f"{self.label}/{key}", f"LayerChoice {self.label!r}"))
+        # Submodules are named by position: a key may be any string ("train", "a.b").
+        for i, (key, cand) in enumerate(zip(self.names, cands)):
+            self.add_module(str(i), build_candidate(cand, f"{self.label}/{key}", f"LayerChoice {self.label!r}"))
 
     def search_space_leaf(self) -> Categorical:
         return self.choice
@@ -87,10 +88,13 @@ class LayerChoice(Primitive):
 
     @property
     def candidates(self) -> list[torch.nn.Module]:
-        return [self._modules[str(k)] for k in self.names]  # type: ignore[misc]
+        return [self._modules[str(i)] for i in range(len(self.names))]  # type: ignore[misc]
 
     def __getitem__(self, key: Any) -> torch.nn.Module:
-        return self._modules[str(key)]  # type: ignore[return-value]
+        """The candidate with this key (dict) or index (list)."""
+        if key not in self.names:
+            raise KeyError(f"LayerChoice {self.label!r} has no candidate {key!r}; candidates: {self.names!r}")
+        return self._modules[str(self.names.index(key))]  # type: ignore[return-value]
 
     def __len__(self) -> int:
         return len(self.names)

@@ -25,6 +25,19 @@ from ._mutable_module import MutableModule
 _NOT_WRAPPED = {"Module", "Sequential", "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Container"}
 
 
+class _LayerMeta(type):
+    """``isinstance(torch.nn.Conv2d(...), archsmith.nn.Conv2d)`` is true: code that
+    walks ``model.modules()`` checking layer types works with either import."""
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        torch_class = cls.__dict__.get("_torch_class")
+        return isinstance(obj, torch_class) if torch_class is not None else type.__instancecheck__(cls, obj)
+
+    def __subclasscheck__(cls, sub: type) -> bool:
+        torch_class = cls.__dict__.get("_torch_class")
+        return issubclass(sub, torch_class) if torch_class is not None else type.__subclasscheck__(cls, sub)
+
+
 class MutableLayer(MutableModule):
     """Mixin that turns a ``torch.nn`` layer class into one that accepts choices."""
 
@@ -55,6 +68,10 @@ class MutableLayer(MutableModule):
                 torch_class.__init__(self, *real_args, **real_kwargs)
         except Exception:  # some layers cannot build on meta; the space still works
             torch.nn.Module.__init__(self)
+        # Lazy layers hook shape inference in before forward; a searching layer must
+        # reach forward (and raise NotFrozenError) instead.
+        self._forward_pre_hooks.clear()
+        getattr(self, "_forward_pre_hooks_with_kwargs", {}).clear()
         self.init_arguments = dict(bound.arguments)
         self.mutable_arguments = {k: v for k, v in bound.arguments.items() if contains_mutable(v)}
         # Show the choices where torch keeps the plain hyper-parameters.
@@ -84,7 +101,7 @@ def wrap_layer(torch_class: type[torch.nn.Module]) -> type[MutableLayer]:
 
 
 def _subclass(torch_class: type[torch.nn.Module], name: str) -> type[MutableLayer]:
-    return type(
+    return _LayerMeta(
         name,
         (MutableLayer, torch_class),
         {

@@ -44,7 +44,7 @@ T = TypeVar("T", bound=type)
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def collect_space(module: torch.nn.Module, extra: list[Leaf] = ()) -> Space:  # type: ignore[assignment]

@@ -1,0 +1,222 @@
+"""``Repeat``: a block stacked a chosen number of times."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+import torch
+
+import archsmith
+import archsmith.nn as nn
+
+from ._helpers import assert_plain, count_params
+
+built: Counter[int] = Counter()
+
+
+class AddConst(nn.Module):
+    """Adds ``value``: a stack of them shows its depth and order in the output."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 10 + self.value
+
+
+def add_block(i: int) -> nn.Module:
+    built[i] += 1
+    return AddConst(i + 1)
+
+
+class FactoryStack(nn.ModelSpace):
+    def __init__(self, depth) -> None:
+        super().__init__()
+        self.body = nn.Repeat(add_block, depth, label="depth")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    built.clear()
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+def test_every_depth_of_a_range_with_a_factory(depth: int) -> None:
+    space = FactoryStack((0, 3))
+    assert space.search_space["depth"].values == [0, 1, 2, 3]
+    assert space.size() == 4
+    assert built == {0: 1, 1: 1, 2: 1}  # the space builds the deepest stack once
+    built.clear()
+    model = space.freeze({"depth": depth})
+    assert built == {i: 1 for i in range(depth)}  # only the blocks that are used
+    assert type(model.body) is torch.nn.Sequential
+    assert len(model.body) == depth
+    assert [block.value for block in model.body] == [i + 1 for i in range(depth)]
+    out = model(torch.zeros(1))
+    expected = 0.0
+    for i in range(depth):
+        expected = expected * 10 + (i + 1)
+    assert out.item() == expected  # 0, 1, 12, 123
+    assert_plain(model)
+
+
+def test_depth_zero_is_the_identity() -> None:
+    model = FactoryStack((0, 2)).freeze({"depth": 0})
+    x = torch.randn(2, 3)
+    assert torch.equal(model(x), x)
+
+
+def test_a_range_without_zero_never_allows_zero() -> None:
+    space = FactoryStack((1, 3))
+    assert space.search_space["depth"].values == [1, 2, 3]
+    with pytest.raises(archsmith.SampleError, match="'depth'"):
+        space.freeze({"depth": 0})
+
+
+def test_a_fixed_depth_is_no_decision() -> None:
+    space = FactoryStack(2)
+    assert len(space.search_space) == 0
+    assert isinstance(space.body, nn.Repeat)
+    assert space(torch.zeros(1)).item() == 12.0  # a stack of plain blocks can run
+    model = space.freeze({})
+    assert len(model.body) == 2 and model(torch.zeros(1)).item() == 12.0
+
+
+def test_a_depth_choice() -> None:
+    space = FactoryStack(nn.choice("depth", [1, 3]))
+    assert space.search_space["depth"].values == [1, 3]
+    assert len(space.freeze({"depth": 3}).body) == 3
+    assert len(space.freeze({"depth": 1}).body) == 1
+    with pytest.raises(archsmith.SampleError, match="'depth'"):
+        space.freeze({"depth": 2})
+
+
+@pytest.mark.parametrize("depth", [0, 1, 2, 3])
+def test_a_list_of_blocks_uses_the_first_depth_blocks(depth: int) -> None:
+    class ListStack(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Repeat([nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 4)], (0, 3), label="ls")
+
+    space = ListStack()
+    assert space.size() == 4
+    model = space.freeze({"ls": depth})
+    types = [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear][:depth]
+    assert [type(b) for b in model.body] == types
+    assert model.body(torch.zeros(1, 2)).shape == (1, [2, 3, 3, 4][depth])
+    assert count_params(model) == [0, 9, 9, 25][depth]
+
+
+def test_a_list_of_factories() -> None:
+    class FactoryList(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Repeat([lambda: add_block(0), lambda: add_block(1)], (1, 2), label="fl")
+
+    space = FactoryList()
+    built.clear()
+    model = space.freeze({"fl": 1})
+    assert built == {0: 1}
+    assert len(model.body) == 1
+
+
+@pytest.mark.parametrize("depth", [1, 2, 3])
+def test_a_module_block_is_copied_and_its_choices_are_shared(depth: int) -> None:
+    class Shared(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            hidden = nn.choice("hidden", [2, 5])
+            block = nn.Sequential(nn.Linear(4, hidden), nn.ReLU(), nn.Linear(hidden, 4))
+            self.body = nn.Repeat(block, (1, 3), label="shared_depth")
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    space = Shared()
+    assert list(space.search_space) == ["hidden", "shared_depth"]
+    assert space.size() == 2 * 3
+    model = space.freeze({"hidden": 5, "shared_depth": depth})
+    assert len(model.body) == depth
+    assert all(block[0].out_features == 5 for block in model.body)
+    # copies, not one module stacked: their weights are separate tensors
+    weights = {id(block[0].weight) for block in model.body}
+    assert len(weights) == depth
+    assert count_params(model) == depth * (4 * 5 + 5 + 5 * 4 + 4)
+    assert model(torch.zeros(3, 4)).shape == (3, 4)
+    assert_plain(model)
+
+
+def test_a_factory_makes_choices_per_block() -> None:
+    class PerBlock(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Repeat(
+                lambda i: nn.Sequential(nn.Linear(3, nn.choice(None, [1, 2])), nn.Linear(nn.choice(None, [1, 2]), 3)),
+                (1, 2),
+                label="pb",
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    space = PerBlock()
+    assert list(space.search_space) == ["pb", "pb/0/choice_1", "pb/0/choice_2", "pb/1/choice_1", "pb/1/choice_2"]
+    assert space.size() == 2 * 16
+
+
+def test_a_factory_with_explicit_labels_per_block() -> None:
+    class PerBlock(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Repeat(
+                lambda i: nn.Sequential(
+                    nn.Linear(3, nn.choice(f"h{i}", [1, 2])), nn.Linear(nn.choice(f"h{i}", [1, 2]), 3)
+                ),
+                (1, 3),
+                label="pb",
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x)
+
+    space = PerBlock()
+    assert list(space.search_space) == ["pb", "h0", "h1", "h2"]
+    assert space.size() == 3 * 8
+    model = space.freeze({"pb": 2, "h0": 1, "h1": 2, "h2": 1})
+    assert [block[0].out_features for block in model.body] == [1, 2]
+    assert model(torch.zeros(2, 3)).shape == (2, 3)
+    for seed in range(10):
+        sample = space.random(seed=seed)
+        assert space.freeze(sample)(torch.zeros(1, 3)).shape == (1, 3)
+
+
+def test_a_factory_sharing_a_label_across_blocks() -> None:
+    class SharedLabel(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = nn.Repeat(lambda i: nn.Linear(3, nn.choice("w", [3])), (1, 2), label="sl")
+
+    space = SharedLabel()
+    assert list(space.search_space) == ["sl", "w"]
+
+
+def test_repeat_labels_and_nesting() -> None:
+    class Nested(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.outer = nn.Repeat(lambda i: nn.Repeat(nn.Identity(), (1, 2)), (1, 2))
+
+    space = Nested()
+    assert list(space.search_space) == ["repeat_1", "repeat_1/0/repeat_1", "repeat_1/1/repeat_1"]
+    model = space.freeze({"repeat_1": 2, "repeat_1/0/repeat_1": 1, "repeat_1/1/repeat_1": 2})
+    assert [len(inner) for inner in model.outer] == [1, 2]
+
+
+def test_unfrozen_repeat_cannot_run() -> None:
+    with pytest.raises(archsmith.NotFrozenError, match="'rep_unfrozen'"):
+        nn.Repeat(nn.Identity(), (1, 2), label="rep_unfrozen")(torch.zeros(1))
