@@ -101,7 +101,7 @@ def wrap_layer(torch_class: type[torch.nn.Module]) -> type[MutableLayer]:
 
 
 def _subclass(torch_class: type[torch.nn.Module], name: str) -> type[MutableLayer]:
-    return _LayerMeta(
+    return _LayerMeta(  # type: ignore[return-value]
         name,
         (MutableLayer, torch_class),
         {
