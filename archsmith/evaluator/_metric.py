@@ -1,0 +1,60 @@
+"""Metrics: a float, or a dict of floats with one of them named as the objective."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Union
+
+from archsmith.space import ArchsmithError
+
+Metric = Union[float, dict[str, float]]
+
+
+class MetricError(ArchsmithError, TypeError):
+    """A reported metric is not a number or a dict of numbers."""
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool):
+        raise MetricError(f"{where}: {value!r} is a bool, not a number")
+    try:
+        number = float(value)  # accepts numpy and 0-d torch scalars
+    except (TypeError, ValueError):
+        raise MetricError(f"{where}: {value!r} ({type(value).__name__}) is not a number") from None
+    return number
+
+
+def normalize_metric(metric: Any) -> Metric:
+    """A float or a ``{name: float}`` dict (keys are strings); ``MetricError`` otherwise."""
+    if isinstance(metric, Mapping):
+        if not metric:
+            raise MetricError("a metric dict is empty; report at least the objective")
+        out = {}
+        for key, value in metric.items():
+            if not isinstance(key, str):
+                raise MetricError(f"metric names must be strings, got {key!r}")
+            out[key] = _number(value, f"metric {key!r}")
+        return out
+    return _number(metric, "metric")
+
+
+def objective_value(metric: Metric, objective: str) -> float:
+    """The objective's value in ``metric``; ``'default'`` also names a plain float."""
+    if isinstance(metric, dict):
+        if objective not in metric:
+            raise MetricError(
+                f"the objective {objective!r} is not in the reported metric {sorted(metric)}; report it, "
+                "or set ExperimentConfig(objective=...) to one of these names"
+            )
+        return metric[objective]
+    if objective != "default":
+        raise MetricError(
+            f"a plain number was reported but the objective is {objective!r}; report a dict with "
+            f"{objective!r} in it, or use objective='default'"
+        )
+    return metric
+
+
+def is_finite(value: float) -> bool:
+    return not (math.isnan(value) or math.isinf(value))

@@ -1,0 +1,21 @@
+"""Engines that run trials: in-process, local processes (the default), ..."""
+
+from ._base import Engine
+from ._inprocess import InProcessEngine
+from ._process import EngineError, ProcessEngine
+from ._registry import ENGINES, register_engine
+from ._run import Runner
+from ._trial import Trial, TrialEvent, TrialPayload
+
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "EngineError",
+    "InProcessEngine",
+    "ProcessEngine",
+    "Runner",
+    "Trial",
+    "TrialEvent",
+    "TrialPayload",
+    "register_engine",
+]

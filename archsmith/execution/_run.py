@@ -1,0 +1,62 @@
+"""Running one trial: freeze the model, evaluate it, turn the outcome into an event.
+
+Shared by every engine, so a trial behaves the same in-process, in a worker
+process or on a cluster.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from archsmith.evaluator import Metric, TrialContext, normalize_metric, trial_context
+
+from ._trial import Trial, TrialEvent, TrialPayload
+
+
+class Runner:
+    """Builds the model space once, then runs trials against it."""
+
+    def __init__(self, payload: TrialPayload) -> None:
+        self.space = payload.space_class(*payload.init_args, **payload.init_kwargs)
+        self.evaluator = payload.evaluator
+        self.model_labels = set(self.space.search_space)
+
+    def run(
+        self,
+        trial: Trial,
+        worker: str,
+        on_intermediate: Callable[[int, Metric], None],
+        stop_requested: Callable[[], bool] = lambda: False,
+    ) -> TrialEvent:
+        start = time.time()
+
+        def failed(error: str) -> TrialEvent:
+            return TrialEvent("finished", trial.id, worker, status="failed", error=error, duration=time.time() - start)
+
+        ctx = TrialContext(trial.id, trial.sample, on_intermediate, stop_requested)
+        try:
+            model = self.space.freeze({k: v for k, v in trial.sample.items() if k in self.model_labels})
+            with trial_context(ctx):
+                returned = self.evaluator.evaluate(model)
+            final = ctx.final if ctx.final is not None else (None if returned is None else normalize_metric(returned))
+        except Exception:
+            return failed(traceback.format_exc())
+        if final is None:
+            return failed(
+                "the evaluator neither returned a metric nor called report_final_result(); "
+                "return the score (or report it) at the end of training"
+            )
+        bad = non_finite(final)
+        if bad:
+            return failed(f"the final metric is not finite ({bad}); the trial is counted as failed")
+        return TrialEvent("finished", trial.id, worker, metric=final, status="succeeded", duration=time.time() - start)
+
+
+def non_finite(metric: Any) -> str:
+    """A description of the NaN/inf values in ``metric`` ("" if there are none)."""
+    values = metric.items() if isinstance(metric, dict) else [("value", metric)]
+    return ", ".join(f"{k}={v}" for k, v in values if not math.isfinite(v))

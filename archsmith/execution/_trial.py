@@ -1,0 +1,45 @@
+"""What engines pass around: trials in, events out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+EventKind = Literal["started", "intermediate", "finished"]
+
+
+@dataclass
+class Trial:
+    """One architecture (and hyper-parameters) to evaluate."""
+
+    id: int
+    sample: dict[str, Any]
+
+
+@dataclass
+class TrialEvent:
+    """Something that happened to a trial: it started, reported, or finished.
+
+    A finished event has ``status`` ``"succeeded"`` (with ``metric``) or
+    ``"failed"`` (with ``error``)."""
+
+    kind: EventKind
+    trial_id: int
+    worker: str | None = None
+    step: int | None = None
+    metric: Any = None
+    status: str | None = None
+    error: str | None = None
+    duration: float | None = None
+    at: float = field(default=0.0)
+
+
+@dataclass
+class TrialPayload:
+    """Everything a worker needs, sent once: how to rebuild the model space
+    (class, init arguments) and the evaluator."""
+
+    space_class: type
+    init_args: tuple[Any, ...]
+    init_kwargs: dict[str, Any]
+    evaluator: Any

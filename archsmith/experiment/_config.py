@@ -1,0 +1,118 @@
+"""``ExperimentConfig``: every knob of a run, checked when it is built."""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archsmith.space import ArchsmithError
+
+DEFAULT_ROOT = Path("archsmith-experiments")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class ConfigError(ArchsmithError, ValueError):
+    """An experiment setting is invalid."""
+
+
+def parse_duration(value: float | str | None) -> float | None:
+    """Seconds from a number or a string like ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"max_duration must be seconds or a string like '10m', got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ConfigError(f"max_duration {value!r} is not a duration; use seconds or e.g. '90s', '10m', '2h'")
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    if seconds <= 0:
+        raise ConfigError(f"max_duration must be positive, got {value!r}")
+    return seconds
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False, minimum: int = 1) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
+
+
+@dataclass
+class ExperimentConfig:
+    """How an experiment runs.
+
+    - ``max_trials``, ``max_duration`` (seconds or ``"10m"``): the budget; the run
+      also ends when the strategy is exhausted, or on Ctrl-C;
+    - ``concurrency``: trials at once; ``engine``: ``"process"`` (default),
+      ``"inprocess"``, or another registered engine; ``trial_timeout`` (seconds);
+      ``gpus_per_trial``;
+    - ``objective``: the metric name to optimise (``"default"`` for a plain number)
+      and ``direction``: ``"maximize"`` or ``"minimize"``;
+    - ``seed``: every random decision of the search derives from it (chosen at
+      random and recorded if ``None``);
+    - ``name`` and ``workdir``: where the store lives (default
+      ``./archsmith-experiments/<name>``).
+    """
+
+    max_trials: int | None = None
+    max_duration: float | str | None = None
+    concurrency: int = 1
+    engine: str = "process"
+    trial_timeout: float | None = None
+    objective: str = "default"
+    direction: str = "maximize"
+    seed: int | None = None
+    name: str | None = None
+    workdir: str | Path | None = None
+    gpus_per_trial: int = 0
+    max_duration_seconds: float | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        _positive_int("max_trials", self.max_trials, allow_none=True)
+        self.max_duration_seconds = parse_duration(self.max_duration)
+        _positive_int("concurrency", self.concurrency)
+        _positive_int("gpus_per_trial", self.gpus_per_trial, minimum=0)
+        from archsmith.execution import ENGINES
+
+        if self.engine not in ENGINES:
+            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {sorted(ENGINES)}")
+        if self.trial_timeout is not None and (
+            isinstance(self.trial_timeout, bool)
+            or not isinstance(self.trial_timeout, (int, float))
+            or self.trial_timeout <= 0
+        ):
+            raise ConfigError(f"trial_timeout must be a positive number of seconds or None, got {self.trial_timeout!r}")
+        if not isinstance(self.objective, str) or not self.objective:
+            raise ConfigError(
+                f"objective must be a metric name (use 'default' for a plain number), got {self.objective!r}"
+            )
+        if self.direction not in ("maximize", "minimize"):
+            raise ConfigError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ConfigError(f"seed must be an integer or None, got {self.seed!r}")
+        if self.name is not None and (not isinstance(self.name, str) or not re.fullmatch(r"[\w.-]+", self.name)):
+            raise ConfigError(
+                f"name must be letters, digits, '.', '_' or '-' (it names a directory), got {self.name!r}"
+            )
+        if self.name is None and self.workdir is None:
+            self.name = time.strftime("exp-%Y%m%d-%H%M%S")
+
+    @property
+    def directory(self) -> Path:
+        """The experiment's directory (holds ``experiment.db``)."""
+        if self.workdir is not None:
+            return Path(self.workdir)
+        return DEFAULT_ROOT / str(self.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("max_duration_seconds")
+        data["workdir"] = None if self.workdir is None else str(self.workdir)
+        return data

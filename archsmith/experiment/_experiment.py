@@ -1,0 +1,293 @@
+"""``Experiment``: the multi-trial search loop.
+
+The strategy proposes samples, the engine runs them, every event lands in the
+store, and the strategy learns from finished trials. Each step that changes the
+search (a trial added, a trial finished) is one store transaction together with
+the strategy's state, so a run killed at any moment resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value
+from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
+from archsmith.nn import ModelSpace
+from archsmith.space import ArchsmithError, Space
+from archsmith.strategy import FinishedTrial, Strategy
+
+from ._config import ExperimentConfig
+from ._progress import ProgressView, Snapshot
+from ._store import STORE_FILE, Store, TrialRecord
+
+POLL_SECONDS = 0.25
+
+
+class ExperimentError(ArchsmithError, RuntimeError):
+    """The experiment cannot run as set up (e.g. its directory holds another run)."""
+
+
+def build_search_space(space: ModelSpace, evaluator: Evaluator) -> Space:
+    """The model's decisions, the evaluator's hyper-parameter choices, and constraints."""
+    full = Space(space.search_space.values(), space.search_space.constraints)
+    for leaf in evaluator.search_space_leaves():
+        full.add(leaf)
+    return full
+
+
+def make_engine(config: ExperimentConfig) -> Engine:
+    cls = ENGINES[config.engine]
+    if config.engine == "inprocess":
+        return cls(trial_timeout=config.trial_timeout)  # type: ignore[no-any-return]
+    return cls(concurrency=config.concurrency, trial_timeout=config.trial_timeout, gpus_per_trial=config.gpus_per_trial)  # type: ignore[no-any-return]
+
+
+class Experiment:
+    """A search: ``Experiment(space, evaluator, strategy, config).run()``.
+
+    ``evaluator`` may be an ``Evaluator`` or a plain function ``fn(model)`` (wrapped
+    in ``FunctionalEvaluator``).
+    """
+
+    def __init__(
+        self,
+        space: ModelSpace,
+        evaluator: Evaluator | Any,
+        strategy: Strategy,
+        config: ExperimentConfig | None = None,
+    ) -> None:
+        if not isinstance(space, ModelSpace):
+            raise ExperimentError(
+                f"the model space must be an archsmith.nn.ModelSpace (or an @archsmith.model_wrapper class) instance, got {type(space).__name__}"
+            )
+        if space.is_frozen:
+            raise ExperimentError("the model space is a frozen model; pass the space it was frozen from")
+        if not isinstance(evaluator, Evaluator):
+            if not callable(evaluator):
+                raise ExperimentError(f"evaluator must be an Evaluator or a function fn(model), got {evaluator!r}")
+            evaluator = FunctionalEvaluator(evaluator)
+        if not isinstance(strategy, Strategy):
+            raise ExperimentError(f"strategy must be an archsmith.strategy.Strategy, got {strategy!r}")
+        self.space, self.evaluator, self.strategy = space, evaluator, strategy
+        self.config = config or ExperimentConfig()
+        self.search_space = build_search_space(space, evaluator)
+        if len(self.search_space) == 0:
+            raise ExperimentError("the search space has no decisions: there is nothing to search")
+
+    # Where it lives ------------------------------------------------------------------
+    @property
+    def directory(self) -> Path:
+        return self.config.directory
+
+    @property
+    def store_path(self) -> Path:
+        return self.directory / STORE_FILE
+
+    # Running -------------------------------------------------------------------------
+    def run(self, resume: bool = False) -> Experiment:
+        """Run until the budget is spent, the strategy is exhausted, or Ctrl-C.
+
+        ``resume=True`` continues the run stored in this experiment's directory:
+        finished trials are kept, unfinished ones re-run, the strategy's state
+        restored, and the (possibly raised) budget completed.
+        """
+        config = self.config
+        if config.max_trials is None and config.max_duration_seconds is None and math.isinf(self._size()):
+            raise ExperimentError(
+                "nothing would end this run: set ExperimentConfig(max_trials=...) or max_duration=... "
+                "(the space is unbounded, so the strategy alone never ends it)"
+            )
+        existing = self.store_path.exists()
+        if existing and not resume:
+            raise ExperimentError(
+                f"{self.directory} already holds an experiment; pass run(resume=True) to continue it, "
+                "or choose another ExperimentConfig(name=...) / workdir"
+            )
+        store = Store(self.store_path)
+        try:
+            pending = self._prepare(store, existing)
+            return self._loop(store, pending)
+        finally:
+            store.close()
+
+    def _size(self) -> float:
+        try:
+            return float(self.search_space.size())
+        except ArchsmithError:
+            return math.inf
+
+    def _prepare(self, store: Store, existing: bool) -> list[int]:
+        config = self.config
+        labels = list(self.search_space)
+        if existing:
+            stored = store.get_meta("labels", [])
+            if stored != labels:
+                raise ExperimentError(
+                    f"{self.directory} holds a run of a different search space (labels {stored[:6]}... vs "
+                    f"{labels[:6]}...); use another name or workdir"
+                )
+            seed = store.get_meta("seed")
+        else:
+            seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
+            with store.transaction():
+                store.set_meta("config", config.to_dict())
+                store.set_meta("labels", labels)
+                store.set_meta("seed", seed)
+                store.set_meta("space", f"{type(self.space).__module__}.{type(self.space).__qualname__}")
+                store.set_meta("strategy", repr(self.strategy))
+                store.set_meta("created_at", time.time())
+        store.set_meta("config", config.to_dict())  # a resumed run may raise the budget
+        store.set_meta("objective", config.objective)
+        store.set_meta("direction", config.direction)
+        self.strategy.attach(self.search_space, seed=seed, direction=config.direction)  # type: ignore[arg-type]
+        state = store.get_meta("strategy_state")
+        if state is not None:
+            self.strategy.load_state_dict(state)
+        return store.requeue_unfinished()
+
+    def _loop(self, store: Store, pending: list[int]) -> Experiment:
+        config = self.config
+        engine = make_engine(config)
+        args, kwargs = self.space.init_arguments
+        view = ProgressView(config.name or str(self.directory), config.objective)
+        started_at = time.time()
+        running: dict[int, dict[str, Any]] = {}
+        asked_out = False
+        reason = "the strategy is exhausted"
+        store.set_meta("status", "running")
+        engine.start(TrialPayload(type(self.space), args, kwargs, self.evaluator))
+        view.start()
+        try:
+            while True:
+                if config.max_duration_seconds is not None and time.time() - started_at >= config.max_duration_seconds:
+                    reason = f"max_duration ({config.max_duration}) reached"
+                    break
+                while engine.capacity > 0 and not asked_out:
+                    if pending:
+                        trial_id = pending.pop(0)
+                        sample = store.trial(trial_id).sample
+                    else:
+                        created = sum(store.counts().values())
+                        if config.max_trials is not None and created >= config.max_trials:
+                            asked_out = True
+                            break
+                        sample = self.strategy.ask()  # type: ignore[assignment]
+                        if sample is None:
+                            asked_out = self.strategy.is_exhausted() or not running
+                            break
+                        sample = self.search_space.validate(sample)
+                        with store.transaction():
+                            trial_id = store.add_trial(sample)
+                            store.set_meta("strategy_state", self.strategy.state_dict())
+                    running[trial_id] = sample
+                    engine.submit(Trial(trial_id, sample))
+                if not running:
+                    if config.max_trials is not None and sum(store.counts().values()) >= config.max_trials:
+                        reason = f"max_trials ({config.max_trials}) reached"
+                    break
+                for event in engine.wait(POLL_SECONDS):
+                    self._record(store, event, running, view, started_at)
+                view.update(self._snapshot(store, running, started_at))
+                if asked_out and running and not self.strategy.is_exhausted():
+                    asked_out = False  # a waiting strategy may propose again after results
+        except KeyboardInterrupt:
+            reason = "interrupted (Ctrl-C); running trials were cancelled and will re-run on resume"
+        finally:
+            engine.shutdown()
+            store.requeue_unfinished()
+            counts = store.counts()
+            store.set_meta("status", "done" if not counts["waiting"] else "interrupted")
+            store.set_meta("ended_at", time.time())
+            best = store.best(config.direction)
+            summary = f"finished: {reason}. {counts['succeeded']} succeeded, {counts['failed']} failed"
+            if best:
+                summary += f"; best {config.objective} = {best[0].objective:.6g} (trial {best[0].id}): {best[0].sample}"
+            view.stop(summary)
+        return self
+
+    def _record(
+        self, store: Store, event: TrialEvent, running: dict[int, Any], view: ProgressView, started_at: float
+    ) -> None:
+        config = self.config
+        if event.trial_id not in running:
+            return  # an event of a trial cancelled meanwhile
+        if event.kind == "started":
+            store.mark_running(event.trial_id, event.worker, event.at)
+            return
+        if event.kind == "intermediate":
+            try:
+                value: float | None = objective_value(event.metric, config.objective)
+            except MetricError:
+                value = None
+            store.add_intermediate(event.trial_id, event.step or 0, event.metric, value, event.at)
+            return
+        status, error, value = event.status or "failed", event.error, None
+        if status == "succeeded":
+            try:
+                value = objective_value(event.metric, config.objective)
+            except MetricError as e:
+                status, error = "failed", str(e)
+            else:
+                if not math.isfinite(value):
+                    status, error, value = "failed", f"the objective {config.objective!r} is {value}", None
+        sample = running.pop(event.trial_id)
+        with store.transaction():
+            store.finish_trial(
+                event.trial_id,
+                status,
+                metric=event.metric,
+                objective=value,
+                error=error,
+                worker=event.worker,
+                at=event.at,
+            )
+            self.strategy.tell(FinishedTrial(event.trial_id, sample, status, value, event.metric))
+            store.set_meta("strategy_state", self.strategy.state_dict())
+        view.trial_finished(event.trial_id, status, value, error, self._snapshot(store, running, started_at))
+
+    def _snapshot(self, store: Store, running: dict[int, Any], started_at: float) -> Snapshot:
+        counts = store.counts()
+        best = store.best(self.config.direction)
+        return Snapshot(
+            done=counts["succeeded"] + counts["failed"],
+            running=len(running),
+            failed=counts["failed"],
+            budget=self.config.max_trials,
+            best=best[0].objective if best else None,
+            best_trial=best[0].id if best else None,
+            elapsed=time.time() - started_at,
+            max_duration=self.config.max_duration_seconds,
+        )
+
+    # Results -------------------------------------------------------------------------
+    def _read(self) -> Store:
+        if not self.store_path.exists():
+            raise ExperimentError(f"{self.directory} holds no run yet; call run() first")
+        return Store(self.store_path, readonly=True)
+
+    def trials(self) -> list[TrialRecord]:
+        """Every trial of this experiment's store."""
+        store = self._read()
+        try:
+            return store.trials()
+        finally:
+            store.close()
+
+    def export_top_models(self, k: int = 1, formatter: str = "dict") -> list[Any]:
+        """The ``k`` best architectures, best first, by the objective's direction:
+        as samples (``formatter="dict"``) or frozen models (``"instance"``)."""
+        if formatter not in ("dict", "instance"):
+            raise ExperimentError(f"formatter must be 'dict' or 'instance', got {formatter!r}")
+        store = self._read()
+        try:
+            top = store.best(store.get_meta("direction", self.config.direction), k)
+        finally:
+            store.close()
+        if formatter == "dict":
+            return [t.sample for t in top]
+        labels = set(self.space.search_space)
+        return [self.space.freeze({k: v for k, v in t.sample.items() if k in labels}) for t in top]
