@@ -40,6 +40,21 @@ def _exit_reason(code: int | None) -> str:
     return f"it exited with code {code}"
 
 
+def _failed(worker: _Worker, error: str) -> TrialEvent:
+    """The finished event of the trial a dead or killed worker was running."""
+    now = time.time()
+    assert worker.trial is not None
+    return TrialEvent(
+        "finished",
+        worker.trial,
+        worker.name,
+        status="failed",
+        error=error,
+        duration=now - (worker.started or now),
+        at=now,
+    )
+
+
 class _Worker:
     def __init__(self, name: str, process: Any, conn: Connection) -> None:
         self.name, self.process, self.conn = name, process, conn
@@ -171,17 +186,8 @@ class ProcessEngine(Engine):
         except subprocess.TimeoutExpired:
             worker.process.kill()
         if worker.trial is not None:
-            events.append(
-                TrialEvent(
-                    "finished",
-                    worker.trial,
-                    worker.name,
-                    status="failed",
-                    error=f"the worker process died while running the trial: {_exit_reason(worker.process.returncode)}",
-                    duration=time.time() - (worker.started or time.time()),
-                    at=time.time(),
-                )
-            )
+            reason = _exit_reason(worker.process.returncode)
+            events.append(_failed(worker, f"the worker process died while running the trial: {reason}"))
         self._replace(worker)
 
     def _handle(self, worker: _Worker, msg: tuple[Any, ...], events: list[TrialEvent]) -> None:
@@ -208,17 +214,8 @@ class ProcessEngine(Engine):
         now = time.time()
         for worker in list(self._workers):
             if worker.trial is not None and worker.started is not None and now - worker.started > self.trial_timeout:
-                events.append(
-                    TrialEvent(
-                        "finished",
-                        worker.trial,
-                        worker.name,
-                        status="failed",
-                        error=f"timed out after {self.trial_timeout} s (trial_timeout); the worker was replaced",
-                        duration=now - worker.started,  # type: ignore[operator]
-                        at=now,
-                    )
-                )
+                error = f"timed out after {self.trial_timeout} s (trial_timeout); the worker was replaced"
+                events.append(_failed(worker, error))
                 self._replace(worker)
 
     def shutdown(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -14,7 +14,7 @@ from archsmith.space import SpaceError, auto_label
 
 from ._choice import InputChoice, LayerChoice
 from ._frozen import ChosenInputs
-from ._mutable_module import wants_arguments
+from ._mutable_module import split_candidates, wants_arguments
 from ._primitive import Primitive
 
 MERGE_OPS = ("all", "loose_end")
@@ -54,16 +54,7 @@ class CellBody(torch.nn.Module):
                 raise SpaceError(f"Cell {label!r}: {name} must be a positive integer, got {value!r}")
         if merge_op not in MERGE_OPS:
             raise SpaceError(f"Cell {label!r}: unknown merge_op {merge_op!r}; use one of {list(MERGE_OPS)}")
-        if isinstance(op_candidates, Mapping):
-            names, cands = list(op_candidates), list(op_candidates.values())
-        elif isinstance(op_candidates, Sequence) and not isinstance(op_candidates, (str, bytes)):
-            names, cands = None, list(op_candidates)
-        else:
-            raise SpaceError(
-                f"Cell {label!r}: op_candidates must be a list or dict of modules or factories, got {op_candidates!r}"
-            )
-        if not cands:
-            raise SpaceError(f"Cell {label!r}: op_candidates is empty; give at least one op")
+        names, cands = split_candidates(op_candidates, f"Cell {label!r}", "modules or factories")
         self.label = label
         self.num_nodes, self.num_ops_per_node, self.num_predecessors = num_nodes, num_ops_per_node, num_predecessors
         self.merge_op, self.concat_dim = merge_op, concat_dim

@@ -3,7 +3,7 @@ candidate input tensors)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable
 from typing import Any, ClassVar, Union
 
 import torch
@@ -19,36 +19,22 @@ from archsmith.space import (
 )
 
 from ._frozen import REDUCTIONS, ChosenInputs
-from ._mutable_module import build_candidate
+from ._mutable_module import build_candidate, split_candidates
 from ._primitive import Primitive
 
 Candidate = Union[torch.nn.Module, Callable[[], torch.nn.Module]]
 
 
 def _keys_and_candidates(candidates: Any, label: str) -> tuple[list[Any], list[Any]]:
-    if isinstance(candidates, dict) or isinstance(candidates, Mapping):
-        keys = list(candidates)
-        bad = [k for k in keys if not isinstance(k, str)]
-        if bad:
-            raise SpaceError(
-                f"LayerChoice {label!r}: dict keys name the candidates in samples and must be strings, got {bad!r}"
-            )
-        cands = list(candidates.values())
-    elif isinstance(candidates, Sequence) and not isinstance(candidates, (str, bytes)):
-        cands = list(candidates)
-        keys = list(range(len(cands)))
-    else:
-        raise SpaceError(
-            f"LayerChoice {label!r}: candidates must be a list or a dict of modules (or module factories), got {candidates!r}"
-        )
-    if not cands:
-        raise SpaceError(f"LayerChoice {label!r}: the candidate list is empty; give at least one module")
-    for k, c in zip(keys, cands):
+    what = f"LayerChoice {label!r}"
+    names, cands = split_candidates(candidates, what, "modules (or module factories)")
+    if names is not None and not all(isinstance(k, str) for k in names):
+        bad = [k for k in names if not isinstance(k, str)]
+        raise SpaceError(f"{what}: dict keys name the candidates in samples and must be strings, got {bad!r}")
+    for k, c in zip(names or range(len(cands)), cands):
         if not isinstance(c, torch.nn.Module) and not callable(c):
-            raise SpaceError(
-                f"LayerChoice {label!r}: candidate {k!r} is {c!r}, not a module or a function returning one"
-            )
-    return keys, cands
+            raise SpaceError(f"{what}: candidate {k!r} is {c!r}, not a module or a function returning one")
+    return (names if names is not None else list(range(len(cands)))), cands
 
 
 class LayerChoice(Primitive):

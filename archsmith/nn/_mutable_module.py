@@ -8,7 +8,7 @@ Inside ``fixed_arch`` a primitive's constructor returns a plain module instead.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -60,6 +60,22 @@ def build_candidate(candidate: Any, prefix: str, what: str, args: tuple[Any, ...
     if not isinstance(module, torch.nn.Module):
         raise SpaceError(f"{what}: the candidate factory {candidate!r} returned {module!r}, not a torch.nn.Module")
     return module
+
+
+def split_candidates(candidates: Any, what: str, expected: str) -> tuple[list[Any] | None, list[Any]]:
+    """``(names, candidates)`` of a dict, ``(None, candidates)`` of a list; a clear
+    error for anything else or for an empty one. ``expected`` says what a
+    candidate should be, for the messages."""
+    if isinstance(candidates, dict) or isinstance(candidates, Mapping):
+        names: list[Any] | None = list(candidates)
+        values = list(candidates.values())
+    elif isinstance(candidates, Sequence) and not isinstance(candidates, (str, bytes)):
+        names, values = None, list(candidates)
+    else:
+        raise SpaceError(f"{what}: candidates must be a list or a dict of {expected}, got {candidates!r}")
+    if not values:
+        raise SpaceError(f"{what}: the candidate list is empty; give at least one")
+    return names, values
 
 
 def wants_arguments(fn: Callable[..., Any]) -> bool:

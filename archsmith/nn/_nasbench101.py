@@ -18,6 +18,7 @@ import torch
 
 from archsmith.space import Categorical, CategoricalMultiple, Constraint, Leaf, SpaceError, auto_label
 
+from ._mutable_module import split_candidates
 from ._primitive import Primitive
 
 
@@ -131,16 +132,10 @@ def _check_args(
     label: str,
 ) -> tuple[list[Any], list[Any]]:
     where = f"NasBench101Cell {label!r}"
-    if isinstance(op_candidates, Mapping):
-        names, cands = list(op_candidates), list(op_candidates.values())
-    elif isinstance(op_candidates, Sequence) and not isinstance(op_candidates, (str, bytes)):
-        names, cands = list(range(len(op_candidates))), list(op_candidates)
-    else:
-        raise SpaceError(f"{where}: op_candidates must be a list or dict of factories f(num_features) -> module")
-    if not cands or not all(callable(c) and not isinstance(c, torch.nn.Module) for c in cands):
-        raise SpaceError(
-            f"{where}: op_candidates must be a non-empty list or dict of factories f(num_features) -> module"
-        )
+    keys, cands = split_candidates(op_candidates, where, "factories f(num_features) -> module")
+    names = keys if keys is not None else list(range(len(cands)))
+    if not all(callable(c) and not isinstance(c, torch.nn.Module) for c in cands):
+        raise SpaceError(f"{where}: op_candidates must be factories f(num_features) -> module, not modules")
     if not callable(projection):
         raise SpaceError(f"{where}: projection must be a factory f(in_features, out_features) -> module")
     for name, value, low in (

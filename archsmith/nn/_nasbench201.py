@@ -15,6 +15,7 @@ import torch
 from archsmith.space import SpaceError, auto_label
 
 from ._choice import LayerChoice
+from ._mutable_module import split_candidates
 from ._primitive import Primitive
 
 OpFactory = Callable[[int, int], torch.nn.Module]
@@ -33,17 +34,9 @@ class NasBench201Body(torch.nn.Module):
         label: str,
     ) -> None:
         super().__init__()
-        if isinstance(op_candidates, Mapping):
-            names: list[Any] | None = list(op_candidates)
-            cands = list(op_candidates.values())
-        elif isinstance(op_candidates, Sequence) and not isinstance(op_candidates, (str, bytes)):
-            names, cands = None, list(op_candidates)
-        else:
-            raise SpaceError(
-                f"NasBench201Cell {label!r}: op_candidates must be a list or dict of factories (C_in, C_out) -> module"
-            )
-        if not cands:
-            raise SpaceError(f"NasBench201Cell {label!r}: op_candidates is empty; give at least one op")
+        names, cands = split_candidates(
+            op_candidates, f"NasBench201Cell {label!r}", "factories (C_in, C_out) -> module"
+        )
         if not all(callable(c) and not isinstance(c, torch.nn.Module) for c in cands):
             raise SpaceError(f"NasBench201Cell {label!r}: each op candidate must be a factory (C_in, C_out) -> module")
         if isinstance(num_tensors, bool) or not isinstance(num_tensors, int) or num_tensors < 2:

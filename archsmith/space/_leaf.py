@@ -163,6 +163,15 @@ class Leaf(Expression):
     def _repr(self) -> str:
         raise NotImplementedError
 
+    def _checked_default(self, default: Any, fallback: Any) -> Any:
+        """``fallback`` if no default is given, else the canonical default (checked)."""
+        if default is None:
+            return fallback
+        problem = self.check(default)
+        if problem is not None:
+            raise SpaceError(f"{self.kind} {self.label!r}: default {default!r} is invalid: {problem}")
+        return self.canonical(default)
+
     @property
     def is_discrete(self) -> bool:
         return self.size() != math.inf
@@ -219,13 +228,7 @@ class Categorical(_FixableLeaf):
         self.values, self._index = index_candidates(f"choice {self.label!r}", values)
         self.weights = self._check_weights(weights)
         self._cum_weights = list(itertools.accumulate(self.weights)) if self.weights else None
-        if default is None:
-            self._default = self.values[0]
-        else:
-            problem = self.check(default)
-            if problem is not None:
-                raise SpaceError(f"choice {self.label!r}: default {default!r} is invalid: {problem}")
-            self._default = self.canonical(default)
+        self._default = self._checked_default(default, self.values[0])
         self._register()
 
     def _check_weights(self, weights: Sequence[float] | None) -> list[float] | None:
@@ -319,13 +322,7 @@ class CategoricalMultiple(_FixableLeaf):
                     f"use an integer between 1 and {n}, or None for any number"
                 )
         self.n_chosen = n_chosen
-        if default is None:
-            self._default = list(self.values[: n_chosen or 0])
-        else:
-            problem = self.check(default)
-            if problem is not None:
-                raise SpaceError(f"choice {self.label!r}: default {default!r} is invalid: {problem}")
-            self._default = self.canonical(default)
+        self._default = self._checked_default(default, list(self.values[: n_chosen or 0]))
         self._register()
 
     def describe(self) -> str:
@@ -407,14 +404,8 @@ class Numerical(_FixableLeaf):
         self.low, self.high, self.log, self.quantize = low, high, bool(log), quantize
         self.integer = all(isinstance(x, int) for x in (low, high, quantize))
         self._n = None if quantize is None else math.floor((high - low) / quantize + _TOLERANCE) + 1
-        if default is None:
-            mid = math.sqrt(low * high) if log else (low + high) / 2
-            self._default = self._snap(mid)
-        else:
-            problem = self.check(default)
-            if problem is not None:
-                raise SpaceError(f"numerical {self.label!r}: default {default!r} is invalid: {problem}")
-            self._default = self.canonical(default)
+        mid = math.sqrt(low * high) if log else (low + high) / 2
+        self._default = self._checked_default(default, self._snap(mid))
         self._register()
 
     def _point(self, k: int) -> float | int:
