@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) examples/demo_space.py
+	$(PY) examples/digits_search.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check archsmith tests examples benchmarks
@@ -33,3 +33,21 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(PY) benchmarks/space_bench.py
+
+# The oldest Lightning in pyproject's range (lightning>=2.4,<3), tested in a venv of
+# its own: the newest is what .venv resolves to.
+LIGHTNING_OLDEST := 2.4.0
+OLDEST_VENV := .venv-lightning-oldest
+OLDEST_STAMP := $(OLDEST_VENV)/.installed-$(LIGHTNING_OLDEST)
+$(OLDEST_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(OLDEST_VENV)
+	echo '*' > $(OLDEST_VENV)/.gitignore
+	$(OLDEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(OLDEST_VENV)/bin/python -m pip install -q "torch==2.13.0"
+	$(OLDEST_VENV)/bin/python -m pip install -q -e ".[dev]" "lightning==$(LIGHTNING_OLDEST)"
+	touch $@
+.PHONY: test-lightning-oldest
+test-lightning-oldest: $(OLDEST_STAMP)
+	$(OLDEST_VENV)/bin/python -c "import lightning; assert lightning.__version__ == '$(LIGHTNING_OLDEST)', lightning.__version__"
+	$(OLDEST_VENV)/bin/python -m pytest -q -n 2 -p no:cacheprovider tests/evaluator/test_lightning.py
+test: test-lightning-oldest

@@ -1,19 +1,52 @@
 """Experiments: the search loop, its configuration, the SQLite store, export."""
 
-from ._config import ConfigError, ExperimentConfig, parse_duration
+from ._config import DEFAULT_ROOT, ConfigError, ExperimentConfig, parse_duration
 from ._experiment import Experiment, ExperimentError
+from ._results import (
+    ExperimentSummary,
+    direction_of,
+    dumps_samples,
+    error_summary,
+    export_samples,
+    export_text,
+    list_experiments,
+    load_samples,
+    loads_samples,
+    read_experiment,
+    resolve_experiment,
+    summarize,
+    top_samples,
+    top_trials,
+    trial_row,
+)
 from ._store import STORE_FILE, Store, StoreError, TrialRecord, find_store, iter_experiments
 
 __all__ = [
+    "DEFAULT_ROOT",
     "STORE_FILE",
     "ConfigError",
     "Experiment",
     "ExperimentConfig",
     "ExperimentError",
+    "ExperimentSummary",
     "Store",
     "StoreError",
     "TrialRecord",
+    "direction_of",
+    "dumps_samples",
+    "error_summary",
+    "export_samples",
+    "export_text",
     "find_store",
     "iter_experiments",
+    "list_experiments",
+    "load_samples",
+    "loads_samples",
     "parse_duration",
+    "read_experiment",
+    "resolve_experiment",
+    "summarize",
+    "top_samples",
+    "top_trials",
+    "trial_row",
 ]

@@ -33,7 +33,7 @@ def projection(c_in: int, c_out: int) -> nn.Module:
         (lambda: nn.NasBench201Cell({}, 2, 2, label="empty_201"), r"NasBench201Cell 'empty_201'.*empty"),
         (
             lambda: nn.NasBench101Cell([], 2, 2, projection, label="empty_101"),
-.*candidate list is empty",
+            r"NasBench101Cell 'empty_101'.*candidate list is empty",
         ),
         (lambda: nn.Repeat([], (1, 2), label="empty_rep"), r"Repeat 'empty_rep'.*0 blocks"),
     ],
