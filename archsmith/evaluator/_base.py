@@ -21,6 +21,11 @@ class Evaluator(ABC):
     :meth:`resolved`.
     """
 
+    def preferred_direction(self, objective: str) -> str | None:
+        """``"maximize"``/``"minimize"`` if this evaluator knows which way its metric
+        ``objective`` is better (e.g. accuracy vs. MSE), else ``None``."""
+        return None
+
     @abstractmethod
     def evaluate(self, model: torch.nn.Module) -> Any:
         """Train and score ``model``; return the final metric (or report it with

@@ -16,8 +16,8 @@ class MetricError(ArchsmithError, TypeError):
 
 
 def _number(value: Any, where: str) -> float:
-    if isinstance(value, bool):
-        raise MetricError(f"{where}: {value!r} is a bool, not a number")
+    if isinstance(value, (bool, str, bytes)):
+        raise MetricError(f"{where}: {value!r} ({type(value).__name__}) is not a number")
     try:
         number = float(value)  # accepts numpy and 0-d torch scalars
     except (TypeError, ValueError):

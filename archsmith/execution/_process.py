@@ -144,7 +144,7 @@ class ProcessEngine(Engine):
     def submit(self, trial: Trial) -> None:
         worker = next(w for w in self._workers if w.trial is None)
         worker.trial, worker.started = trial.id, None
-        worker.conn.send(("trial", trial.id, trial.sample))
+        worker.conn.send(("trial", trial.id, trial.sample, trial.seed))
 
     def running(self) -> list[int]:
         return [w.trial for w in self._workers if w.trial is not None]

@@ -7,10 +7,13 @@ process or on a cluster.
 from __future__ import annotations
 
 import math
+import random
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any
+
+import torch
 
 from archsmith.evaluator import Metric, TrialContext, normalize_metric, trial_context
 
@@ -38,6 +41,9 @@ class Runner:
             return TrialEvent("finished", trial.id, worker, status="failed", error=error, duration=time.time() - start)
 
         ctx = TrialContext(trial.id, trial.sample, on_intermediate, stop_requested)
+        if trial.seed is not None:  # same seed, same initial weights and data order
+            random.seed(trial.seed)
+            torch.manual_seed(trial.seed)
         try:
             model = self.space.freeze({k: v for k, v in trial.sample.items() if k in self.model_labels})
             with trial_context(ctx):

@@ -14,6 +14,7 @@ class Trial:
 
     id: int
     sample: dict[str, Any]
+    seed: int | None = None  # seeds torch/random before the model is built (reproducible weights)
 
 
 @dataclass

@@ -5,7 +5,7 @@ Workers are plain subprocesses talking over an inherited socket, not
 unguarded script works) and the payload, pickled by value, is all they need.
 
 Protocol, over one duplex pipe:
-driver -> worker: ("trial", id, sample) | ("stop_trial", id) | ("shutdown",)
+driver -> worker: ("trial", id, sample, seed) | ("stop_trial", id) | ("shutdown",)
 worker -> driver: ("ready",) | ("fatal", text) | ("started", id, at) |
                   ("intermediate", id, step, metric, at) | ("finished", event)
 """
@@ -61,7 +61,7 @@ def worker_main(conn: Connection, name: str, threads: int) -> None:
         if msg[0] == "stop_trial":
             stop.add(msg[1])
             continue
-        _, trial_id, sample = msg
+        _, trial_id, sample, seed = msg
         conn.send(("started", trial_id, time.time()))
 
         def on_intermediate(step: int, metric: Any, trial_id: int = trial_id) -> None:
@@ -71,7 +71,7 @@ def worker_main(conn: Connection, name: str, threads: int) -> None:
             drain()
             return trial_id in stop
 
-        event = runner.run(Trial(trial_id, sample), name, on_intermediate, stop_requested)
+        event = runner.run(Trial(trial_id, sample, seed), name, on_intermediate, stop_requested)
         event.at = time.time()
         conn.send(("finished", event))
 

@@ -1,7 +1,8 @@
 """Experiments: the search loop, its configuration, the SQLite store, export."""
 
+from typing import TYPE_CHECKING, Any
+
 from ._config import DEFAULT_ROOT, ConfigError, ExperimentConfig, parse_duration
-from ._experiment import Experiment, ExperimentError
 from ._results import (
     ExperimentSummary,
     direction_of,
@@ -20,6 +21,19 @@ from ._results import (
     trial_row,
 )
 from ._store import STORE_FILE, Store, StoreError, TrialRecord, find_store, iter_experiments
+
+if TYPE_CHECKING:
+    from ._experiment import Experiment, ExperimentError
+
+
+def __getattr__(name: str) -> Any:
+    # The run loop needs torch; the store, config and results (what the CLI reads) do not.
+    if name in ("Experiment", "ExperimentError"):
+        from . import _experiment
+
+        return getattr(_experiment, name)
+    raise AttributeError(f"module 'archsmith.experiment' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_ROOT",

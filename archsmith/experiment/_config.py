@@ -54,7 +54,8 @@ class ExperimentConfig:
       ``"inprocess"``, or another registered engine; ``trial_timeout`` (seconds);
       ``gpus_per_trial``;
     - ``objective``: the metric name to optimise (``"default"`` for a plain number)
-      and ``direction``: ``"maximize"`` or ``"minimize"``;
+      and ``direction``: ``"maximize"`` or ``"minimize"`` (``None``: the evaluator's
+      own, e.g. maximize accuracy, minimize MSE; there is no silent default);
     - ``seed``: every random decision of the search derives from it (chosen at
       random and recorded if ``None``);
     - ``name`` and ``workdir``: where the store lives (default
@@ -67,7 +68,7 @@ class ExperimentConfig:
     engine: str = "process"
     trial_timeout: float | None = None
     objective: str = "default"
-    direction: str = "maximize"
+    direction: str | None = None
     seed: int | None = None
     name: str | None = None
     workdir: str | Path | None = None
@@ -93,7 +94,7 @@ class ExperimentConfig:
             raise ConfigError(
                 f"objective must be a metric name (use 'default' for a plain number), got {self.objective!r}"
             )
-        if self.direction not in ("maximize", "minimize"):
+        if self.direction not in ("maximize", "minimize", None):
             raise ConfigError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an integer or None, got {self.seed!r}")

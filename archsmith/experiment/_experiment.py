@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,30 @@ def build_search_space(space: ModelSpace, evaluator: Evaluator) -> Space:
     for leaf in evaluator.search_space_leaves():
         full.add(leaf)
     return full
+
+
+def resolve_direction(config: ExperimentConfig, evaluator: Evaluator) -> str:
+    """The configured direction, else the evaluator's; warn when they disagree."""
+    preferred = evaluator.preferred_direction(config.objective)
+    if config.direction is None:
+        if preferred is None:
+            raise ExperimentError(
+                f"say whether a higher {config.objective!r} is better: ExperimentConfig(direction='maximize') "
+                "or direction='minimize' (the evaluator does not know, and archsmith never assumes)"
+            )
+        return preferred
+    if preferred is not None and preferred != config.direction:
+        warnings.warn(
+            f"direction={config.direction!r} but {type(evaluator).__name__}'s {config.objective!r} is usually "
+            f"{preferred}d; check ExperimentConfig(direction=...)",
+            stacklevel=3,
+        )
+    return config.direction
+
+
+def trial_seed(experiment_seed: int, trial_id: int) -> int:
+    """A trial's own seed: a re-run of the same trial gets the same one."""
+    return (experiment_seed * 1_000_003 + trial_id) % 2**31
 
 
 def make_engine(config: ExperimentConfig) -> Engine:
@@ -74,6 +99,7 @@ class Experiment:
             raise ExperimentError(f"strategy must be an archsmith.strategy.Strategy, got {strategy!r}")
         self.space, self.evaluator, self.strategy = space, evaluator, strategy
         self.config = config or ExperimentConfig()
+        self.direction = resolve_direction(self.config, evaluator)
         self.search_space = build_search_space(space, evaluator)
         if len(self.search_space) == 0:
             raise ExperimentError("the search space has no decisions: there is nothing to search")
@@ -142,8 +168,9 @@ class Experiment:
                 store.set_meta("created_at", time.time())
         store.set_meta("config", config.to_dict())  # a resumed run may raise the budget
         store.set_meta("objective", config.objective)
-        store.set_meta("direction", config.direction)
-        self.strategy.attach(self.search_space, seed=seed, direction=config.direction)  # type: ignore[arg-type]
+        store.set_meta("direction", self.direction)
+        self._seed = int(seed)
+        self.strategy.attach(self.search_space, seed=seed, direction=self.direction)  # type: ignore[arg-type]
         state = store.get_meta("strategy_state")
         if state is not None:
             self.strategy.load_state_dict(state)
@@ -184,7 +211,7 @@ class Experiment:
                             trial_id = store.add_trial(sample)
                             store.set_meta("strategy_state", self.strategy.state_dict())
                     running[trial_id] = sample
-                    engine.submit(Trial(trial_id, sample))
+                    engine.submit(Trial(trial_id, sample, seed=trial_seed(self._seed, trial_id)))
                 if not running:
                     if config.max_trials is not None and sum(store.counts().values()) >= config.max_trials:
                         reason = f"max_trials ({config.max_trials}) reached"
@@ -202,7 +229,7 @@ class Experiment:
             counts = store.counts()
             store.set_meta("status", "done" if not counts["waiting"] else "interrupted")
             store.set_meta("ended_at", time.time())
-            best = store.best(config.direction)
+            best = store.best(self.direction)
             summary = f"finished: {reason}. {counts['succeeded']} succeeded, {counts['failed']} failed"
             if best:
                 summary += f"; best {config.objective} = {best[0].objective:.6g} (trial {best[0].id}): {best[0].sample}"
@@ -251,7 +278,7 @@ class Experiment:
 
     def _snapshot(self, store: Store, running: dict[int, Any], started_at: float) -> Snapshot:
         counts = store.counts()
-        best = store.best(self.config.direction)
+        best = store.best(self.direction)
         return Snapshot(
             done=counts["succeeded"] + counts["failed"],
             running=len(running),
@@ -284,7 +311,7 @@ class Experiment:
             raise ExperimentError(f"formatter must be 'dict' or 'instance', got {formatter!r}")
         store = self._read()
         try:
-            top = store.best(store.get_meta("direction", self.config.direction), k)
+            top = store.best(store.get_meta("direction", self.direction), k)
         finally:
             store.close()
         if formatter == "dict":

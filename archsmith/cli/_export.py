@@ -1,0 +1,34 @@
+"""``archsmith export EXP``: the best samples as JSON, to a file or stdout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from archsmith.experiment import export_samples, export_text
+
+from ._common import add_experiment_argument, positive_int
+
+HELP = "export the best samples as JSON (one sample object for --top 1, else a list, best first)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_experiment_argument(parser)
+    parser.add_argument("--top", metavar="K", type=positive_int, default=1, help="how many samples (default 1)")
+    parser.add_argument(
+        "--out", metavar="FILE", help="write to FILE instead of stdout (--top 1: a file for archsmith.fixed_arch)"
+    )
+    parser.add_argument("--list", action="store_true", help="write a JSON list even for --top 1")
+
+
+def run(args: argparse.Namespace) -> int:
+    as_list = True if args.list else None
+    samples = export_samples(args.experiment, args.top, args.out, as_list=as_list)
+    if args.out is None:
+        sys.stdout.write(export_text(samples, args.top, as_list=as_list) + "\n")
+    else:
+        what = "the best sample" if len(samples) == 1 else f"the best {len(samples)} samples"
+        print(f"archsmith: wrote {what} of {args.experiment} to {args.out}", file=sys.stderr)
+    if len(samples) < args.top:
+        print(f"archsmith: only {len(samples)} trials have succeeded (asked for {args.top})", file=sys.stderr)
+    return 0

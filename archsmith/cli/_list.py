@@ -1,0 +1,49 @@
+"""``archsmith list [DIR]``: the experiments under a directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rich.table import Table
+
+from archsmith.experiment import DEFAULT_ROOT, STORE_FILE, list_experiments
+
+from ._common import STATUS_STYLE, console, number, plain, timestamp
+
+HELP = "list the experiments under DIR (default ./archsmith-experiments)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("directory", metavar="DIR", nargs="?", default=str(DEFAULT_ROOT), help="where to look")
+
+
+def run(args: argparse.Namespace) -> int:
+    out = console()
+    summaries = list_experiments(args.directory)
+    if not summaries:
+        hint = f" ({args.directory} is one itself: see `archsmith show {args.directory}`)"
+        itself = (Path(args.directory) / STORE_FILE).is_file()
+        out.print(f"no experiments in {args.directory}{hint if itself else ''}", markup=False, soft_wrap=True)
+        return 0
+    table = Table(title=f"experiments in {args.directory}")
+    for column in ("name", "status", "trials", "failed", "best", "created"):
+        table.add_column(column, justify="right" if column in ("trials", "failed", "best") else "left")
+    problems = []
+    for s in summaries:
+        if s.error is not None:
+            problems.append(f"{s.path.name}: {s.error}")
+        budget = f"/{s.max_trials}" if s.max_trials is not None else ""
+        best = "-" if s.best is None else f"{number(s.best.objective)} ({s.direction[:3]})"
+        table.add_row(
+            plain(s.path.name),
+            plain(s.status, STATUS_STYLE.get(s.status, "")),
+            f"{s.done}{budget}",
+            str(s.failed),
+            best,
+            timestamp(s.created_at),
+        )
+    out.print(table)
+    for problem in problems:
+        out.print(problem, markup=False)
+    return 0
