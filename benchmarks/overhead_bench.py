@@ -53,7 +53,9 @@ def cpu_bound(model: object) -> float:
 def run(engine: str, concurrency: int, trials: int, fn: object, root: Path) -> tuple[float, float]:
     """(wall time of run(), seconds from run() to the first trial starting)."""
     workdir = root / f"{engine}-{concurrency}-{getattr(fn, '__name__', 'fn')}"
-    config = ExperimentConfig(max_trials=trials, concurrency=concurrency, engine=engine, workdir=workdir, seed=0)
+    config = ExperimentConfig(
+        max_trials=trials, concurrency=concurrency, engine=engine, workdir=workdir, seed=0, direction="maximize"
+    )
     exp = Experiment(Tiny(), FunctionalEvaluator(fn), strategy.Random(dedup=False), config)  # type: ignore[arg-type]
     start = time.time()
     exp.run()
