@@ -100,5 +100,6 @@ STATUS_STYLE = {
     "waiting": "dim",
     "done": "green",
     "interrupted": "yellow",
+    "stale": "red",
     "unreadable": "red",
 }

@@ -9,7 +9,9 @@ the strategy's state, so a run killed at any moment resumes exactly.
 from __future__ import annotations
 
 import math
+import os
 import random
+import socket
 import time
 import warnings
 from pathlib import Path
@@ -26,6 +28,7 @@ from ._progress import ProgressView, Snapshot
 from ._store import STORE_FILE, Store, TrialRecord
 
 POLL_SECONDS = 0.25
+HEARTBEAT_SECONDS = 2.0
 
 
 class ExperimentError(ArchsmithError, RuntimeError):
@@ -186,6 +189,8 @@ class Experiment:
         asked_out = False
         reason = "the strategy is exhausted"
         store.set_meta("status", "running")
+        store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
+        heartbeat = 0.0
         engine.start(TrialPayload(type(self.space), args, kwargs, self.evaluator))
         view.start()
         try:
@@ -219,6 +224,9 @@ class Experiment:
                 for event in engine.wait(POLL_SECONDS):
                     self._record(store, event, running, view, started_at)
                 view.update(self._snapshot(store, running, started_at))
+                if time.time() - heartbeat >= HEARTBEAT_SECONDS:  # lets readers tell a dead driver
+                    heartbeat = time.time()
+                    store.set_meta("heartbeat", heartbeat)
                 if asked_out and running and not self.strategy.is_exhausted():
                     asked_out = False  # a waiting strategy may propose again after results
         except KeyboardInterrupt:

@@ -113,6 +113,20 @@ class ExperimentSummary:
 _SUMMARY_META = ("seed", "space", "strategy", "labels")
 
 
+#: A running experiment whose driver has not written for this long is reported stale.
+STALE_AFTER_SECONDS = 30.0
+
+
+def run_status(store: Store) -> str:
+    """The stored status; ``"stale"`` for a "running" one whose driver stopped
+    writing its heartbeat (killed with SIGKILL, or its machine went away)."""
+    status = str(store.get_meta("status", "created"))
+    heartbeat = store.get_meta("heartbeat")
+    if status == "running" and heartbeat is not None and time.time() - float(heartbeat) > STALE_AFTER_SECONDS:
+        return "stale"
+    return status
+
+
 def summarize(store: Store) -> ExperimentSummary:
     """The experiment's status, trial counts, best trial and configuration."""
     directory = store.path.parent
@@ -125,7 +139,7 @@ def summarize(store: Store) -> ExperimentSummary:
     return ExperimentSummary(
         path=directory,
         name=config.get("name") or directory.name,
-        status=str(store.get_meta("status", "created")),
+        status=run_status(store),
         counts=store.counts(),
         objective=str(store.get_meta("objective", config.get("objective", "default"))),
         direction=direction_of(store),

@@ -453,3 +453,19 @@ def test_reading_while_a_run_writes(
     assert len(rows) == 20 and all(r["status"] == "succeeded" for r in rows)
     code, out, _ = cli(capsys, "list", workdir.parent)
     assert code == 0 and "done" in out and "20/20" in out
+
+
+def test_a_running_experiment_whose_driver_stopped_writing_is_stale(tmp_path: Path) -> None:
+    import time as _time
+
+    from archsmith.experiment import Store, run_status
+
+    store = Store(tmp_path / "experiment.db")
+    store.set_meta("status", "running")
+    store.set_meta("heartbeat", _time.time())
+    assert run_status(store) == "running"
+    store.set_meta("heartbeat", _time.time() - 3600)
+    assert run_status(store) == "stale"
+    store.set_meta("status", "done")
+    assert run_status(store) == "done"
+    store.close()
