@@ -49,7 +49,7 @@ class Runner:
             with trial_context(ctx):
                 returned = self.evaluator.evaluate(model)
             final = ctx.final if ctx.final is not None else (None if returned is None else normalize_metric(returned))
-        except Exception:
+        except (Exception, SystemExit):  # sys.exit() in training code (argparse...) fails the trial only
             return failed(traceback.format_exc())
         if final is None:
             return failed(

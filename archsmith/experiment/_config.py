@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -32,8 +33,8 @@ def parse_duration(value: float | str | None) -> float | None:
         if not match:
             raise ConfigError(f"max_duration {value!r} is not a duration; use seconds or e.g. '90s', '10m', '2h'")
         seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        raise ConfigError(f"max_duration must be positive, got {value!r}")
+    if not seconds > 0 or math.isinf(seconds):  # also rejects NaN
+        raise ConfigError(f"max_duration must be a positive, finite duration, got {value!r}")
     return seconds
 
 
@@ -87,7 +88,7 @@ class ExperimentConfig:
         if self.trial_timeout is not None and (
             isinstance(self.trial_timeout, bool)
             or not isinstance(self.trial_timeout, (int, float))
-            or self.trial_timeout <= 0
+            or not self.trial_timeout > 0  # also rejects NaN
         ):
             raise ConfigError(f"trial_timeout must be a positive number of seconds or None, got {self.trial_timeout!r}")
         if not isinstance(self.objective, str) or not self.objective:
@@ -98,7 +99,9 @@ class ExperimentConfig:
             raise ConfigError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an integer or None, got {self.seed!r}")
-        if self.name is not None and (not isinstance(self.name, str) or not re.fullmatch(r"[\w.-]+", self.name)):
+        if self.name is not None and (
+            not isinstance(self.name, str) or not re.fullmatch(r"[\w.-]+", self.name) or set(self.name) == {"."}
+        ):
             raise ConfigError(
                 f"name must be letters, digits, '.', '_' or '-' (it names a directory), got {self.name!r}"
             )

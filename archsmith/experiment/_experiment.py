@@ -17,6 +17,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
 from archsmith.nn import ModelSpace
@@ -65,6 +67,19 @@ def resolve_direction(config: ExperimentConfig, evaluator: Evaluator) -> str:
 def trial_seed(experiment_seed: int, trial_id: int) -> int:
     """A trial's own seed: a re-run of the same trial gets the same one."""
     return (experiment_seed * 1_000_003 + trial_id) % 2**31
+
+
+def check_gpus(config: ExperimentConfig) -> None:
+    """Fail before any trial if ``gpus_per_trial`` asks for GPUs that are not there."""
+    if not config.gpus_per_trial:
+        return
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    need = config.gpus_per_trial * (1 if config.engine == "inprocess" else config.concurrency)
+    if count < need:
+        raise ExperimentError(
+            f"gpus_per_trial={config.gpus_per_trial} (x concurrency) needs {need} GPUs but {count} are visible; "
+            "lower it, or use gpus_per_trial=0 to train on the CPU"
+        )
 
 
 def make_engine(config: ExperimentConfig) -> Engine:
@@ -125,10 +140,14 @@ class Experiment:
         restored, and the (possibly raised) budget completed.
         """
         config = self.config
-        if config.max_trials is None and config.max_duration_seconds is None and math.isinf(self._size()):
+        if (
+            config.max_trials is None
+            and config.max_duration_seconds is None
+            and not self.strategy.can_exhaust(self.search_space)
+        ):
             raise ExperimentError(
-                "nothing would end this run: set ExperimentConfig(max_trials=...) or max_duration=... "
-                "(the space is unbounded, so the strategy alone never ends it)"
+                f"nothing would end this run: set ExperimentConfig(max_trials=...) or max_duration=... "
+                f"({self.strategy!r} never runs out of samples on this space by itself)"
             )
         existing = self.store_path.exists()
         if existing and not resume:
@@ -136,18 +155,20 @@ class Experiment:
                 f"{self.directory} already holds an experiment; pass run(resume=True) to continue it, "
                 "or choose another ExperimentConfig(name=...) / workdir"
             )
-        store = Store(self.store_path)
+        check_gpus(config)
+        # Workers start before the store is touched: a refused start leaves nothing behind.
+        engine = make_engine(config)
+        args, kwargs = self.space.init_arguments
+        engine.start(TrialPayload(type(self.space), args, kwargs, self.evaluator))
+        store: Store | None = None
         try:
+            store = Store(self.store_path)
             pending = self._prepare(store, existing)
-            return self._loop(store, pending)
+            return self._loop(store, engine, pending)
         finally:
-            store.close()
-
-    def _size(self) -> float:
-        try:
-            return float(self.search_space.size())
-        except ArchsmithError:
-            return math.inf
+            engine.shutdown()
+            if store is not None:
+                store.close()
 
     def _prepare(self, store: Store, existing: bool) -> list[int]:
         config = self.config
@@ -179,10 +200,8 @@ class Experiment:
             self.strategy.load_state_dict(state)
         return store.requeue_unfinished()
 
-    def _loop(self, store: Store, pending: list[int]) -> Experiment:
+    def _loop(self, store: Store, engine: Engine, pending: list[int]) -> Experiment:
         config = self.config
-        engine = make_engine(config)
-        args, kwargs = self.space.init_arguments
         view = ProgressView(config.name or str(self.directory), config.objective)
         started_at = time.time()
         running: dict[int, dict[str, Any]] = {}
@@ -191,7 +210,6 @@ class Experiment:
         store.set_meta("status", "running")
         store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
         heartbeat = 0.0
-        engine.start(TrialPayload(type(self.space), args, kwargs, self.evaluator))
         view.start()
         try:
             while True:
@@ -315,6 +333,8 @@ class Experiment:
     def export_top_models(self, k: int = 1, formatter: str = "dict") -> list[Any]:
         """The ``k`` best architectures, best first, by the objective's direction:
         as samples (``formatter="dict"``) or frozen models (``"instance"``)."""
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ExperimentError(f"k must be a positive integer (how many top models), got {k!r}")
         if formatter not in ("dict", "instance"):
             raise ExperimentError(f"formatter must be 'dict' or 'instance', got {formatter!r}")
         store = self._read()

@@ -55,6 +55,11 @@ class Strategy(ABC):
     def tell(self, trial: FinishedTrial) -> None:
         """Learn from a finished trial."""
 
+    def can_exhaust(self, space: Space) -> bool:
+        """Whether this strategy ends a run by itself on ``space`` (so no budget is
+        needed); ``False`` unless a strategy knows better."""
+        return False
+
     def is_exhausted(self) -> bool:
         """``True`` once ``ask`` will never propose anything again."""
         return False

@@ -58,6 +58,12 @@ class Random(Strategy):
     def tell(self, trial: FinishedTrial) -> None:
         pass  # random search learns nothing
 
+    def can_exhaust(self, space: Space) -> bool:
+        try:
+            return self.dedup and space.size() != math.inf
+        except SpaceError:
+            return False
+
     def is_exhausted(self) -> bool:
         if not self.dedup:
             return False

@@ -1,0 +1,173 @@
+"""Shared pieces of the engine tests: a tiny model space, an evaluator whose
+behaviour (succeed, raise, crash, hang, ...) is chosen per trial by the sample's
+``action`` label, a generic way to build any registered engine, and a way to see
+the worker processes this test process has spawned.
+
+This module is pickled *by value* (as a user's ``__main__`` would be), so worker
+processes never need to import it."""
+
+from __future__ import annotations
+
+import ctypes
+import inspect
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import torch
+
+import archsmith.nn as nn
+from archsmith.evaluator import FunctionalEvaluator, report_intermediate_result
+from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+ACTIONS = [
+    "ok",
+    "slow",
+    "hang",
+    "raise",
+    "nan",
+    "inf",
+    "string",
+    "none",
+    "bad_dict",
+    "sysexit",
+    "exit",
+    "segv_ctypes",
+    "sigkill",
+]
+
+
+class Net(nn.ModelSpace):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, nn.choice("width", [2, 3, 4]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+def behave(model: torch.nn.Module, action: str) -> Any:
+    """Report two intermediate results, then do what ``action`` says."""
+    width = model(torch.ones(1, 4)).shape[1]
+    report_intermediate_result(0.25)
+    report_intermediate_result({"step": 1.0, "pid": float(os.getpid())})
+    if action == "slow":
+        time.sleep(0.4)
+    elif action == "hang":
+        time.sleep(120)
+    elif action == "raise":
+        raise ValueError("boom from the trial")
+    elif action == "nan":
+        return float("nan")
+    elif action == "inf":
+        return {"value": float("inf"), "pid": float(os.getpid())}
+    elif action == "string":
+        return "not a number"
+    elif action == "none":
+        return None
+    elif action == "bad_dict":
+        return {"value": [1, 2]}
+    elif action == "sysexit":
+        sys.exit(2)
+    elif action == "exit":
+        os._exit(3)
+    elif action == "segv_ctypes":
+        ctypes.string_at(0)
+    elif action == "sigkill":  # what the kernel's OOM killer does
+        os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(5)
+    return {"value": float(width), "pid": float(os.getpid())}
+
+
+def payload() -> TrialPayload:
+    return TrialPayload(Net, (), {}, FunctionalEvaluator(behave, action=nn.choice("action", ACTIONS)))
+
+
+def make_engine(name: str, *, concurrency: int = 2, trial_timeout: float | None = None) -> Engine:
+    """Build the engine registered as ``name`` with the settings it accepts, so an
+    engine registered later gets every parametrized test without edits here."""
+    cls = ENGINES[name]
+    accepted = inspect.signature(cls).parameters
+    settings = {"concurrency": concurrency, "trial_timeout": trial_timeout}
+    return cls(**{k: v for k, v in settings.items() if k in accepted})  # type: ignore[no-any-return]
+
+
+def trial(trial_id: int, action: str = "ok", width: int = 3) -> Trial:
+    return Trial(trial_id, {"width": width, "action": action})
+
+
+def run_trials(engine: Engine, trials: list[Trial], deadline: float = 60.0) -> dict[int, list[TrialEvent]]:
+    """Submit ``trials`` as capacity allows and wait until each has finished.
+
+    Returns every event, per trial id, in the order the engine gave them. A
+    ``BaseException`` escaping ``wait`` (other than Ctrl-C) is recorded as a
+    synthetic finished event with ``status="escaped"`` for the trials it took down,
+    so one misbehaving trial does not hide the outcome of the others."""
+    events: dict[int, list[TrialEvent]] = {t.id: [] for t in trials}
+    queue = list(trials)
+    unfinished = {t.id for t in trials}
+    end = time.time() + deadline
+    while unfinished:
+        if time.time() > end:
+            last = {i: (events[i][-1].kind if events[i] else "nothing") for i in sorted(unfinished)}
+            raise AssertionError(f"trials did not finish within {deadline} s (their last event): {last}")
+        while queue and engine.capacity > 0:
+            engine.submit(queue.pop(0))
+        running_before = set(engine.running())
+        try:
+            got = engine.wait(0.2)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as e:
+            lost = running_before - set(engine.running())
+            for trial_id in lost:
+                events[trial_id].append(TrialEvent("finished", trial_id, status="escaped", error=repr(e)))
+                unfinished.discard(trial_id)
+            continue
+        for event in got:
+            events.setdefault(event.trial_id, []).append(event)
+            if event.kind == "finished":
+                unfinished.discard(event.trial_id)
+    return events
+
+
+def finished(events: list[TrialEvent]) -> TrialEvent:
+    done = [e for e in events if e.kind == "finished"]
+    assert len(done) == 1, f"expected exactly one finished event, got {events}"
+    return done[0]
+
+
+def worker_processes() -> set[int]:
+    """Pids of the live (non-zombie) archsmith worker processes that are children
+    of this process."""
+    pids = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == os.getpid() and state != "Z" and b"archsmith.execution._worker" in cmdline:
+            pids.add(int(entry.name))
+    return pids
+
+
+def process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

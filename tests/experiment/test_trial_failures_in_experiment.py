@@ -1,0 +1,32 @@
+"""A trial that raises, returns NaN or a non-number, or exceeds ``trial_timeout``
+is a failed trial with its error text in the store; the experiment goes on and
+the remaining trials succeed. (Process-killing faults: tests/execution.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._experiment_helpers import deadline, make_experiment, read_meta, read_trials
+
+FAULTS = {2: "raise", 3: "nan", 5: "string", 6: "hang"}
+
+
+def test_faults_fail_their_trials_and_the_run_goes_on(tmp_path: Path) -> None:
+    with deadline(60):
+        make_experiment(tmp_path, max_trials=8, faults=dict(FAULTS), trial_timeout=1).run()
+    trials = {t.id: t for t in read_trials(tmp_path)}
+    assert sorted(trials) == list(range(1, 9))
+    errors = {i: trials[i].error or "" for i in FAULTS}
+    assert "RuntimeError: trial 2 failed on purpose" in errors[2]
+    assert "not finite" in errors[3]
+    assert "not a number" in errors[5]
+    assert "timed out" in errors[6] and "trial_timeout" in errors[6]
+    for i, t in trials.items():
+        if i in FAULTS:
+            assert t.status == "failed" and t.objective is None and t.metric is None, t
+            assert t.ended_at is not None
+        else:
+            assert t.status == "succeeded", t.error
+            assert t.objective == t.sample["width"] * t.sample["scale"]
+    assert 1.0 <= trials[6].duration < 4  # type: ignore[operator]
+    assert read_meta(tmp_path, "status") == "done"
