@@ -14,6 +14,7 @@ import random
 import socket
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,35 @@ def make_engine(config: ExperimentConfig) -> Engine:
     if config.engine == "inprocess":
         return cls(trial_timeout=config.trial_timeout)  # type: ignore[no-any-return]
     return cls(concurrency=config.concurrency, trial_timeout=config.trial_timeout, gpus_per_trial=config.gpus_per_trial)  # type: ignore[no-any-return]
+
+
+@dataclass
+class _Tally:
+    """Counts and the best trial, kept in memory so the loop never re-queries them."""
+
+    created: int
+    done: int
+    failed: int
+    best: float | None
+    best_trial: int | None
+
+    @classmethod
+    def of(cls, store: Store, direction: str) -> _Tally:
+        counts, best = store.counts(), store.best(direction)
+        return cls(
+            sum(counts.values()),
+            counts["succeeded"] + counts["failed"],
+            counts["failed"],
+            best[0].objective if best else None,
+            best[0].id if best else None,
+        )
+
+    def finished(self, trial_id: int, value: float | None, direction: str) -> None:
+        self.done += 1
+        if value is None:
+            self.failed += 1
+        elif self.best is None or (value > self.best if direction == "maximize" else value < self.best):
+            self.best, self.best_trial = value, trial_id
 
 
 class Experiment:
@@ -210,6 +240,7 @@ class Experiment:
         store.set_meta("status", "running")
         store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
         heartbeat = 0.0
+        tally = self._tally = _Tally.of(store, self.direction)
         view.start()
         try:
             while True:
@@ -221,8 +252,7 @@ class Experiment:
                         trial_id = pending.pop(0)
                         sample = store.trial(trial_id).sample
                     else:
-                        created = sum(store.counts().values())
-                        if config.max_trials is not None and created >= config.max_trials:
+                        if config.max_trials is not None and tally.created >= config.max_trials:
                             asked_out = True
                             break
                         sample = self.strategy.ask()  # type: ignore[assignment]
@@ -233,10 +263,11 @@ class Experiment:
                         with store.transaction():
                             trial_id = store.add_trial(sample)
                             store.set_meta("strategy_state", self.strategy.state_dict())
+                        tally.created += 1
                     running[trial_id] = sample
                     engine.submit(Trial(trial_id, sample, seed=trial_seed(self._seed, trial_id)))
                 if not running:
-                    if config.max_trials is not None and sum(store.counts().values()) >= config.max_trials:
+                    if config.max_trials is not None and tally.created >= config.max_trials:
                         reason = f"max_trials ({config.max_trials}) reached"
                     break
                 for event in engine.wait(POLL_SECONDS):
@@ -300,18 +331,18 @@ class Experiment:
             )
             self.strategy.tell(FinishedTrial(event.trial_id, sample, status, value, event.metric))
             store.set_meta("strategy_state", self.strategy.state_dict())
+        self._tally.finished(event.trial_id, value if status == "succeeded" else None, self.direction)
         view.trial_finished(event.trial_id, status, value, error, self._snapshot(store, running, started_at))
 
     def _snapshot(self, store: Store, running: dict[int, Any], started_at: float) -> Snapshot:
-        counts = store.counts()
-        best = store.best(self.direction)
+        tally = self._tally
         return Snapshot(
-            done=counts["succeeded"] + counts["failed"],
+            done=tally.done,
             running=len(running),
-            failed=counts["failed"],
+            failed=tally.failed,
             budget=self.config.max_trials,
-            best=best[0].objective if best else None,
-            best_trial=best[0].id if best else None,
+            best=tally.best,
+            best_trial=tally.best_trial,
             elapsed=time.time() - started_at,
             max_duration=self.config.max_duration_seconds,
         )
