@@ -27,6 +27,7 @@ class InProcessEngine(Engine):
     def __init__(self, trial_timeout: float | None = None) -> None:
         super().__init__(trial_timeout)
         self._queue: collections.deque[Trial] = collections.deque()
+        self._started: Trial | None = None  # announced by one wait(), run by the next
         self._runner: Runner | None = None
         self._stop: set[int] = set()
 
@@ -35,27 +36,33 @@ class InProcessEngine(Engine):
 
     @property
     def capacity(self) -> int:
-        return 0 if self._queue else 1
+        return 0 if self._queue or self._started else 1
 
     def submit(self, trial: Trial) -> None:
         self._queue.append(trial)
 
     def running(self) -> list[int]:
-        return [t.id for t in self._queue]
+        return [t.id for t in (self._started, *self._queue) if t is not None]
 
     def cancel(self, trial_id: int) -> None:
         self._queue = collections.deque(t for t in self._queue if t.id != trial_id)
+        if self._started is not None and self._started.id == trial_id:
+            self._started = None
 
     def request_stop(self, trial_id: int) -> None:
         self._stop.add(trial_id)
 
     def wait(self, timeout: float) -> list[TrialEvent]:
-        if not self._queue:
-            time.sleep(min(timeout, 0.01))
-            return []
+        if self._started is None:
+            if not self._queue:
+                time.sleep(min(timeout, 0.01))
+                return []
+            # Announce first, so the store shows the trial running while it runs.
+            self._started = self._queue.popleft()
+            return [TrialEvent("started", self._started.id, "main", at=time.time())]
         assert self._runner is not None, "start() the engine first"
-        trial = self._queue.popleft()
-        events = [TrialEvent("started", trial.id, "main", at=time.time())]
+        trial, self._started = self._started, None
+        events: list[TrialEvent] = []
 
         def on_intermediate(step: int, metric: Any) -> None:
             events.append(TrialEvent("intermediate", trial.id, "main", step=step, metric=metric, at=time.time()))
@@ -79,6 +86,7 @@ class InProcessEngine(Engine):
 
     def shutdown(self) -> None:
         self._queue.clear()
+        self._started = None
 
 
 class _alarm:
