@@ -24,6 +24,12 @@ class Snapshot:
     max_duration: float | None
 
 
+def last_line(text: str | None) -> str:
+    """The last non-empty line of an error (the exception, for a traceback)."""
+    lines = (text or "").strip().splitlines()
+    return lines[-1] if lines else "unknown error"
+
+
 def _clock(seconds: float | None) -> str:
     if seconds is None:
         return "--:--"
@@ -68,11 +74,7 @@ class ProgressView:
         if self.live is not None:
             self.live.update(self._table())
             return
-        outcome = (
-            f"{self.objective}={value:.6g}"
-            if value is not None
-            else f"failed: {(error or '').strip().splitlines()[-1:]}"
-        )
+        outcome = f"{self.objective}={value:.6g}" if value is not None else f"failed: {last_line(error)}"
         best = f"{s.best:.6g} (trial {s.best_trial})" if s.best is not None else "-"
         budget = f"/{s.budget}" if s.budget is not None else ""
         self._say(
