@@ -74,7 +74,7 @@ class ProgressView:
         if self.live is not None:
             self.live.update(self._table())
             return
-        outcome = f"{self.objective}={value:.6g}" if value is not None else f"failed: {last_line(error)}"
+        outcome = f"{self.objective}={value:.6g}" if value is not None else last_line(error)
         best = f"{s.best:.6g} (trial {s.best_trial})" if s.best is not None else "-"
         budget = f"/{s.budget}" if s.budget is not None else ""
         self._say(
