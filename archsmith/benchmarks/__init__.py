@@ -1,0 +1,1 @@
+"""Tabular NAS benchmarks: search strategies answered by table lookup, in seconds."""

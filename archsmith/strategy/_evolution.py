@@ -1,0 +1,208 @@
+"""``RegularizedEvolution`` (Real et al., 2019): tournament selection, mutation
+and aging, as three small functions over a population of ``(sample, value)``."""
+
+from __future__ import annotations
+
+import math
+import random
+from typing import Any, Literal
+
+from archsmith.space import CategoricalMultiple, Leaf, Numerical, Sample, Space, SpaceError
+
+from ._base import Direction, FinishedTrial, Strategy
+from ._random import sample_key
+from ._registry import register_strategy
+
+#: How many mutations ``ask`` tries to find a new sample that meets the constraints.
+MUTATION_TRIES = 100
+
+Member = tuple[Sample, "float | None"]  # a sample and its objective (None: a failed trial, ranked worst)
+
+
+def can_mutate(leaf: Leaf) -> bool:
+    """Whether ``leaf`` has a value other than any given one."""
+    return leaf.size() > 1
+
+
+def mutate_value(leaf: Leaf, value: Any, rng: random.Random) -> Any:
+    """A value of ``leaf`` that is always different from ``value``."""
+    if isinstance(leaf, CategoricalMultiple):
+        n = len(leaf.values)
+        chosen = {i for i, v in enumerate(leaf.values) if any(type(v) is type(x) and v == x for x in value)}
+        if leaf.n_chosen is None:  # flip one candidate in or out
+            chosen ^= {rng.randrange(n)}
+        else:  # swap one chosen candidate for one left out
+            left_out = [i for i in range(n) if i not in chosen]
+            chosen = (chosen - {rng.choice(sorted(chosen))}) | {rng.choice(left_out)}
+        return [leaf.values[i] for i in sorted(chosen)]
+    if isinstance(leaf, Numerical) and not leaf.is_discrete:
+        while True:
+            new = leaf.random(rng)
+            if new != value:
+                return new
+    if isinstance(leaf, Numerical):
+        assert leaf.quantize is not None
+        n, current = int(leaf.size()), round((value - leaf.low) / leaf.quantize)
+        k = rng.randrange(n - 1)
+        return leaf.canonical(leaf.low + (k + (k >= current)) * leaf.quantize)
+    grid = leaf.grid()  # Categorical
+    current = leaf.index_of(value)  # type: ignore[attr-defined]
+    k = rng.randrange(len(grid) - 1)
+    return grid[k + (k >= current)]
+
+
+def mutate(space: Space, parent: Sample, prob: float, rng: random.Random) -> Sample:
+    """``parent`` with each mutable gene changed with probability ``prob``, and
+    at least one changed."""
+    genes = [label for label, leaf in space.items() if can_mutate(leaf)]
+    chosen = [label for label in genes if rng.random() < prob] or [rng.choice(genes)]
+    child = dict(parent)
+    for label in chosen:
+        child[label] = mutate_value(space[label], parent[label], rng)
+    return child
+
+
+def crossover(first: Sample, second: Sample, rng: random.Random) -> Sample:
+    """Uniform crossover: each gene from either parent."""
+    return {label: (first if rng.random() < 0.5 else second)[label] for label in first}
+
+
+def tournament(population: list[Member], sample_size: int, better: Any, rng: random.Random) -> Sample:
+    """The best of ``sample_size`` members drawn at random (failed ones rank last)."""
+    contestants = rng.sample(population, min(sample_size, len(population)))
+    best = contestants[0]
+    for member in contestants[1:]:
+        if best[1] is None or (member[1] is not None and better(member[1], best[1])):
+            best = member
+    return best[0]
+
+
+def age(population: list[Member], newcomer: Member, size: int) -> list[Member]:
+    """The population with ``newcomer`` added and its oldest members removed."""
+    return [*population, newcomer][-size:]
+
+
+@register_strategy("regularized_evolution")
+class RegularizedEvolution(Strategy):
+    """Regularized (aging) evolution.
+
+    Random samples until ``population_size`` trials are in (or asked); then each
+    proposal mutates the winner of a tournament among ``sample_size`` random
+    members (with ``crossover``, of two winners crossed over first). A mutated gene
+    always takes a different value, and at least one gene mutates. Each finished
+    trial joins the population and the oldest leaves. ``on_failure="ignore"``
+    drops failed trials; ``"worst"`` keeps them, ranked below every success. With
+    ``dedup`` no sample is proposed twice while an unseen one can be found, and a
+    finite space ends the search once every sample was proposed.
+
+    >>> from archsmith.space import Space, choice
+    >>> strategy = RegularizedEvolution(population_size=2, sample_size=2)
+    >>> strategy.attach(Space([choice("a", [1, 2, 3])]), seed=0)
+    >>> sorted(strategy.ask()["a"] for _ in range(3)), strategy.ask()
+    ([1, 2, 3], None)
+    """
+
+    def __init__(
+        self,
+        population_size: int = 100,
+        sample_size: int = 25,
+        mutation_prob: float = 0.05,
+        crossover: bool = False,
+        dedup: bool = True,
+        on_failure: Literal["ignore", "worst"] = "ignore",
+    ) -> None:
+        if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 1:
+            raise SpaceError(f"population_size must be a positive integer, got {population_size!r}")
+        if isinstance(sample_size, bool) or not isinstance(sample_size, int) or not 1 <= sample_size:
+            raise SpaceError(f"sample_size must be a positive integer, got {sample_size!r}")
+        if not 0.0 <= mutation_prob <= 1.0:
+            raise SpaceError(f"mutation_prob must be in [0, 1], got {mutation_prob!r}")
+        if on_failure not in ("ignore", "worst"):
+            raise SpaceError(f"on_failure must be 'ignore' or 'worst', got {on_failure!r}")
+        self.population_size, self.sample_size = population_size, min(sample_size, population_size)
+        self.mutation_prob, self.crossover, self.dedup, self.on_failure = mutation_prob, crossover, dedup, on_failure
+        self._population: list[Member] = []
+        self._pending = 0
+        self._seen: set[str] = set()
+
+    def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
+        super().attach(space, seed=seed, direction=direction)
+        self._population, self._pending, self._seen = [], 0, set()
+        try:
+            self._size: float = space.size()
+        except SpaceError:  # too constrained to count: never declare it exhausted
+            self._size = math.inf
+
+    # Proposing --------------------------------------------------------------------
+    def _random(self) -> Sample:
+        return self.space.random(rng=self.rng)
+
+    def _child(self) -> Sample:
+        parent = tournament(self._population, self.sample_size, self.better, self.rng)
+        if self.crossover and len(self._population) > 1:
+            other = tournament(self._population, self.sample_size, self.better, self.rng)
+            parent = crossover(parent, other, self.rng)
+        return mutate(self.space, parent, self.mutation_prob, self.rng)
+
+    def _is_new(self, sample: Sample) -> bool:
+        return not self.dedup or sample_key(sample) not in self._seen
+
+    def _propose(self) -> Sample | None:
+        filling = len(self._population) + self._pending < self.population_size or not self._population
+        if filling or len(self.space) == 0 or not any(can_mutate(leaf) for leaf in self.space.values()):
+            make = self._random
+        else:
+            make = self._child
+        for _ in range(MUTATION_TRIES):
+            sample = make()
+            if self.space.satisfies(sample) and self._is_new(sample):
+                return sample
+        for _ in range(MUTATION_TRIES):  # stuck around seen samples: a random unseen one
+            sample = self._random()
+            if self._is_new(sample):
+                return sample
+        return None
+
+    def ask(self) -> Sample | None:
+        if self.is_exhausted():
+            return None
+        sample = self._propose()
+        if sample is not None:
+            self._pending += 1
+            if self.dedup:
+                self._seen.add(sample_key(sample))
+        return sample
+
+    def tell(self, trial: FinishedTrial) -> None:
+        self._pending = max(0, self._pending - 1)
+        failed = trial.status != "succeeded" or trial.value is None
+        if failed and self.on_failure == "ignore":
+            return
+        value = None if failed else float(trial.value)  # type: ignore[arg-type]
+        self._population = age(self._population, (dict(trial.sample), value), self.population_size)
+
+    def can_exhaust(self, space: Space) -> bool:
+        try:
+            return self.dedup and space.size() != math.inf
+        except SpaceError:
+            return False
+
+    def is_exhausted(self) -> bool:
+        return self.dedup and len(self._seen) >= self._size
+
+    # State ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        population = [[sample, value] for sample, value in self._population]
+        return {**super().state_dict(), "population": population, "pending": self._pending, "seen": sorted(self._seen)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._population = [(dict(sample), value) for sample, value in state["population"]]
+        self._pending, self._seen = int(state["pending"]), set(state["seen"])
+
+    def __repr__(self) -> str:
+        return (
+            f"RegularizedEvolution(population_size={self.population_size}, sample_size={self.sample_size}, "
+            f"mutation_prob={self.mutation_prob}, crossover={self.crossover}, dedup={self.dedup}, "
+            f"on_failure={self.on_failure!r})"
+        )

@@ -1,0 +1,319 @@
+"""``OptunaStrategy``: any Optuna sampler over an archsmith space, and ``TPE``.
+
+Optuna runs an in-memory study through its ask/tell interface. Each leaf of the
+space becomes Optuna parameters:
+
+- ``Categorical`` -> one categorical over the candidate *indices* (candidates may
+  be any JSON value; Optuna's categoricals may not);
+- ``CategoricalMultiple`` -> one categorical ``[False, True]`` per candidate
+  (parameter ``"<label>#<i>"``). With ``n_chosen`` set, a proposal choosing the
+  wrong number is *repaired* with the strategy's seeded generator (random extra
+  choices dropped, missing ones added); Optuna learns from its raw proposal, the
+  trial runs the repaired subset;
+- ``Numerical`` -> a float (``log``, ``step`` = ``quantize``) or, when low, high
+  and quantize are integers, an int. Optuna cannot combine ``log`` with a step, so
+  a quantized log-uniform leaf is a log float snapped to the grid.
+
+Failed trials are told ``FAIL``. A proposal that breaks one of the space's
+constraints is told ``PRUNED`` (so the sampler learns to avoid the region) and
+Optuna is asked again; after ``max_rejections`` in a row a random valid sample is
+enqueued instead.
+
+Optuna is imported only when a strategy is built, so ``import archsmith`` does not
+load it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import math
+import warnings
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from archsmith.space import Categorical, CategoricalMultiple, Numerical, Sample, Space, SpaceError
+from archsmith.space._leaf import value_key
+
+from ._base import Direction, FinishedTrial, Strategy
+from ._random import sample_key
+from ._registry import register_strategy
+
+_STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """Optuna logs every finished trial at INFO and warns about experimental
+    options; keep both out of the experiment's output without touching the
+    global settings for good."""
+    import optuna
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(level)
+
+
+@register_strategy("optuna")
+class OptunaStrategy(Strategy):
+    """Runs an Optuna sampler over the search space.
+
+    ``sampler``: a function ``seed -> optuna sampler`` called with the keyword
+    ``seed=`` (an Optuna sampler class works, e.g. ``optuna.samplers.RandomSampler``),
+    or a sampler instance. A function is called again before every proposal with
+    a seed derived from the experiment's seed and the number of trials so far, so
+    a run (and a resumed run) is reproducible; an instance is used as is and its
+    random stream is its own (a resumed run then continues the same search, not
+    the same proposals). ``None``: Optuna's default TPE.
+    """
+
+    def __init__(self, sampler: Any = None, *, max_rejections: int = 100) -> None:
+        import optuna
+
+        if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler) and not callable(sampler):
+            raise SpaceError(f"sampler must be an Optuna sampler or a function seed -> sampler, got {sampler!r}")
+        if isinstance(max_rejections, bool) or not isinstance(max_rejections, int) or max_rejections < 1:
+            raise SpaceError(f"max_rejections must be a positive integer, got {max_rejections!r}")
+        self.sampler = sampler
+        self.max_rejections = max_rejections
+        self._seed = 0
+        self._study: Any = None
+        self._records: list[list[Any]] = []  # per Optuna trial number: [params, value, state, sample key]
+        self._pending: dict[str, list[int]] = {}  # sample key -> asked, untold trial numbers
+
+    # Binding -------------------------------------------------------------------------
+    def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
+        super().attach(space, seed=seed, direction=direction)
+        self._seed = int(seed)
+        self._distributions = self._make_distributions(space)
+        self._reset_study()
+
+    def check_space(self, space: Space) -> None:
+        for label, leaf in space.items():
+            if not isinstance(leaf, (Categorical, CategoricalMultiple, Numerical)):
+                raise SpaceError(f"{self!r} cannot search {label!r}: unsupported choice type {type(leaf).__name__}")
+
+    def _make_sampler(self, n: int) -> Any:
+        import optuna
+
+        if self.sampler is None:
+            return optuna.samplers.TPESampler(seed=self._derived_seed(n))
+        if isinstance(self.sampler, optuna.samplers.BaseSampler):
+            return self.sampler
+        with _quiet():
+            return self.sampler(seed=self._derived_seed(n))
+
+    def _derived_seed(self, n: int) -> int:
+        return (self._seed * 1_000_003 + n * 7_919 + 12_345) % 2**31
+
+    def _reset_study(self) -> None:
+        import optuna
+
+        with _quiet():
+            self._study = optuna.create_study(direction=self.direction, sampler=self._make_sampler(0))
+        self._records, self._pending = [], {}
+
+    @staticmethod
+    def _make_distributions(space: Space) -> dict[str, Any]:
+        from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+        dists: dict[str, Any] = {}
+        for label, leaf in space.items():
+            if isinstance(leaf, Categorical):
+                dists[label] = CategoricalDistribution(list(range(len(leaf.values))))
+            elif isinstance(leaf, CategoricalMultiple):
+                for i in range(len(leaf.values)):
+                    dists[f"{label}#{i}"] = CategoricalDistribution([False, True])
+            elif isinstance(leaf, Numerical):
+                q = leaf.quantize
+                if q is None:
+                    dists[label] = FloatDistribution(leaf.low, leaf.high, log=leaf.log)
+                elif leaf.log:  # Optuna has no log + step: a log float, snapped to the grid
+                    dists[label] = FloatDistribution(leaf.low, leaf.high, log=True)
+                else:
+                    top = leaf.low + math.floor((leaf.high - leaf.low) / q + 1e-9) * q
+                    if leaf.integer:
+                        dists[label] = IntDistribution(int(leaf.low), int(top), step=int(q))
+                    else:
+                        dists[label] = FloatDistribution(leaf.low, top, step=q)
+        return dists
+
+    # Parameters <-> samples ----------------------------------------------------------------
+    def _to_sample(self, params: Mapping[str, Any]) -> Sample:
+        sample: Sample = {}
+        for label, leaf in self.space.items():
+            if isinstance(leaf, Categorical):
+                sample[label] = leaf.values[int(params[label])]
+            elif isinstance(leaf, CategoricalMultiple):
+                chosen = [i for i in range(len(leaf.values)) if params[f"{label}#{i}"]]
+                if leaf.n_chosen is not None and len(chosen) != leaf.n_chosen:
+                    chosen = self._repair(chosen, len(leaf.values), leaf.n_chosen)
+                sample[label] = [leaf.values[i] for i in chosen]
+            else:
+                sample[label] = leaf.canonical(params[label])
+        return sample
+
+    def _repair(self, chosen: list[int], n: int, k: int) -> list[int]:
+        if len(chosen) > k:
+            return sorted(self.rng.sample(chosen, k))
+        rest = [i for i in range(n) if i not in chosen]
+        return sorted(chosen + self.rng.sample(rest, k - len(chosen)))
+
+    def _to_params(self, sample: Mapping[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {}
+        for label, leaf in self.space.items():
+            value = sample[label]
+            if isinstance(leaf, Categorical):
+                index = leaf.index_of(value)
+                if index is None:
+                    raise SpaceError(f"{label!r}: {value!r} is not a candidate")
+                params[label] = index
+            elif isinstance(leaf, CategoricalMultiple):
+                on = {index for v in value if (index := leaf._index.get(value_key(v))) is not None}
+                params.update({f"{label}#{i}": i in on for i in range(len(leaf.values))})
+            elif isinstance(leaf, Numerical):
+                params[label] = int(value) if leaf.integer and leaf.quantize is not None and not leaf.log else value
+        return params
+
+    # Ask / tell ------------------------------------------------------------------------
+    def ask(self) -> Sample | None:
+        with _quiet():
+            for _ in range(self.max_rejections):
+                trial = self._new_trial()
+                sample = self._to_sample(trial.params)
+                if self.space.satisfies(sample):
+                    return self._issued(trial, sample)
+                self._finish(trial.number, None, "PRUNED")  # rejected by a constraint: learn, re-ask
+            # The sampler keeps proposing infeasible samples: run a random valid one instead.
+            sample = self.space.random(rng=self.rng)
+            self._study.enqueue_trial(self._to_params(sample), skip_if_exists=False)
+            trial = self._new_trial()
+            return self._issued(trial, sample)
+
+    def _new_trial(self) -> Any:
+        self._study.sampler = self._make_sampler(len(self._records))
+        trial = self._study.ask(fixed_distributions=self._distributions)
+        assert trial.number == len(self._records), "the Optuna study is shared with someone else"
+        self._records.append([dict(trial.params), None, "RUNNING", None])
+        return trial
+
+    def _issued(self, trial: Any, sample: Sample) -> Sample:
+        key = sample_key(sample)
+        self._pending.setdefault(key, []).append(trial.number)
+        self._records[trial.number][3] = key
+        return sample
+
+    def _finish(self, number: int, value: float | None, state: str) -> None:
+        from optuna.trial import TrialState
+
+        if state == "COMPLETE":
+            self._study.tell(number, value)
+        else:
+            self._study.tell(number, state=getattr(TrialState, state))
+        self._records[number][1:3] = [value, state]
+
+    def tell(self, trial: FinishedTrial) -> None:
+        ok = trial.status == "succeeded" and trial.value is not None and math.isfinite(trial.value)
+        value, state = (float(trial.value), "COMPLETE") if ok else (None, "FAIL")  # type: ignore[arg-type]
+        numbers = self._pending.get(sample_key(trial.sample))
+        with _quiet():
+            if numbers:
+                self._finish(numbers.pop(0), value, state)
+                if not numbers:
+                    del self._pending[sample_key(trial.sample)]
+            else:  # a trial this study did not propose (e.g. added by hand): learn from it too
+                self._add_finished(self._to_params(trial.sample), value, state)
+
+    def _add_finished(self, params: dict[str, Any], value: float | None, state: str) -> None:
+        import optuna
+
+        dists = self._distributions
+        self._study.add_trial(
+            optuna.trial.create_trial(
+                state=getattr(optuna.trial.TrialState, state),
+                value=value,
+                params=params,
+                distributions={name: dists[name] for name in params},
+            )
+        )
+        self._records.append([params, value, state, None])
+
+    # State -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "trials": [list(r) for r in self._records]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Rebuild the study: finished trials are re-added in their original order
+        (same trial numbers), asked-but-untold ones re-enqueued as running."""
+        super().load_state_dict(state)
+        self._reset_study()
+        with _quiet():
+            for params, value, status, key in state.get("trials", []):
+                if status not in _STATES:
+                    raise SpaceError(f"OptunaStrategy state: unknown trial state {status!r}")
+                if status == "RUNNING":
+                    self._study.enqueue_trial(params, skip_if_exists=False)
+                    trial = self._new_trial()
+                    self._pending.setdefault(key, []).append(trial.number)
+                    self._records[trial.number][3] = key
+                else:
+                    self._add_finished(dict(params), value, status)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(sampler={_name(self.sampler)})"
+
+
+def _name(sampler: Any) -> str:
+    if sampler is None:
+        return "TPE"
+    if isinstance(sampler, functools.partial):
+        return _name(sampler.func)
+    return getattr(sampler, "__name__", type(sampler).__name__)
+
+
+@register_strategy("tpe")
+class TPE(OptunaStrategy):
+    """Tree-structured Parzen Estimator (Optuna's ``TPESampler``).
+
+    ``multivariate`` models the decisions jointly (better on coupled cells);
+    ``n_startup_trials`` random trials come first; ``constant_liar`` makes
+    concurrent proposals avoid each other (the running trials count as bad
+    results until they finish). Seeded by the experiment's seed.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_startup_trials: int = 10,
+        multivariate: bool = True,
+        constant_liar: bool = True,
+        n_ei_candidates: int = 24,
+        max_rejections: int = 100,
+    ) -> None:
+        self.n_startup_trials = n_startup_trials
+        self.multivariate = multivariate
+        self.constant_liar = constant_liar
+        self.n_ei_candidates = n_ei_candidates
+        super().__init__(self._sampler, max_rejections=max_rejections)
+
+    def _sampler(self, seed: int) -> Any:
+        import optuna
+
+        return optuna.samplers.TPESampler(
+            n_startup_trials=self.n_startup_trials,
+            n_ei_candidates=self.n_ei_candidates,
+            multivariate=self.multivariate,
+            constant_liar=self.constant_liar,
+            seed=seed,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"TPE(n_startup_trials={self.n_startup_trials}, multivariate={self.multivariate}, "
+            f"constant_liar={self.constant_liar})"
+        )
