@@ -10,7 +10,7 @@ from typing import Any, Literal
 from archsmith.space import CategoricalMultiple, Leaf, Numerical, Sample, Space, SpaceError
 
 from ._base import Direction, FinishedTrial, Strategy
-from ._random import sample_key
+from ._dedup import Dedup, countable_size
 from ._registry import register_strategy
 
 #: How many mutations ``ask`` tries to find a new sample that meets the constraints.
@@ -83,7 +83,7 @@ def age(population: list[Member], newcomer: Member, size: int) -> list[Member]:
 
 
 @register_strategy("regularized_evolution")
-class RegularizedEvolution(Strategy):
+class RegularizedEvolution(Dedup, Strategy):
     """Regularized (aging) evolution.
 
     Random samples until ``population_size`` trials are in (or asked); then each
@@ -123,15 +123,12 @@ class RegularizedEvolution(Strategy):
         self.mutation_prob, self.crossover, self.dedup, self.on_failure = mutation_prob, crossover, dedup, on_failure
         self._population: list[Member] = []
         self._pending = 0
-        self._seen: set[str] = set()
+        self._forget(math.inf)
 
     def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
         super().attach(space, seed=seed, direction=direction)
-        self._population, self._pending, self._seen = [], 0, set()
-        try:
-            self._size: float = space.size()
-        except SpaceError:  # too constrained to count: never declare it exhausted
-            self._size = math.inf
+        self._population, self._pending = [], 0
+        self._forget(countable_size(space))
 
     # Proposing --------------------------------------------------------------------
     def _random(self) -> Sample:
@@ -143,9 +140,6 @@ class RegularizedEvolution(Strategy):
             other = tournament(self._population, self.sample_size, self.better, self.rng)
             parent = crossover(parent, other, self.rng)
         return mutate(self.space, parent, self.mutation_prob, self.rng)
-
-    def _is_new(self, sample: Sample) -> bool:
-        return not self.dedup or sample_key(sample) not in self._seen
 
     def _propose(self) -> Sample | None:
         filling = len(self._population) + self._pending < self.population_size or not self._population
@@ -169,8 +163,7 @@ class RegularizedEvolution(Strategy):
         sample = self._propose()
         if sample is not None:
             self._pending += 1
-            if self.dedup:
-                self._seen.add(sample_key(sample))
+            self._remember(sample)
         return sample
 
     def tell(self, trial: FinishedTrial) -> None:
@@ -181,24 +174,16 @@ class RegularizedEvolution(Strategy):
         value = None if failed else float(trial.value)  # type: ignore[arg-type]
         self._population = age(self._population, (dict(trial.sample), value), self.population_size)
 
-    def can_exhaust(self, space: Space) -> bool:
-        try:
-            return self.dedup and space.size() != math.inf
-        except SpaceError:
-            return False
-
-    def is_exhausted(self) -> bool:
-        return self.dedup and len(self._seen) >= self._size
-
     # State ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         population = [[sample, value] for sample, value in self._population]
-        return {**super().state_dict(), "population": population, "pending": self._pending, "seen": sorted(self._seen)}
+        return {**super().state_dict(), "population": population, "pending": self._pending, **self._seen_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._population = [(dict(sample), value) for sample, value in state["population"]]
-        self._pending, self._seen = int(state["pending"]), set(state["seen"])
+        self._pending = int(state["pending"])
+        self._load_seen(state)
 
     def __repr__(self) -> str:
         return (

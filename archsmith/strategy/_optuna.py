@@ -36,7 +36,7 @@ from archsmith.space import Categorical, CategoricalMultiple, Numerical, Sample,
 from archsmith.space._leaf import value_key
 
 from ._base import Direction, FinishedTrial, Strategy
-from ._random import sample_key
+from ._dedup import sample_key
 from ._registry import register_strategy
 
 _STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")

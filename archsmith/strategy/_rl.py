@@ -23,7 +23,7 @@ import torch
 from archsmith.space import Categorical, CategoricalMultiple, Leaf, Sample, Space, SpaceError
 
 from ._base import Direction, FinishedTrial, Strategy
-from ._random import sample_key
+from ._dedup import Dedup
 from ._registry import register_strategy
 
 #: How many policy samples ``ask`` draws to find one that is new and meets the
@@ -122,7 +122,7 @@ class Controller(torch.nn.Module):
 
 
 @register_strategy("policy_rl")
-class PolicyBasedRL(Strategy):
+class PolicyBasedRL(Dedup, Strategy):
     """REINFORCE on an LSTM controller (ENAS-style; see the module's docstring for
     how each kind of decision is encoded).
 
@@ -177,8 +177,7 @@ class PolicyBasedRL(Strategy):
         self._batch: list[tuple[Sample, float]] = []
         self._baseline: float | None = None
         self._worst: float | None = None
-        self._seen: set[str] = set()
-        self._size = self._reachable(space)
+        self._forget(self._reachable(space))
 
     def _reachable(self, space: Space) -> float:
         """How many samples the policy can propose (for exhaustion under dedup)."""
@@ -214,9 +213,8 @@ class PolicyBasedRL(Strategy):
             # the policy first; if it keeps proposing seen or invalid samples, a random unseen one
             for _ in range(SAMPLING_TRIES):
                 sample = draw()
-                if self.space.satisfies(sample) and (not self.dedup or sample_key(sample) not in self._seen):
-                    if self.dedup:
-                        self._seen.add(sample_key(sample))
+                if self.space.satisfies(sample) and self._is_new(sample):
+                    self._remember(sample)
                     return sample
         return None
 
@@ -264,15 +262,6 @@ class PolicyBasedRL(Strategy):
         finally:
             self.rng.setstate(state)
 
-    def can_exhaust(self, space: Space) -> bool:
-        try:
-            return self.dedup and space.size() != math.inf
-        except SpaceError:
-            return False
-
-    def is_exhausted(self) -> bool:
-        return self.dedup and len(self._seen) >= self._size
-
     # State ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         optimizer = self.optimizer.state_dict()
@@ -289,7 +278,7 @@ class PolicyBasedRL(Strategy):
             "batch": [[sample, reward] for sample, reward in self._batch],
             "baseline": self._baseline,
             "worst": self._worst,
-            "seen": sorted(self._seen),
+            **self._seen_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -306,7 +295,8 @@ class PolicyBasedRL(Strategy):
             }
         )
         self._batch = [(dict(sample), float(reward)) for sample, reward in state["batch"]]
-        self._baseline, self._worst, self._seen = state["baseline"], state["worst"], set(state["seen"])
+        self._baseline, self._worst = state["baseline"], state["worst"]
+        self._load_seen(state)
 
     def __repr__(self) -> str:
         return (
