@@ -15,6 +15,8 @@ per step), and the chosen option is fed back as the next step's input:
 
 from __future__ import annotations
 
+import base64
+import io
 import math
 from typing import Any, Literal
 
@@ -264,17 +266,13 @@ class PolicyBasedRL(Dedup, Strategy):
 
     # State ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        optimizer = self.optimizer.state_dict()
+        # The weights and Adam's moments travel as one base64 blob of torch.save:
+        # exact, and about 5x smaller than JSON lists (it is written after every ask/tell).
+        blob = io.BytesIO()
+        torch.save({"controller": self.controller.state_dict(), "optimizer": self.optimizer.state_dict()}, blob)
         return {
             **super().state_dict(),
-            "controller": {k: v.tolist() for k, v in self.controller.state_dict().items()},
-            "optimizer": {
-                "state": {
-                    str(k): {name: v.tolist() if torch.is_tensor(v) else v for name, v in s.items()}
-                    for k, s in optimizer["state"].items()
-                },
-                "param_groups": optimizer["param_groups"],
-            },
+            "weights": base64.b64encode(blob.getvalue()).decode("ascii"),
             "batch": [[sample, reward] for sample, reward in self._batch],
             "baseline": self._baseline,
             "worst": self._worst,
@@ -283,17 +281,9 @@ class PolicyBasedRL(Dedup, Strategy):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        self.controller.load_state_dict({k: torch.tensor(v) for k, v in state["controller"].items()})
-        optimizer = state["optimizer"]
-        self.optimizer.load_state_dict(
-            {
-                "state": {
-                    int(k): {name: torch.tensor(v, dtype=torch.float32) for name, v in s.items()}
-                    for k, s in optimizer["state"].items()
-                },
-                "param_groups": optimizer["param_groups"],
-            }
-        )
+        weights = torch.load(io.BytesIO(base64.b64decode(state["weights"])), weights_only=True)
+        self.controller.load_state_dict(weights["controller"])
+        self.optimizer.load_state_dict(weights["optimizer"])
         self._batch = [(dict(sample), float(reward)) for sample, reward in state["batch"]]
         self._baseline, self._worst = state["baseline"], state["worst"]
         self._load_seen(state)
