@@ -4,6 +4,7 @@ local, process or cluster engine can be swapped by name."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
 from ._trial import Trial, TrialEvent, TrialPayload
 
@@ -12,6 +13,11 @@ class Engine(ABC):
     """Submit trials, collect their events. A trial that raises, crashes its
     process, hangs past ``trial_timeout`` or reports NaN ends as a *failed*
     finished event; the engine itself goes on."""
+
+    #: Engines that run a trial inside ``wait()`` hand its intermediate events to
+    #: this callback as they happen (so an early-stopping rule can act in time)
+    #: instead of returning them afterwards.
+    listener: Callable[[TrialEvent], None] | None = None
 
     def __init__(self, trial_timeout: float | None = None) -> None:
         self.trial_timeout = trial_timeout

@@ -65,7 +65,11 @@ class InProcessEngine(Engine):
         events: list[TrialEvent] = []
 
         def on_intermediate(step: int, metric: Any) -> None:
-            events.append(TrialEvent("intermediate", trial.id, "main", step=step, metric=metric, at=time.time()))
+            event = TrialEvent("intermediate", trial.id, "main", step=step, metric=metric, at=time.time())
+            if self.listener is not None:
+                self.listener(event)  # now, while the trial runs
+            else:
+                events.append(event)
 
         start = time.time()
         with _alarm(self.trial_timeout):

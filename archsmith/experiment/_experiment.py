@@ -24,7 +24,7 @@ from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, obj
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
 from archsmith.nn import ModelSpace
 from archsmith.space import ArchsmithError, Space
-from archsmith.strategy import FinishedTrial, Strategy
+from archsmith.strategy import EarlyStopping, FinishedTrial, Strategy
 
 from ._config import ExperimentConfig
 from ._progress import ProgressView, Snapshot
@@ -132,6 +132,7 @@ class Experiment:
         evaluator: Evaluator | Any,
         strategy: Strategy,
         config: ExperimentConfig | None = None,
+        early_stopping: EarlyStopping | None = None,
     ) -> None:
         if not isinstance(space, ModelSpace):
             raise ExperimentError(
@@ -145,7 +146,14 @@ class Experiment:
             evaluator = FunctionalEvaluator(evaluator)
         if not isinstance(strategy, Strategy):
             raise ExperimentError(f"strategy must be an archsmith.strategy.Strategy, got {strategy!r}")
+        if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
+            raise ExperimentError(
+                f"early_stopping must be an archsmith.strategy.EarlyStopping (MedianStop, SuccessiveHalving, "
+                f"Hyperband), got {early_stopping!r}"
+            )
         self.space, self.evaluator, self.strategy = space, evaluator, strategy
+        self.early_stopping = early_stopping
+        self._stopping: set[int] = set()
         self.config = config or ExperimentConfig()
         self.direction = resolve_direction(self.config, evaluator)
         self.search_space = build_search_space(space, evaluator)
@@ -228,7 +236,15 @@ class Experiment:
         state = store.get_meta("strategy_state")
         if state is not None:
             self.strategy.load_state_dict(state)
-        return store.requeue_unfinished()
+        pending = store.requeue_unfinished()
+        if self.early_stopping is not None:
+            self.early_stopping.attach(self.direction)  # type: ignore[arg-type]
+            stopping_state = store.get_meta("early_stopping_state")
+            if stopping_state is not None:
+                self.early_stopping.load_state_dict(stopping_state)
+            for trial_id in pending:  # re-run from the start: forget their partial curves
+                self.early_stopping.forget(trial_id)
+        return pending
 
     def _loop(self, store: Store, engine: Engine, pending: list[int]) -> Experiment:
         config = self.config
@@ -241,6 +257,7 @@ class Experiment:
         store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
         heartbeat = 0.0
         tally = self._tally = _Tally.of(store, self.direction)
+        engine.listener = lambda event: self._record(store, engine, event, running, view, started_at)
         view.start()
         try:
             while True:
@@ -271,7 +288,7 @@ class Experiment:
                         reason = f"max_trials ({config.max_trials}) reached"
                     break
                 for event in engine.wait(POLL_SECONDS):
-                    self._record(store, event, running, view, started_at)
+                    self._record(store, engine, event, running, view, started_at)
                 view.update(self._snapshot(store, running, started_at))
                 if time.time() - heartbeat >= HEARTBEAT_SECONDS:  # lets readers tell a dead driver
                     heartbeat = time.time()
@@ -294,7 +311,13 @@ class Experiment:
         return self
 
     def _record(
-        self, store: Store, event: TrialEvent, running: dict[int, Any], view: ProgressView, started_at: float
+        self,
+        store: Store,
+        engine: Engine,
+        event: TrialEvent,
+        running: dict[int, Any],
+        view: ProgressView,
+        started_at: float,
     ) -> None:
         config = self.config
         if event.trial_id not in running:
@@ -308,6 +331,11 @@ class Experiment:
             except MetricError:
                 value = None
             store.add_intermediate(event.trial_id, event.step or 0, event.metric, value, event.at)
+            stopper = self.early_stopping
+            if stopper is not None and value is not None and event.trial_id not in self._stopping:
+                if stopper.should_stop(event.trial_id, event.step or 0, value):
+                    self._stopping.add(event.trial_id)
+                    engine.request_stop(event.trial_id)
             return
         status, error, value = event.status or "failed", event.error, None
         if status == "succeeded":
@@ -319,6 +347,8 @@ class Experiment:
                 if not math.isfinite(value):
                     status, error, value = "failed", f"the objective {config.objective!r} is {value}", None
         sample = running.pop(event.trial_id)
+        stopped = event.trial_id in self._stopping
+        self._stopping.discard(event.trial_id)
         with store.transaction():
             store.finish_trial(
                 event.trial_id,
@@ -328,9 +358,12 @@ class Experiment:
                 error=error,
                 worker=event.worker,
                 at=event.at,
+                stopped_early=stopped,
             )
-            self.strategy.tell(FinishedTrial(event.trial_id, sample, status, value, event.metric))
+            self.strategy.tell(FinishedTrial(event.trial_id, sample, status, value, event.metric, stopped))
             store.set_meta("strategy_state", self.strategy.state_dict())
+            if self.early_stopping is not None:
+                store.set_meta("early_stopping_state", self.early_stopping.state_dict())
         self._tally.finished(event.trial_id, value if status == "succeeded" else None, self.direction)
         view.trial_finished(event.trial_id, status, value, error, self._snapshot(store, running, started_at))
 

@@ -33,7 +33,8 @@ CREATE TABLE IF NOT EXISTS trials (
     created_at REAL NOT NULL,
     started_at REAL,
     ended_at REAL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    stopped_early INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS intermediates (
     trial_id INTEGER NOT NULL REFERENCES trials(id),
@@ -66,6 +67,7 @@ class TrialRecord:
     started_at: float | None
     ended_at: float | None
     attempts: int
+    stopped_early: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -152,11 +154,22 @@ class Store:
         error: str | None = None,
         worker: str | None = None,
         at: float | None = None,
+        stopped_early: bool = False,
     ) -> None:
         self.conn.execute(
             "UPDATE trials SET status = ?, metric = ?, objective = ?, error = ?, worker = COALESCE(?, worker), "
-            "ended_at = ?, started_at = COALESCE(started_at, ?) WHERE id = ?",
-            (status, None if metric is None else json.dumps(metric), objective, error, worker, at, at, trial_id),
+            "ended_at = ?, started_at = COALESCE(started_at, ?), stopped_early = ? WHERE id = ?",
+            (
+                status,
+                None if metric is None else json.dumps(metric),
+                objective,
+                error,
+                worker,
+                at,
+                at,
+                int(stopped_early),
+                trial_id,
+            ),
         )
 
     def requeue_unfinished(self) -> list[int]:
@@ -204,7 +217,7 @@ class Store:
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> TrialRecord:
-        (tid, sample, status, objective, metric, error, worker, created, started, ended, attempts) = row
+        (tid, sample, status, objective, metric, error, worker, created, started, ended, attempts, stopped) = row
         return TrialRecord(
             tid,
             loads_arch(sample),
@@ -217,6 +230,7 @@ class Store:
             started,
             ended,
             attempts,
+            bool(stopped),
         )
 
 

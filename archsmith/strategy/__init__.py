@@ -2,6 +2,7 @@
 
 from ._base import Direction, FinishedTrial, Strategy
 from ._dedup import sample_key
+from ._early_stopping import EarlyStopping, Hyperband, MedianStop, SuccessiveHalving
 from ._evolution import RegularizedEvolution
 from ._grid import GridSearch
 from ._optuna import TPE, OptunaStrategy
@@ -10,6 +11,10 @@ from ._registry import STRATEGIES, register_strategy
 from ._rl import PolicyBasedRL
 
 __all__ = [
+    "EarlyStopping",
+    "Hyperband",
+    "MedianStop",
+    "SuccessiveHalving",
     "STRATEGIES",
     "Direction",
     "FinishedTrial",

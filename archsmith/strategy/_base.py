@@ -26,6 +26,7 @@ class FinishedTrial:
     status: str  # "succeeded" or "failed"
     value: float | None  # the objective (None if failed)
     metric: Any = None
+    stopped_early: bool = False  # an early-stopping rule ended it: ``value`` is its last result
 
 
 class Strategy(ABC):
