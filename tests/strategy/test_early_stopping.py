@@ -155,3 +155,48 @@ def test_early_stopping_must_be_a_rule() -> None:
         Experiment(
             Quality(), FunctionalEvaluator(train), Random(), ExperimentConfig(direction="maximize"), early_stopping=3
         )  # type: ignore[arg-type]
+
+
+class DigitsMLP(nn.ModelSpace):
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(64, nn.ValueChoice([16, 32], label="hidden")), nn.ReLU())
+        self.head = nn.Linear(nn.ValueChoice([16, 32], label="hidden"), 10)
+
+    def forward(self, x):  # type: ignore[no-untyped-def]
+        return self.head(self.body(x))
+
+
+def test_real_training_on_digits_stops_the_runs_that_do_not_learn(tmp_path: Path) -> None:
+    import torch
+    from sklearn.datasets import load_digits
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from archsmith.evaluator import Classification
+    from archsmith.strategy import GridSearch
+
+    digits = load_digits()
+    x = torch.tensor(digits.data[:600], dtype=torch.float32) / 16.0
+    y = torch.tensor(digits.target[:600], dtype=torch.long)
+    train_data = DataLoader(TensorDataset(x[:450], y[:450]), batch_size=64, shuffle=True)
+    val_data = DataLoader(TensorDataset(x[450:], y[450:]), batch_size=150)
+    epochs = 5
+    evaluator = Classification(
+        learning_rate=nn.ValueChoice([3e-2, 1e-2, 1e-7, 1e-8], label="lr"),
+        train_dataloaders=train_data,
+        val_dataloaders=val_data,
+        max_epochs=epochs,
+        num_classes=10,
+        seed=0,
+    )
+    config = ExperimentConfig(max_trials=4, engine="inprocess", workdir=tmp_path, seed=0)
+    space = DigitsMLP()
+    exp = Experiment(space, evaluator, GridSearch(shuffle=False), config, early_stopping=MedianStop(1, 2))
+    exp.run()
+    store = Store(tmp_path / "experiment.db", readonly=True)
+    by_lr = {t.sample["lr"]: t for t in store.trials() if t.sample["hidden"] == 16}
+    epochs_run = {lr: len(store.intermediates(t.id)) for lr, t in by_lr.items()}
+    store.close()
+    assert not by_lr[3e-2].stopped_early and epochs_run[3e-2] == epochs
+    assert by_lr[1e-7].stopped_early and epochs_run[1e-7] < epochs
+    assert by_lr[3e-2].objective > 0.5 > by_lr[1e-7].objective
