@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archsmith.space import SpaceError, dumps_arch, loads_arch
+from archsmith.space import SpaceError, decode_arch, dumps_arch, encode_arch, read_json_file
 
 from ._config import DEFAULT_ROOT
 from ._store import STORE_FILE, Store, StoreError, TrialRecord, iter_experiments
@@ -178,37 +178,29 @@ def top_samples(
 
 
 # Lists of samples on disk -----------------------------------------------------------
-def _encoded(sample: Mapping[str, Any]) -> Any:
-    return json.loads(dumps_arch(sample, indent=None))
-
-
 def dumps_samples(samples: Sequence[Mapping[str, Any]], *, indent: int | None = 2) -> str:
     """Samples as a JSON list, each encoded as :func:`archsmith.save_arch` does
     (tuples stay tuples); :func:`loads_samples` reads it back exactly."""
-    return json.dumps([_encoded(s) for s in samples], indent=indent, allow_nan=False)
+    return json.dumps([encode_arch(s) for s in samples], indent=indent, allow_nan=False)
+
+
+def _samples(data: Any) -> list[dict[str, Any]]:
+    if isinstance(data, dict):
+        return [decode_arch(data)]
+    if not isinstance(data, list):
+        raise SpaceError(f"a samples file holds a JSON list of samples, got {type(data).__name__}")
+    return [decode_arch(item) for item in data]
 
 
 def loads_samples(text: str) -> list[dict[str, Any]]:
     """Samples from JSON text: a list of samples, or one sample (a list of one)."""
-    data = json.loads(text)
-    if isinstance(data, dict):
-        return [loads_arch(text)]
-    if not isinstance(data, list):
-        raise SpaceError(f"a samples file holds a JSON list of samples, got {type(data).__name__}")
-    return [loads_arch(json.dumps(item)) for item in data]
+    return _samples(json.loads(text))
 
 
 def load_samples(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read the samples of a file written by ``archsmith export`` (either shape) or
     by :func:`archsmith.save_arch`."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpaceError(f"samples file {str(path)!r} does not exist") from None
-    try:
-        return loads_samples(text)
-    except json.JSONDecodeError as e:
-        raise SpaceError(f"samples file {str(path)!r} is not valid JSON: {e}") from None
+    return _samples(read_json_file(path, "samples file"))
 
 
 def export_text(samples: Sequence[Mapping[str, Any]], k: int = 1, *, as_list: bool | None = None) -> str:
@@ -289,6 +281,6 @@ def trial_row(trial: TrialRecord, now: float | None = None) -> dict[str, Any]:
         "created_at": trial.created_at,
         "started_at": trial.started_at,
         "ended_at": trial.ended_at,
-        "sample": _encoded(trial.sample),
+        "sample": encode_arch(trial.sample),
         "error": trial.error,
     }

@@ -34,7 +34,7 @@ from ._leaf import (
     randint,
     uniform,
 )
-from ._sample_io import dumps_arch, load_arch, loads_arch, save_arch
+from ._sample_io import decode_arch, dumps_arch, encode_arch, load_arch, loads_arch, read_json_file, save_arch
 from ._scope import auto_label, caller_site, current_scope, fixed_context, fixed_sample, label_scope, sub_scope
 from ._space import Sample, Space, make_rng
 
@@ -61,7 +61,9 @@ __all__ = [
     "choice",
     "condition",
     "contains_mutable",
+    "decode_arch",
     "dumps_arch",
+    "encode_arch",
     "evaluate",
     "fixed_context",
     "fixed_sample",
@@ -75,6 +77,7 @@ __all__ = [
     "min",
     "quniform",
     "randint",
+    "read_json_file",
     "save_arch",
     "switch_case",
     "to_float",

@@ -49,8 +49,8 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def dumps_arch(sample: Mapping[str, Any], *, indent: int | None = 2) -> str:
-    """A sample as JSON text (see :func:`save_arch`)."""
+def encode_arch(sample: Mapping[str, Any]) -> dict[str, Any]:
+    """A sample as plain JSON data (tuples tagged); the inverse of :func:`decode_arch`."""
     if not isinstance(sample, Mapping):
         raise SpaceError(f"a sample is a dict of label -> value, got {type(sample).__name__}")
     encoded = {}
@@ -58,15 +58,36 @@ def dumps_arch(sample: Mapping[str, Any], *, indent: int | None = 2) -> str:
         if not isinstance(label, str):
             raise SpaceError(f"sample labels must be strings, got {label!r}")
         encoded[label] = _encode(value, f"label {label!r}")
-    return json.dumps(encoded, indent=indent, allow_nan=False)
+    return encoded
+
+
+def decode_arch(data: Any) -> dict[str, Any]:
+    """A sample from JSON data written by :func:`encode_arch`."""
+    if not isinstance(data, dict):
+        raise SpaceError(f"an architecture file holds a JSON object (label -> value), got {type(data).__name__}")
+    return {k: _decode(v) for k, v in data.items()}
+
+
+def dumps_arch(sample: Mapping[str, Any], *, indent: int | None = 2) -> str:
+    """A sample as JSON text (see :func:`save_arch`)."""
+    return json.dumps(encode_arch(sample), indent=indent, allow_nan=False)
 
 
 def loads_arch(text: str) -> dict[str, Any]:
     """Read a sample back from JSON text."""
-    data = json.loads(text)
-    if not isinstance(data, dict):
-        raise SpaceError(f"an architecture file holds a JSON object (label -> value), got {type(data).__name__}")
-    return {k: _decode(v) for k, v in data.items()}
+    return decode_arch(json.loads(text))
+
+
+def read_json_file(path: str | os.PathLike[str], what: str) -> Any:
+    """The JSON data in ``path``; a clear error if it is missing or not JSON."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpaceError(f"{what} {str(path)!r} does not exist") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SpaceError(f"{what} {str(path)!r} is not valid JSON: {e}") from None
 
 
 def save_arch(sample: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
@@ -77,11 +98,4 @@ def save_arch(sample: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
 
 def load_arch(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a sample written by :func:`save_arch` (or by hand)."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SpaceError(f"architecture file {str(path)!r} does not exist") from None
-    try:
-        return loads_arch(text)
-    except json.JSONDecodeError as e:
-        raise SpaceError(f"architecture file {str(path)!r} is not valid JSON: {e}") from None
+    return decode_arch(read_json_file(path, "architecture file"))
