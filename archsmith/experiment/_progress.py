@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,7 +103,3 @@ class ProgressView:
         table.add_row("elapsed", _clock(s.elapsed))
         table.add_row("ETA", _clock(eta(s)))
         return table
-
-
-def now() -> float:
-    return time.time()

@@ -44,7 +44,7 @@ class LayerChoice(Primitive):
 
     >>> import archsmith.nn as nn
     >>> op = nn.LayerChoice({"conv": nn.Conv2d(8, 8, 3, padding=1), "id": nn.Identity()}, label="op")
-    >>> op.search_space_leaf().values
+    >>> op.choice.values
     ['conv', 'id']
     """
 
@@ -65,9 +65,6 @@ class LayerChoice(Primitive):
         # Submodules are named by position: a key may be any string ("train", "a.b").
         for i, (key, cand) in enumerate(zip(self.names, cands)):
             self.add_module(str(i), build_candidate(cand, f"{self.label}/{key}", f"LayerChoice {self.label!r}"))
-
-    def search_space_leaf(self) -> Categorical:
-        return self.choice
 
     def own_leaves(self) -> list[Leaf]:
         return [self.choice]
