@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -58,6 +58,17 @@ def require_trials(store_counts: Mapping[str, int], exp: str) -> None:
 def objective_header(objective: str) -> str:
     """The objective column's title: the metric's name, or "objective" for a plain number."""
     return "objective" if objective == "default" else objective
+
+
+def objective_headers(objectives: Sequence[tuple[str, str]]) -> list[str]:
+    """One column title per objective."""
+    return [objective_header(name) for name, _ in objectives]
+
+
+def objective_cells(trial: TrialRecord, count: int) -> list[str]:
+    """The trial's value of each of ``count`` objectives ("-" where it has none)."""
+    values = trial.values
+    return [number(None if values is None or i >= len(values) else values[i]) for i in range(count)]
 
 
 def number(value: float | None) -> str:

@@ -19,16 +19,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", metavar="FILE", help="write to FILE instead of stdout (--top 1: a file for archsmith.fixed_arch)"
     )
     parser.add_argument("--list", action="store_true", help="write a JSON list even for --top 1")
+    parser.add_argument(
+        "--pareto", action="store_true", help="write the whole Pareto front as a list, by the first objective"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    as_list = True if args.list else None
-    samples = export_samples(args.experiment, args.top, args.out, as_list=as_list)
+    as_list = True if args.list or args.pareto else None
+    samples = export_samples(args.experiment, args.top, args.out, as_list=as_list, pareto=args.pareto)
     if args.out is None:
         sys.stdout.write(export_text(samples, args.top, as_list=as_list) + "\n")
     else:
-        what = "the best sample" if len(samples) == 1 else f"the best {len(samples)} samples"
+        if args.pareto:
+            what = f"the Pareto front ({len(samples)} samples)"
+        else:
+            what = "the best sample" if len(samples) == 1 else f"the best {len(samples)} samples"
         print(f"archsmith: wrote {what} of {args.experiment} to {args.out}", file=sys.stderr)
-    if len(samples) < args.top:
+    if not args.pareto and len(samples) < args.top:
         print(f"archsmith: only {len(samples)} trials have succeeded (asked for {args.top})", file=sys.stderr)
     return 0

@@ -14,7 +14,9 @@ from ._common import (
     add_experiment_argument,
     console,
     number,
+    objective_cells,
     objective_header,
+    objective_headers,
     plain,
     positive_int,
     require_trials,
@@ -65,31 +67,37 @@ def run(args: argparse.Namespace) -> int:
         out.print("best: - (no trial has succeeded yet)", markup=False)
         return 0
     best = summary.best
-    out.print(
-        f"best: trial {best.id}, {objective_header(summary.objective)} = {number(best.objective)} ({summary.direction}), "
-        f"sample {sample_text(best.sample)}",
-        markup=False,
-        soft_wrap=True,
-    )
+    several = len(summary.objectives) > 1
+    if several:
+        goals = ", ".join(f"{objective_header(name)} ({direction})" for name, direction in summary.objectives)
+        out.print(f"Pareto front of {goals}: {len(summary.front)} trials", markup=False, soft_wrap=True)
+        title = f"top {len(top)}: the Pareto front first, spread-out trials first"
+    else:
+        out.print(
+            f"best: trial {best.id}, {objective_header(summary.objective)} = {number(best.objective)} "
+            f"({summary.direction}), sample {sample_text(best.sample)}",
+            markup=False,
+            soft_wrap=True,
+        )
+        title = f"top {len(top)} by {objective_header(summary.objective)} ({summary.direction})"
 
-    table = Table(
-        title=f"top {len(top)} by {objective_header(summary.objective)} ({summary.direction})", title_justify="left"
-    )
-    for column, justify in (
-        ("rank", "right"),
-        ("trial", "right"),
-        (objective_header(summary.objective), "right"),
-        ("duration", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    table = Table(title=title, title_justify="left")
+    headers = objective_headers(summary.objectives)
+    for column in ("rank", "trial", *headers, "duration"):
+        table.add_column(column, justify="right")
+    if several:
+        table.add_column("front")
     table.add_column("worker")
     table.add_column("sample", overflow="fold")
+    on_front = {t.id for t in summary.front}
     for rank, trial in enumerate(top, 1):
+        front = ["yes" if trial.id in on_front else ""] if several else []
         table.add_row(
             str(rank),
             str(trial.id),
-            number(trial.objective),
+            *objective_cells(trial, len(headers)),
             trial_elapsed(trial),
+            *front,
             plain(trial.worker or "-"),
             plain(sample_text(trial.sample)),
         )

@@ -9,15 +9,15 @@ import sys
 
 from rich.table import Table
 
-from archsmith.experiment import error_summary, read_experiment, trial_row
+from archsmith.experiment import error_summary, objectives_of, pareto_trials, read_experiment, trial_row
 from archsmith.space import dumps_arch
 
 from ._common import (
     STATUS_STYLE,
     add_experiment_argument,
     console,
-    number,
-    objective_header,
+    objective_cells,
+    objective_headers,
     plain,
     require_trials,
     sample_text,
@@ -30,6 +30,7 @@ CSV_COLUMNS = (
     "id",
     "status",
     "objective",
+    "objective_values",
     "duration",
     "worker",
     "attempts",
@@ -51,13 +52,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="table (default) for people; json or csv with the full sample, metric and error",
     )
     parser.add_argument("--status", choices=STATUSES, help="only the trials with this status")
+    parser.add_argument(
+        "--pareto",
+        action="store_true",
+        help="only the Pareto front (the trials no other beats on every objective), by the first objective",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     with read_experiment(args.experiment) as store:
         require_trials(store.counts(), args.experiment)
         trials = store.trials(args.status)
-        objective = objective_header(str(store.get_meta("objective", "default")))
+        if args.pareto:
+            front = {t.id for t in pareto_trials(store)}
+            trials = [t for t in trials if t.id in front]
+        objectives = objective_headers(objectives_of(store))
     if args.format == "json":
         sys.stdout.write(json.dumps([trial_row(t) for t in trials], indent=2, allow_nan=False) + "\n")
     elif args.format == "csv":
@@ -67,20 +76,21 @@ def run(args: argparse.Namespace) -> int:
             row = trial_row(trial)
             row["sample"] = dumps_arch(trial.sample, indent=None)
             row["metric"] = "" if trial.metric is None else json.dumps(row["metric"], allow_nan=False)
+            row["objective_values"] = None if trial.values is None else json.dumps(row["objective_values"])
             writer.writerow(["" if row[c] is None else row[c] for c in CSV_COLUMNS])
     else:
         table = Table(title=f"trials of {args.experiment}", title_justify="left")
-        for column in ("id", "status", objective, "duration", "worker", "sample", "error"):
+        for column in ("id", "status", *objectives, "duration", "worker", "sample", "error"):
             table.add_column(
                 column,
-                justify="right" if column in ("id", objective, "duration") else "left",
+                justify="right" if column in ("id", *objectives, "duration") else "left",
                 overflow="fold" if column in ("sample", "error") else "ellipsis",
             )
         for trial in trials:
             table.add_row(
                 str(trial.id),
                 plain(trial.status, STATUS_STYLE.get(trial.status, "")),
-                number(trial.objective),
+                *objective_cells(trial, len(objectives)),
                 trial_elapsed(trial),
                 plain(trial.worker or "-"),
                 plain(sample_text(trial.sample)),

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._base import Evaluator
 from ._functional import FunctionalEvaluator
-from ._metric import Metric, MetricError, normalize_metric, objective_value
+from ._metric import Metric, MetricError, normalize_metric, objective_value, objective_values
 from ._trial import (
     TrialContext,
     TrialError,
@@ -48,6 +48,7 @@ __all__ = [
     "current_trial",
     "normalize_metric",
     "objective_value",
+    "objective_values",
     "report",
     "report_final",
     "report_final_result",

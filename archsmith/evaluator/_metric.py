@@ -56,5 +56,15 @@ def objective_value(metric: Metric, objective: str) -> float:
     return metric
 
 
+def objective_values(metric: Metric, objectives: tuple[str, ...] | list[str]) -> tuple[float, ...]:
+    """The value of each objective in ``metric``, in order."""
+    if len(objectives) > 1 and not isinstance(metric, dict):
+        raise MetricError(
+            f"a plain number was reported but there are {len(objectives)} objectives {list(objectives)}; "
+            "report a dict with each of them, e.g. archsmith.report_final_result({'accuracy': ..., 'params': ...})"
+        )
+    return tuple(objective_value(metric, name) for name in objectives)
+
+
 def is_finite(value: float) -> bool:
     return not (math.isnan(value) or math.isinf(value))

@@ -56,7 +56,11 @@ class ExperimentConfig:
       ``gpus_per_trial``;
     - ``objective``: the metric name to optimise (``"default"`` for a plain number)
       and ``direction``: ``"maximize"`` or ``"minimize"`` (``None``: the evaluator's
-      own, e.g. maximize accuracy, minimize MSE; there is no silent default);
+      own, e.g. maximize accuracy, minimize MSE; there is no silent default).
+      Several objectives: a list of names with a list of directions
+      (``objective=["accuracy", "params"], direction=["maximize", "minimize"]``),
+      or a dict ``{"accuracy": "maximize", "params": "minimize"}``; the search
+      then finds a Pareto front;
     - ``seed``: every random decision of the search derives from it (chosen at
       random and recorded if ``None``);
     - ``name`` and ``workdir``: where the store lives (default
@@ -68,13 +72,16 @@ class ExperimentConfig:
     concurrency: int = 1
     engine: str = "process"
     trial_timeout: float | None = None
-    objective: str = "default"
-    direction: str | None = None
+    objective: str | list[str] | dict[str, str] = "default"
+    direction: str | list[str | None] | None = None
     seed: int | None = None
     name: str | None = None
     workdir: str | Path | None = None
     gpus_per_trial: int = 0
     max_duration_seconds: float | None = field(init=False, default=None, repr=False)
+    #: ``objective`` as a tuple of names, and one direction (or ``None``) per name.
+    objectives: tuple[str, ...] = field(init=False, default=("default",), repr=False)
+    directions: tuple[str | None, ...] = field(init=False, default=(None,), repr=False)
 
     def __post_init__(self) -> None:
         _positive_int("max_trials", self.max_trials, allow_none=True)
@@ -91,12 +98,7 @@ class ExperimentConfig:
             or not self.trial_timeout > 0  # also rejects NaN
         ):
             raise ConfigError(f"trial_timeout must be a positive number of seconds or None, got {self.trial_timeout!r}")
-        if not isinstance(self.objective, str) or not self.objective:
-            raise ConfigError(
-                f"objective must be a metric name (use 'default' for a plain number), got {self.objective!r}"
-            )
-        if self.direction not in ("maximize", "minimize", None):
-            raise ConfigError(f"direction must be 'maximize' or 'minimize', got {self.direction!r}")
+        self.objectives, self.directions = _objectives(self.objective, self.direction)
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an integer or None, got {self.seed!r}")
         if self.name is not None and (
@@ -117,6 +119,56 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        data.pop("max_duration_seconds")
+        for derived in ("max_duration_seconds", "objectives", "directions"):
+            data.pop(derived)
         data["workdir"] = None if self.workdir is None else str(self.workdir)
         return data
+
+
+def _direction(value: Any) -> str | None:
+    if value not in ("maximize", "minimize", None):
+        raise ConfigError(f"direction must be 'maximize' or 'minimize', got {value!r}")
+    return value  # type: ignore[no-any-return]
+
+
+def _objectives(objective: Any, direction: Any) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """``(names, directions)`` from the config's ``objective`` and ``direction``."""
+    if isinstance(objective, dict):
+        if direction is not None:
+            raise ConfigError("objective is a dict of name -> direction; leave direction=None")
+        names, directions = list(objective), list(objective.values())
+    elif isinstance(objective, (list, tuple)):
+        names = list(objective)
+        if direction is None or isinstance(direction, str):
+            if len(names) > 1 and direction is not None:
+                raise ConfigError(
+                    f"{len(names)} objectives {names} need one direction each, e.g. direction=['maximize', 'minimize']"
+                )
+            directions = [direction] * len(names)
+        elif isinstance(direction, (list, tuple)):
+            directions = list(direction)
+        else:
+            raise ConfigError(f"direction must be 'maximize', 'minimize', a list of them, or None; got {direction!r}")
+    else:
+        names = [objective]
+        if isinstance(direction, (list, tuple)):
+            if len(direction) != 1:
+                raise ConfigError(f"one objective {objective!r} takes one direction, got {direction!r}")
+            direction = direction[0]
+        directions = [direction]
+    if not names:
+        raise ConfigError("objective is empty; name at least one metric (or use 'default' for a plain number)")
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"objective must be a metric name (use 'default' for a plain number), got {name!r}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"objective names repeat: {names}; name each metric once")
+    if len(directions) != len(names):
+        raise ConfigError(
+            f"{len(names)} objectives {names} but {len(directions)} directions {directions}; give one each"
+        )
+    if len(names) > 1 and "default" in names:
+        raise ConfigError(
+            "'default' names a plain-number metric; several objectives need a dict metric with named values"
+        )
+    return tuple(names), tuple(_direction(d) for d in directions)

@@ -20,14 +20,15 @@ from typing import Any
 
 import torch
 
-from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value
+from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value, objective_values
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
 from archsmith.nn import ModelSpace
-from archsmith.space import ArchsmithError, Space
+from archsmith.space import ArchsmithError, Space, SpaceError, dominates, pareto_front
 from archsmith.strategy import EarlyStopping, FinishedTrial, Strategy
 
 from ._config import ExperimentConfig
 from ._progress import ProgressView, Snapshot
+from ._results import pareto_trials, top_trials
 from ._store import STORE_FILE, Store, TrialRecord
 
 POLL_SECONDS = 0.25
@@ -46,23 +47,27 @@ def build_search_space(space: ModelSpace, evaluator: Evaluator) -> Space:
     return full
 
 
-def resolve_direction(config: ExperimentConfig, evaluator: Evaluator) -> str:
-    """The configured direction, else the evaluator's; warn when they disagree."""
-    preferred = evaluator.preferred_direction(config.objective)
-    if config.direction is None:
-        if preferred is None:
-            raise ExperimentError(
-                f"say whether a higher {config.objective!r} is better: ExperimentConfig(direction='maximize') "
-                "or direction='minimize' (the evaluator does not know, and archsmith never assumes)"
+def resolve_directions(config: ExperimentConfig, evaluator: Evaluator) -> tuple[str, ...]:
+    """Each objective's configured direction, else the evaluator's; warn when they
+    disagree."""
+    out = []
+    for objective, direction in zip(config.objectives, config.directions):
+        preferred = evaluator.preferred_direction(objective)
+        if direction is None:
+            if preferred is None:
+                raise ExperimentError(
+                    f"say whether a higher {objective!r} is better: ExperimentConfig(direction='maximize') "
+                    "or direction='minimize' (the evaluator does not know, and archsmith never assumes)"
+                )
+            direction = preferred
+        elif preferred is not None and preferred != direction:
+            warnings.warn(
+                f"direction={direction!r} but {type(evaluator).__name__}'s {objective!r} is usually "
+                f"{preferred}d; check ExperimentConfig(direction=...)",
+                stacklevel=3,
             )
-        return preferred
-    if preferred is not None and preferred != config.direction:
-        warnings.warn(
-            f"direction={config.direction!r} but {type(evaluator).__name__}'s {config.objective!r} is usually "
-            f"{preferred}d; check ExperimentConfig(direction=...)",
-            stacklevel=3,
-        )
-    return config.direction
+        out.append(direction)
+    return tuple(out)
 
 
 def trial_seed(experiment_seed: int, trial_id: int) -> int:
@@ -92,31 +97,44 @@ def make_engine(config: ExperimentConfig) -> Engine:
 
 @dataclass
 class _Tally:
-    """Counts and the best trial, kept in memory so the loop never re-queries them."""
+    """Counts, the best trial and the Pareto front, kept in memory so the loop
+    never re-queries them."""
 
     created: int
     done: int
     failed: int
     best: float | None
     best_trial: int | None
+    directions: tuple[str, ...]
+    front: list[tuple[float, ...]]
 
     @classmethod
-    def of(cls, store: Store, direction: str) -> _Tally:
-        counts, best = store.counts(), store.best(direction)
-        return cls(
+    def of(cls, store: Store, directions: tuple[str, ...]) -> _Tally:
+        counts, best = store.counts(), store.best(directions[0])
+        tally = cls(
             sum(counts.values()),
             counts["succeeded"] + counts["failed"],
             counts["failed"],
             best[0].objective if best else None,
             best[0].id if best else None,
+            directions,
+            [],
         )
+        if len(directions) > 1:
+            values = [t.values for t in store.trials("succeeded") if t.values is not None]
+            tally.front = [values[i] for i in pareto_front(values, directions)]
+        return tally
 
-    def finished(self, trial_id: int, value: float | None, direction: str) -> None:
+    def finished(self, trial_id: int, values: tuple[float, ...] | None) -> None:
         self.done += 1
-        if value is None:
+        if values is None:
             self.failed += 1
-        elif self.best is None or (value > self.best if direction == "maximize" else value < self.best):
+            return
+        value, direction = values[0], self.directions[0]
+        if self.best is None or (value > self.best if direction == "maximize" else value < self.best):
             self.best, self.best_trial = value, trial_id
+        if len(self.directions) > 1 and not any(dominates(v, values, self.directions) for v in self.front):
+            self.front = [v for v in self.front if not dominates(values, v, self.directions)] + [values]
 
 
 class Experiment:
@@ -155,7 +173,18 @@ class Experiment:
         self.early_stopping = early_stopping
         self._stopping: set[int] = set()
         self.config = config or ExperimentConfig()
-        self.direction = resolve_direction(self.config, evaluator)
+        self.objectives = self.config.objectives
+        self.directions = resolve_directions(self.config, evaluator)
+        self.direction = self.directions[0]
+        try:
+            strategy.check_objectives(self.directions)
+        except SpaceError as e:
+            raise ExperimentError(str(e)) from None
+        if early_stopping is not None and len(self.objectives) > 1:
+            raise ExperimentError(
+                f"early stopping ranks trials by one objective, but {len(self.objectives)} were given "
+                f"{list(self.objectives)}; drop early_stopping or search one objective"
+            )
         self.search_space = build_search_space(space, evaluator)
         if len(self.search_space) == 0:
             raise ExperimentError("the search space has no decisions: there is nothing to search")
@@ -229,10 +258,12 @@ class Experiment:
                 store.set_meta("strategy", repr(self.strategy))
                 store.set_meta("created_at", time.time())
         store.set_meta("config", config.to_dict())  # a resumed run may raise the budget
-        store.set_meta("objective", config.objective)
+        store.set_meta("objective", self.objectives[0])
         store.set_meta("direction", self.direction)
+        store.set_meta("objectives", list(self.objectives))
+        store.set_meta("directions", list(self.directions))
         self._seed = int(seed)
-        self.strategy.attach(self.search_space, seed=seed, direction=self.direction)  # type: ignore[arg-type]
+        self.strategy.attach(self.search_space, seed=seed, direction=self.directions)  # type: ignore[arg-type]
         state = store.get_meta("strategy_state")
         if state is not None:
             self.strategy.load_state_dict(state)
@@ -248,7 +279,7 @@ class Experiment:
 
     def _loop(self, store: Store, engine: Engine, pending: list[int]) -> Experiment:
         config = self.config
-        view = ProgressView(config.name or str(self.directory), config.objective)
+        view = ProgressView(config.name or str(self.directory), self.objectives)
         started_at = time.time()
         running: dict[int, dict[str, Any]] = {}
         asked_out = False
@@ -256,7 +287,7 @@ class Experiment:
         store.set_meta("status", "running")
         store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
         heartbeat = 0.0
-        tally = self._tally = _Tally.of(store, self.direction)
+        tally = self._tally = _Tally.of(store, self.directions)
         engine.listener = lambda event: self._record(store, engine, event, running, view, started_at)
         view.start()
         try:
@@ -305,8 +336,12 @@ class Experiment:
             store.set_meta("ended_at", time.time())
             best = store.best(self.direction)
             summary = f"finished: {reason}. {counts['succeeded']} succeeded, {counts['failed']} failed"
-            if best:
-                summary += f"; best {config.objective} = {best[0].objective:.6g} (trial {best[0].id}): {best[0].sample}"
+            if len(self.objectives) > 1:
+                summary += f"; the Pareto front of {', '.join(self.objectives)} holds {len(tally.front)} trials"
+            elif best:
+                summary += (
+                    f"; best {self.objectives[0]} = {best[0].objective:.6g} (trial {best[0].id}): {best[0].sample}"
+                )
             view.stop(summary)
         return self
 
@@ -319,7 +354,6 @@ class Experiment:
         view: ProgressView,
         started_at: float,
     ) -> None:
-        config = self.config
         if event.trial_id not in running:
             return  # an event of a trial cancelled meanwhile
         if event.kind == "started":
@@ -327,7 +361,7 @@ class Experiment:
             return
         if event.kind == "intermediate":
             try:
-                value: float | None = objective_value(event.metric, config.objective)
+                value: float | None = objective_value(event.metric, self.objectives[0])
             except MetricError:
                 value = None
             store.add_intermediate(event.trial_id, event.step or 0, event.metric, value, event.at)
@@ -337,15 +371,18 @@ class Experiment:
                     self._stopping.add(event.trial_id)
                     engine.request_stop(event.trial_id)
             return
-        status, error, value = event.status or "failed", event.error, None
+        status, error, values = event.status or "failed", event.error, None
         if status == "succeeded":
             try:
-                value = objective_value(event.metric, config.objective)
+                values = objective_values(event.metric, self.objectives)
             except MetricError as e:
                 status, error = "failed", str(e)
             else:
-                if not math.isfinite(value):
-                    status, error, value = "failed", f"the objective {config.objective!r} is {value}", None
+                bad = [(name, v) for name, v in zip(self.objectives, values) if not math.isfinite(v)]
+                if bad:
+                    status, error, values = "failed", f"the objective {bad[0][0]!r} is {bad[0][1]}", None
+        value = None if values is None else values[0]
+        several = len(self.objectives) > 1
         sample = running.pop(event.trial_id)
         stopped = event.trial_id in self._stopping
         self._stopping.discard(event.trial_id)
@@ -359,13 +396,16 @@ class Experiment:
                 worker=event.worker,
                 at=event.at,
                 stopped_early=stopped,
+                values=values if several else None,
             )
-            self.strategy.tell(FinishedTrial(event.trial_id, sample, status, value, event.metric, stopped))
+            self.strategy.tell(
+                FinishedTrial(event.trial_id, sample, status, value, event.metric, stopped, values if several else None)
+            )
             store.set_meta("strategy_state", self.strategy.state_dict())
             if self.early_stopping is not None:
                 store.set_meta("early_stopping_state", self.early_stopping.state_dict())
-        self._tally.finished(event.trial_id, value if status == "succeeded" else None, self.direction)
-        view.trial_finished(event.trial_id, status, value, error, self._snapshot(store, running, started_at))
+        self._tally.finished(event.trial_id, values if status == "succeeded" else None)
+        view.trial_finished(event.trial_id, status, values, error, self._snapshot(store, running, started_at))
 
     def _snapshot(self, store: Store, running: dict[int, Any], started_at: float) -> Snapshot:
         tally = self._tally
@@ -378,6 +418,7 @@ class Experiment:
             best_trial=tally.best_trial,
             elapsed=time.time() - started_at,
             max_duration=self.config.max_duration_seconds,
+            front=len(tally.front) if len(self.objectives) > 1 else None,
         )
 
     # Results -------------------------------------------------------------------------
@@ -394,19 +435,30 @@ class Experiment:
         finally:
             store.close()
 
-    def export_top_models(self, k: int = 1, formatter: str = "dict") -> list[Any]:
+    def export_top_models(self, k: int | None = 1, formatter: str = "dict") -> list[Any]:
         """The ``k`` best architectures, best first, by the objective's direction:
-        as samples (``formatter="dict"``) or frozen models (``"instance"``)."""
-        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-            raise ExperimentError(f"k must be a positive integer (how many top models), got {k!r}")
+        as samples (``formatter="dict"``) or frozen models (``"instance"``).
+
+        With several objectives "best" is NSGA-II's order (Pareto front first,
+        spread-out trials first within a front); ``k=None`` gives exactly the
+        Pareto front, ordered by the first objective (see :meth:`pareto_front`).
+        """
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
+            raise ExperimentError(f"k must be a positive integer (how many top models) or None (the front), got {k!r}")
         if formatter not in ("dict", "instance"):
             raise ExperimentError(f"formatter must be 'dict' or 'instance', got {formatter!r}")
         store = self._read()
         try:
-            top = store.best(store.get_meta("direction", self.direction), k)
+            top = pareto_trials(store) if k is None else top_trials(store, k)
         finally:
             store.close()
         if formatter == "dict":
             return [t.sample for t in top]
         labels = set(self.space.search_space)
         return [self.space.freeze({k: v for k, v in t.sample.items() if k in labels}) for t in top]
+
+    def pareto_front(self, formatter: str = "dict") -> list[Any]:
+        """The trials no other trial beats on every objective (with one objective:
+        those sharing the best value), ordered by the first objective; the
+        samples, or frozen models with ``formatter="instance"``."""
+        return self.export_top_models(None, formatter)

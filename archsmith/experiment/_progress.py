@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ class Snapshot:
     best_trial: int | None
     elapsed: float
     max_duration: float | None
+    front: int | None = None  # trials on the Pareto front (several objectives only)
 
 
 def last_line(text: str | None) -> str:
@@ -50,8 +52,10 @@ def eta(s: Snapshot) -> float | None:
 class ProgressView:
     """Shows trials done / running / failed, the best so far, elapsed time and ETA."""
 
-    def __init__(self, title: str, objective: str, console: Console | None = None) -> None:
-        self.title, self.objective = title, objective
+    def __init__(self, title: str, objective: str | Sequence[str], console: Console | None = None) -> None:
+        self.title = title
+        self.objectives = (objective,) if isinstance(objective, str) else tuple(objective)
+        self.objective = ", ".join(self.objectives)
         self.console = console or Console(file=sys.stdout)
         self.live: Live | None = None
         self._last = Snapshot(0, 0, 0, None, None, None, 0.0, None)
@@ -68,18 +72,36 @@ class ProgressView:
         if self.live is not None:
             self.live.update(self._table())
 
-    def trial_finished(self, trial_id: int, status: str, value: float | None, error: str | None, s: Snapshot) -> None:
+    def trial_finished(
+        self, trial_id: int, status: str, value: float | Sequence[float] | None, error: str | None, s: Snapshot
+    ) -> None:
+        """``value``: the objective's value, or one per objective."""
         self._last = s
         if self.live is not None:
             self.live.update(self._table())
             return
-        outcome = f"{self.objective}={value:.6g}" if value is not None else last_line(error)
-        best = f"{s.best:.6g} (trial {s.best_trial})" if s.best is not None else "-"
+        if value is None:
+            outcome = last_line(error)
+        else:
+            values = (value,) if isinstance(value, (int, float)) else tuple(value)
+            outcome = ", ".join(f"{name}={v:.6g}" for name, v in zip(self.objectives, values))
         budget = f"/{s.budget}" if s.budget is not None else ""
         self._say(
             f"trial {trial_id} {status}: {outcome} | done {s.done}{budget}, running {s.running}, "
-            f"failed {s.failed} | best {best} | {_clock(s.elapsed)} elapsed, ETA {_clock(eta(s))}"
+            f"failed {s.failed} | {self._best(s)} | {_clock(s.elapsed)} elapsed, ETA {_clock(eta(s))}"
         )
+
+    @staticmethod
+    def _best_value(s: Snapshot) -> str:
+        if s.front is not None:
+            return f"{s.front} trials"
+        return f"{s.best:.6g} (trial {s.best_trial})" if s.best is not None else "-"
+
+    def _best_label(self, s: Snapshot) -> str:
+        return "Pareto front" if s.front is not None else "best"
+
+    def _best(self, s: Snapshot) -> str:
+        return f"{self._best_label(s)} {self._best_value(s)}"
 
     def stop(self, message: str) -> None:
         if self.live is not None:
@@ -98,8 +120,7 @@ class ProgressView:
         table.add_row("trials done", f"{s.done}{budget}")
         table.add_row("running", str(s.running))
         table.add_row("failed", str(s.failed))
-        best = f"{s.best:.6g} (trial {s.best_trial})" if s.best is not None else "-"
-        table.add_row(f"best {self.objective}", best)
+        table.add_row(f"{self._best_label(s)} {self.objective}", self._best_value(s))
         table.add_row("elapsed", _clock(s.elapsed))
         table.add_row("ETA", _clock(eta(s)))
         return table

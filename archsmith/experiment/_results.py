@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archsmith.space import SpaceError, decode_arch, dumps_arch, encode_arch, read_json_file
+from archsmith.space import SpaceError, decode_arch, dumps_arch, encode_arch, pareto_front, pareto_order, read_json_file
 
 from ._config import DEFAULT_ROOT
 from ._store import STORE_FILE, Store, StoreError, TrialRecord, iter_experiments
@@ -66,12 +66,46 @@ def direction_of(store: Store) -> str:
     return str(store.get_meta("direction", config.get("direction", "maximize")))
 
 
+def objectives_of(store: Store) -> list[tuple[str, str]]:
+    """``(name, direction)`` of each objective the run optimised."""
+    names, directions = store.get_meta("objectives"), store.get_meta("directions")
+    if isinstance(names, list) and isinstance(directions, list) and len(names) == len(directions) > 0:
+        return [(str(n), str(d)) for n, d in zip(names, directions)]
+    config = store.get_meta("config") or {}
+    objective = store.get_meta("objective", config.get("objective", "default"))
+    return [(str(objective), direction_of(store))]
+
+
+def _scored(store: Store) -> list[TrialRecord]:
+    return [t for t in store.trials("succeeded") if t.values is not None]
+
+
 def top_trials(store: Store, k: int = 1) -> list[TrialRecord]:
     """The ``k`` best succeeded trials, best first by the stored direction; ties go to
-    the lower trial id."""
+    the lower trial id. With several objectives: by Pareto front, then crowding
+    distance (NSGA-II's order), so the first trials are the front, spread out."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
-    return store.best(direction_of(store), k)
+    objectives = objectives_of(store)
+    if len(objectives) == 1:
+        return store.best(objectives[0][1], k)
+    trials = _scored(store)
+    order = pareto_order([t.values for t in trials], [d for _, d in objectives], limit=k)  # type: ignore[misc]
+    return [trials[i] for i in order]
+
+
+def pareto_trials(store: Store) -> list[TrialRecord]:
+    """The Pareto front: the succeeded trials no other trial beats on every
+    objective, ordered by the first objective (best first), then trial id. With
+    one objective: the trials that share the best value."""
+    objectives = objectives_of(store)
+    trials = _scored(store)
+    if not trials:
+        return []
+    directions = [d for _, d in objectives]
+    front = [trials[i] for i in pareto_front([t.values for t in trials], directions)]  # type: ignore[misc]
+    sign = -1.0 if directions[0] == "maximize" else 1.0
+    return sorted(front, key=lambda t: (sign * t.values[0], t.id))  # type: ignore[index]
 
 
 @dataclass
@@ -85,6 +119,9 @@ class ExperimentSummary:
     objective: str = "default"
     direction: str = "maximize"
     best: TrialRecord | None = None
+    #: every objective as ``(name, direction)``; more than one: a Pareto search
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+    front: list[TrialRecord] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
     created_at: float | None = None
@@ -136,14 +173,17 @@ def summarize(store: Store) -> ExperimentSummary:
         row = store.conn.execute("SELECT MIN(created_at) FROM trials").fetchone()
         created = row[0] if row else None
     best = top_trials(store, 1)
+    objectives = objectives_of(store)
     return ExperimentSummary(
         path=directory,
         name=config.get("name") or directory.name,
         status=run_status(store),
         counts=store.counts(),
-        objective=str(store.get_meta("objective", config.get("objective", "default"))),
-        direction=direction_of(store),
+        objective=objectives[0][0],
+        direction=objectives[0][1],
         best=best[0] if best else None,
+        objectives=objectives,
+        front=pareto_trials(store) if len(objectives) > 1 else [],
         config=config,
         meta={key: store.get_meta(key) for key in _SUMMARY_META},
         created_at=created,
@@ -222,21 +262,24 @@ def export_samples(
     *,
     as_list: bool | None = None,
     root: str | os.PathLike[str] | None = None,
+    pareto: bool = False,
 ) -> list[dict[str, Any]]:
     """The ``k`` best samples of a stored experiment, best first (ties to the lower
     trial id), written to ``path`` as JSON when given (see :func:`export_text`).
+    ``pareto=True``: the whole Pareto front instead (``k`` ignored; always a list).
 
     ``k=1`` writes the file that :func:`archsmith.load_arch` and
     :func:`archsmith.fixed_arch` read; a list file reads back with
     :func:`load_samples`. Raises ``StoreError`` when no trial has succeeded.
     """
     with read_experiment(exp, root) as store:
-        samples = [t.sample for t in top_trials(store, k)]
+        samples = [t.sample for t in (pareto_trials(store) if pareto else top_trials(store, k))]
         if not samples:
             what = "trials" if sum(store.counts().values()) == 0 else "succeeded trial"
             raise StoreError(f"experiment {str(exp)!r} has no {what} yet: there is nothing to export")
     if path is not None:
-        Path(path).write_text(export_text(samples, k, as_list=as_list) + "\n", encoding="utf-8")
+        text = dumps_samples(samples) if pareto else export_text(samples, k, as_list=as_list)
+        Path(path).write_text(text + "\n", encoding="utf-8")
     return samples
 
 
@@ -273,6 +316,7 @@ def trial_row(trial: TrialRecord, now: float | None = None) -> dict[str, Any]:
         "id": trial.id,
         "status": trial.status,
         "objective": trial.objective,
+        "objective_values": None if trial.values is None else list(trial.values),
         "metric": _json_safe(trial.metric),
         "duration": trial.duration,
         "elapsed": elapsed,

@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS trials (
     started_at REAL,
     ended_at REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
-    stopped_early INTEGER NOT NULL DEFAULT 0
+    stopped_early INTEGER NOT NULL DEFAULT 0,
+    objective_values TEXT          -- every objective's value (JSON list), several objectives only
 );
 CREATE TABLE IF NOT EXISTS intermediates (
     trial_id INTEGER NOT NULL REFERENCES trials(id),
@@ -46,6 +47,12 @@ CREATE TABLE IF NOT EXISTS intermediates (
 );
 CREATE INDEX IF NOT EXISTS trials_status ON trials(status);
 """
+
+
+#: Columns added after the first release, for ``ALTER TABLE`` on older stores.
+_ADDED_COLUMNS = (("stopped_early", "INTEGER NOT NULL DEFAULT 0"), ("objective_values", "TEXT"))
+_BASE_COLUMNS = "id, sample, status, objective, metric, error, worker, created_at, started_at, ended_at, attempts"
+_DEFAULTS = {"stopped_early": "0", "objective_values": "NULL"}
 
 
 class StoreError(ArchsmithError, RuntimeError):
@@ -68,6 +75,15 @@ class TrialRecord:
     ended_at: float | None
     attempts: int
     stopped_early: bool = False
+    objective_values: tuple[float, ...] | None = None
+
+    @property
+    def values(self) -> tuple[float, ...] | None:
+        """Every objective's value (``(objective,)`` with one objective); ``None``
+        unless the trial succeeded."""
+        if self.objective_values is not None:
+            return self.objective_values
+        return None if self.objective is None else (self.objective,)
 
     @property
     def duration(self) -> float | None:
@@ -100,12 +116,24 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
             self.conn.executescript(_SCHEMA)
+            self._add_missing_columns()
             if self.get_meta("schema_version") is None:
                 self.set_meta("schema_version", SCHEMA_VERSION)
         try:
             self.conn.execute("SELECT 1 FROM trials LIMIT 1")
         except sqlite3.DatabaseError as e:
             raise StoreError(f"{str(self.path)!r} is not an archsmith experiment store: {e}") from None
+        # A read-only store of an older archsmith lacks the newer columns: read their defaults.
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(trials)")}
+        added = (name if name in have else f"{default} AS {name}" for name, default in _DEFAULTS.items())
+        self._columns = ", ".join([_BASE_COLUMNS, *added])
+
+    def _add_missing_columns(self) -> None:
+        """Bring a store written by an older archsmith up to this schema."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(trials)")}
+        for column, kind in _ADDED_COLUMNS:
+            if column not in have:
+                self.conn.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self.conn.close()
@@ -155,10 +183,11 @@ class Store:
         worker: str | None = None,
         at: float | None = None,
         stopped_early: bool = False,
+        values: list[float] | tuple[float, ...] | None = None,
     ) -> None:
         self.conn.execute(
             "UPDATE trials SET status = ?, metric = ?, objective = ?, error = ?, worker = COALESCE(?, worker), "
-            "ended_at = ?, started_at = COALESCE(started_at, ?), stopped_early = ? WHERE id = ?",
+            "ended_at = ?, started_at = COALESCE(started_at, ?), stopped_early = ?, objective_values = ? WHERE id = ?",
             (
                 status,
                 None if metric is None else json.dumps(metric),
@@ -168,6 +197,7 @@ class Store:
                 at,
                 at,
                 int(stopped_early),
+                None if values is None else json.dumps(list(values)),
                 trial_id,
             ),
         )
@@ -186,11 +216,11 @@ class Store:
         return ids
 
     def trials(self, status: str | None = None) -> list[TrialRecord]:
-        query = "SELECT * FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
+        query = f"SELECT {self._columns} FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
         return [self._record(row) for row in self.conn.execute(query, (status,) if status else ())]
 
     def trial(self, trial_id: int) -> TrialRecord:
-        row = self.conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        row = self.conn.execute(f"SELECT {self._columns} FROM trials WHERE id = ?", (trial_id,)).fetchone()
         if row is None:
             raise StoreError(f"no trial {trial_id} in {self.path}")
         return self._record(row)
@@ -210,14 +240,17 @@ class Store:
     def best(self, direction: str, k: int = 1) -> list[TrialRecord]:
         order = "DESC" if direction == "maximize" else "ASC"
         rows = self.conn.execute(
-            f"SELECT * FROM trials WHERE status = 'succeeded' AND objective IS NOT NULL ORDER BY objective {order}, id LIMIT ?",
+            f"SELECT {self._columns} FROM trials WHERE status = 'succeeded' AND objective IS NOT NULL "
+            f"ORDER BY objective {order}, id LIMIT ?",
             (k,),
         )
         return [self._record(row) for row in rows]
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> TrialRecord:
-        (tid, sample, status, objective, metric, error, worker, created, started, ended, attempts, stopped) = row
+        (tid, sample, status, objective, metric, error, worker, created, started, ended, attempts, stopped, values) = (
+            row
+        )
         return TrialRecord(
             tid,
             loads_arch(sample),
@@ -231,6 +264,7 @@ class Store:
             ended,
             attempts,
             bool(stopped),
+            None if values is None else tuple(json.loads(values)),
         )
 
 

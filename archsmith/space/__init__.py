@@ -1,5 +1,5 @@
 """Framework-free search spaces: choices, expressions over them, constraints,
-sampling, enumeration and sample files. Depends on nothing but the stdlib."""
+sampling, enumeration and sample files. Depends on nothing but the stdlib (and numpy for Pareto fronts)."""
 
 from ._constraint import Constraint
 from ._errors import (
@@ -34,6 +34,7 @@ from ._leaf import (
     randint,
     uniform,
 )
+from ._pareto import crowding_distance, dominates, non_dominated_sort, pareto_front, pareto_order, pareto_ranks
 from ._sample_io import decode_arch, dumps_arch, encode_arch, load_arch, loads_arch, read_json_file, save_arch
 from ._scope import auto_label, caller_site, current_scope, fixed_context, fixed_sample, label_scope, sub_scope
 from ._space import Sample, Space, make_rng
@@ -55,6 +56,12 @@ __all__ = [
     "Space",
     "SpaceError",
     "auto_label",
+    "crowding_distance",
+    "dominates",
+    "non_dominated_sort",
+    "pareto_front",
+    "pareto_order",
+    "pareto_ranks",
     "caller_site",
     "current_scope",
     "sub_scope",

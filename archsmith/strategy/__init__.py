@@ -1,11 +1,13 @@
 """Search strategies. Multi-trial strategies follow ask/tell (see ``Strategy``)."""
 
-from ._base import Direction, FinishedTrial, Strategy
+from archsmith.space import crowding_distance, dominates, non_dominated_sort, pareto_front, pareto_order
+
+from ._base import Direction, Directions, FinishedTrial, Strategy
 from ._dedup import sample_key
 from ._early_stopping import EarlyStopping, Hyperband, MedianStop, SuccessiveHalving
 from ._evolution import RegularizedEvolution
 from ._grid import GridSearch
-from ._optuna import TPE, OptunaStrategy
+from ._optuna import NSGAII, TPE, OptunaStrategy
 from ._random import Random
 from ._registry import STRATEGIES, register_strategy
 from ._rl import PolicyBasedRL
@@ -17,8 +19,10 @@ __all__ = [
     "SuccessiveHalving",
     "STRATEGIES",
     "Direction",
+    "Directions",
     "FinishedTrial",
     "GridSearch",
+    "NSGAII",
     "OptunaStrategy",
     "PolicyBasedRL",
     "Random",
@@ -27,4 +31,9 @@ __all__ = [
     "TPE",
     "register_strategy",
     "sample_key",
+    "crowding_distance",
+    "dominates",
+    "non_dominated_sort",
+    "pareto_front",
+    "pareto_order",
 ]

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, Union
 
 from archsmith.space import Sample, Space, SpaceError
 
 Direction = Literal["maximize", "minimize"]
+#: One direction, or one per objective.
+Directions = Union[Direction, Sequence[Direction]]
 
 
 @dataclass(frozen=True)
@@ -24,26 +27,58 @@ class FinishedTrial:
     trial_id: int
     sample: Sample
     status: str  # "succeeded" or "failed"
-    value: float | None  # the objective (None if failed)
+    value: float | None  # the (first) objective (None if failed)
     metric: Any = None
     stopped_early: bool = False  # an early-stopping rule ended it: ``value`` is its last result
+    values: tuple[float, ...] | None = None  # every objective, in order (None if failed)
+
+    def objective_values(self) -> tuple[float, ...] | None:
+        """Every objective's value; a single-objective trial's ``(value,)``."""
+        if self.values is not None:
+            return self.values
+        return None if self.value is None else (self.value,)
 
 
 class Strategy(ABC):
     """Base of multi-trial strategies. Subclasses implement ``ask`` and ``tell``
-    and extend ``state_dict``/``load_state_dict`` with their own state."""
+    and extend ``state_dict``/``load_state_dict`` with their own state.
 
+    ``multi_objective``: whether it can search several objectives at once (it
+    then reads ``directions`` and ``FinishedTrial.values``); the others refuse
+    such an experiment before it starts."""
+
+    multi_objective: ClassVar[bool] = False
     space: Space
     direction: Direction
+    directions: tuple[Direction, ...]
     rng: random.Random
 
-    def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
-        """Bind the strategy to a space before the first ``ask``."""
-        if direction not in ("maximize", "minimize"):
-            raise SpaceError(f"direction must be 'maximize' or 'minimize', got {direction!r}")
-        self.space, self.direction = space, direction
+    def attach(self, space: Space, *, seed: int, direction: Directions = "maximize") -> None:
+        """Bind the strategy to a space before the first ``ask``; ``direction`` is
+        one direction, or one per objective."""
+        directions = (direction,) if isinstance(direction, str) else tuple(direction)
+        self.check_objectives(directions)
+        self.space, self.directions, self.direction = space, directions, directions[0]
         self.rng = random.Random(seed)
         self.check_space(space)
+
+    def check_objectives(self, directions: Sequence[str]) -> None:
+        """Raise a clear error unless this strategy can search these objectives."""
+        bad = [d for d in directions if d not in ("maximize", "minimize")]
+        if not directions or bad:
+            raise SpaceError(f"direction must be 'maximize' or 'minimize', got {bad or list(directions)!r}")
+        if len(directions) > 1 and not self.multi_objective:
+            from ._registry import STRATEGIES
+
+            able = sorted(name for name in STRATEGIES if getattr(STRATEGIES[name], "multi_objective", False))
+            raise SpaceError(
+                f"{type(self).__name__} searches one objective, but {len(directions)} were given; use one objective, "
+                f"or a multi-objective strategy: {', '.join(able)}"
+            )
+
+    @property
+    def is_multi_objective(self) -> bool:
+        return len(self.directions) > 1
 
     def check_space(self, space: Space) -> None:  # noqa: B027 - optional hook
         """Raise a clear error before the first trial if the space is unsupported."""

@@ -7,16 +7,16 @@ import math
 import random
 from typing import Any, Literal
 
-from archsmith.space import CategoricalMultiple, Leaf, Numerical, Sample, Space, SpaceError
+from archsmith.space import CategoricalMultiple, Leaf, Numerical, Sample, Space, SpaceError, pareto_ranks
 
-from ._base import Direction, FinishedTrial, Strategy
+from ._base import Directions, FinishedTrial, Strategy
 from ._dedup import Dedup, countable_size
 from ._registry import register_strategy
 
 #: How many mutations ``ask`` tries to find a new sample that meets the constraints.
 MUTATION_TRIES = 100
 
-Member = tuple[Sample, "float | None"]  # a sample and its objective (None: a failed trial, ranked worst)
+Member = tuple[Sample, Any]  # a sample and its objective, or objectives (None: a failed trial, ranked worst)
 
 
 def can_mutate(leaf: Leaf) -> bool:
@@ -77,6 +77,17 @@ def tournament(population: list[Member], sample_size: int, better: Any, rng: ran
     return best[0]
 
 
+def pareto_tournament(population: list[Member], sample_size: int, directions: Any, rng: random.Random) -> Sample:
+    """Multi-objective tournament (NSGA-II's crowded comparison): of ``sample_size``
+    members drawn at random, the one on the best Pareto front of the population,
+    the least crowded on ties; failed members rank last."""
+    scored = [i for i, (_, values) in enumerate(population) if values is not None]
+    ranks = pareto_ranks([population[i][1] for i in scored], directions)  # type: ignore[misc]
+    key = dict(zip(scored, ranks))
+    contestants = rng.sample(range(len(population)), min(sample_size, len(population)))
+    return population[min(contestants, key=lambda i: key.get(i, (math.inf, 0.0)))][0]
+
+
 def age(population: list[Member], newcomer: Member, size: int) -> list[Member]:
     """The population with ``newcomer`` added and its oldest members removed."""
     return [*population, newcomer][-size:]
@@ -90,7 +101,9 @@ class RegularizedEvolution(Dedup, Strategy):
     proposal mutates the winner of a tournament among ``sample_size`` random
     members (with ``crossover``, of two winners crossed over first). A mutated gene
     always takes a different value, and at least one gene mutates. Each finished
-    trial joins the population and the oldest leaves. ``on_failure="ignore"``
+    trial joins the population and the oldest leaves. With several objectives the
+    tournament is won by Pareto rank, then crowding distance (as in NSGA-II).
+    ``on_failure="ignore"``
     drops failed trials; ``"worst"`` keeps them, ranked below every success. With
     ``dedup`` no sample is proposed twice while an unseen one can be found, and a
     finite space ends the search once every sample was proposed.
@@ -101,6 +114,8 @@ class RegularizedEvolution(Dedup, Strategy):
     >>> sorted(strategy.ask()["a"] for _ in range(3)), strategy.ask()
     ([1, 2, 3], None)
     """
+
+    multi_objective = True
 
     def __init__(
         self,
@@ -125,7 +140,7 @@ class RegularizedEvolution(Dedup, Strategy):
         self._pending = 0
         self._forget(math.inf)
 
-    def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
+    def attach(self, space: Space, *, seed: int, direction: Directions = "maximize") -> None:
         super().attach(space, seed=seed, direction=direction)
         self._population, self._pending = [], 0
         self._forget(countable_size(space))
@@ -134,10 +149,15 @@ class RegularizedEvolution(Dedup, Strategy):
     def _random(self) -> Sample:
         return self.space.random(rng=self.rng)
 
+    def _winner(self) -> Sample:
+        if self.is_multi_objective:
+            return pareto_tournament(self._population, self.sample_size, self.directions, self.rng)
+        return tournament(self._population, self.sample_size, self.better, self.rng)
+
     def _child(self) -> Sample:
-        parent = tournament(self._population, self.sample_size, self.better, self.rng)
+        parent = self._winner()
         if self.crossover and len(self._population) > 1:
-            other = tournament(self._population, self.sample_size, self.better, self.rng)
+            other = self._winner()
             parent = crossover(parent, other, self.rng)
         return mutate(self.space, parent, self.mutation_prob, self.rng)
 
@@ -168,10 +188,10 @@ class RegularizedEvolution(Dedup, Strategy):
 
     def tell(self, trial: FinishedTrial) -> None:
         self._pending = max(0, self._pending - 1)
-        failed = trial.status != "succeeded" or trial.value is None
-        if failed and self.on_failure == "ignore":
+        values = trial.objective_values() if trial.status == "succeeded" else None
+        if values is None and self.on_failure == "ignore":
             return
-        value = None if failed else float(trial.value)  # type: ignore[arg-type]
+        value: Any = None if values is None else (list(values) if self.is_multi_objective else values[0])
         self._population = age(self._population, (dict(trial.sample), value), self.population_size)
 
     # State ------------------------------------------------------------------------

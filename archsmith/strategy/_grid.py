@@ -9,7 +9,7 @@ from typing import Any
 
 from archsmith.space import Sample, Space, SpaceError
 
-from ._base import Direction, FinishedTrial, Strategy
+from ._base import Directions, FinishedTrial, Strategy
 from ._registry import register_strategy
 
 _FEISTEL_ROUNDS = 4
@@ -73,6 +73,8 @@ class GridSearch(Strategy):
     ({'a': 1}, {'a': 2}, None)
     """
 
+    multi_objective = True  # proposals ignore the results
+
     def __init__(self, shuffle: bool = True, granularity: int | None = None) -> None:
         if granularity is not None and (isinstance(granularity, bool) or not isinstance(granularity, int)):
             raise SpaceError(f"GridSearch: granularity must be an integer >= 1 or None, got {granularity!r}")
@@ -90,7 +92,7 @@ class GridSearch(Strategy):
                 "GridSearch(granularity=g) to try 2**g - 1 quantiles of each, quantize them, or use another strategy"
             )
 
-    def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
+    def attach(self, space: Space, *, seed: int, direction: Directions = "maximize") -> None:
         super().attach(space, seed=seed, direction=direction)
         self._labels = list(space)
         self._grids = [space[label].grid(self.granularity) for label in self._labels]

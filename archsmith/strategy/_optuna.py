@@ -35,7 +35,7 @@ from typing import Any
 from archsmith.space import Categorical, CategoricalMultiple, Numerical, Sample, Space, SpaceError
 from archsmith.space._leaf import value_key
 
-from ._base import Direction, FinishedTrial, Strategy
+from ._base import Directions, FinishedTrial, Strategy
 from ._dedup import sample_key
 from ._registry import register_strategy
 
@@ -70,7 +70,12 @@ class OptunaStrategy(Strategy):
     a run (and a resumed run) is reproducible; an instance is used as is and its
     random stream is its own (a resumed run then continues the same search, not
     the same proposals). ``None``: Optuna's default TPE.
+
+    With several objectives the study is multi-objective; the sampler must
+    support that (TPE, NSGA-II, NSGA-III, random, GP do; CMA-ES does not).
     """
+
+    multi_objective = True
 
     def __init__(self, sampler: Any = None, *, max_rejections: int = 100) -> None:
         import optuna
@@ -87,7 +92,7 @@ class OptunaStrategy(Strategy):
         self._pending: dict[str, list[int]] = {}  # sample key -> asked, untold trial numbers
 
     # Binding -------------------------------------------------------------------------
-    def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
+    def attach(self, space: Space, *, seed: int, direction: Directions = "maximize") -> None:
         super().attach(space, seed=seed, direction=direction)
         self._seed = int(seed)
         self._distributions = self._make_distributions(space)
@@ -115,7 +120,7 @@ class OptunaStrategy(Strategy):
         import optuna
 
         with _quiet():
-            self._study = optuna.create_study(direction=self.direction, sampler=self._make_sampler(0))
+            self._study = optuna.create_study(directions=list(self.directions), sampler=self._make_sampler(0))
         self._records, self._pending = [], {}
 
     @staticmethod
@@ -208,7 +213,7 @@ class OptunaStrategy(Strategy):
         self._records[trial.number][3] = key
         return sample
 
-    def _finish(self, number: int, value: float | None, state: str) -> None:
+    def _finish(self, number: int, value: Any, state: str) -> None:
         from optuna.trial import TrialState
 
         if state == "COMPLETE":
@@ -218,8 +223,12 @@ class OptunaStrategy(Strategy):
         self._records[number][1:3] = [value, state]
 
     def tell(self, trial: FinishedTrial) -> None:
-        ok = trial.status == "succeeded" and trial.value is not None and math.isfinite(trial.value)
-        value, state = (float(trial.value), "COMPLETE") if ok else (None, "FAIL")  # type: ignore[arg-type]
+        values = trial.objective_values() if trial.status == "succeeded" else None
+        value: Any = None
+        if values is not None and all(math.isfinite(v) for v in values):
+            # one float for one objective, a list for several (as Optuna takes them)
+            value = [float(v) for v in values] if self.is_multi_objective else float(values[0])
+        state = "COMPLETE" if value is not None else "FAIL"
         numbers = self._pending.get(sample_key(trial.sample))
         with _quiet():
             if numbers:
@@ -229,14 +238,14 @@ class OptunaStrategy(Strategy):
             else:  # a trial this study did not propose (e.g. added by hand): learn from it too
                 self._add_finished(self._to_params(trial.sample), value, state)
 
-    def _add_finished(self, params: dict[str, Any], value: float | None, state: str) -> None:
+    def _add_finished(self, params: dict[str, Any], value: Any, state: str) -> None:
         import optuna
 
         dists = self._distributions
         self._study.add_trial(
             optuna.trial.create_trial(
                 state=getattr(optuna.trial.TrialState, state),
-                value=value,
+                values=None if value is None else (value if isinstance(value, list) else [value]),
                 params=params,
                 distributions={name: dists[name] for name in params},
             )
@@ -316,4 +325,47 @@ class TPE(OptunaStrategy):
         return (
             f"TPE(n_startup_trials={self.n_startup_trials}, multivariate={self.multivariate}, "
             f"constant_liar={self.constant_liar})"
+        )
+
+
+@register_strategy("nsga2")
+class NSGAII(OptunaStrategy):
+    """NSGA-II (Deb et al., 2002) through Optuna's ``NSGAIISampler``: generations of
+    ``population_size``, parents by Pareto rank and crowding distance, uniform
+    crossover and mutation. Made for several objectives (one works too).
+    Seeded by the experiment's seed."""
+
+    def __init__(
+        self,
+        *,
+        population_size: int = 50,
+        mutation_prob: float | None = None,
+        crossover_prob: float = 0.9,
+        max_rejections: int = 100,
+    ) -> None:
+        if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2:
+            raise SpaceError(f"population_size must be an integer >= 2, got {population_size!r}")
+        if mutation_prob is not None and not 0.0 <= mutation_prob <= 1.0:
+            raise SpaceError(
+                f"mutation_prob must be in [0, 1] or None (1 / number of decisions), got {mutation_prob!r}"
+            )
+        if not 0.0 <= crossover_prob <= 1.0:
+            raise SpaceError(f"crossover_prob must be in [0, 1], got {crossover_prob!r}")
+        self.population_size, self.mutation_prob, self.crossover_prob = population_size, mutation_prob, crossover_prob
+        super().__init__(self._sampler, max_rejections=max_rejections)
+
+    def _sampler(self, seed: int) -> Any:
+        import optuna
+
+        return optuna.samplers.NSGAIISampler(
+            population_size=self.population_size,
+            mutation_prob=self.mutation_prob,
+            crossover_prob=self.crossover_prob,
+            seed=seed,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"NSGAII(population_size={self.population_size}, mutation_prob={self.mutation_prob}, "
+            f"crossover_prob={self.crossover_prob})"
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 from archsmith.space import Sample, Space
 
-from ._base import Direction, FinishedTrial, Strategy
+from ._base import Directions, FinishedTrial, Strategy
 from ._dedup import Dedup, countable_size
 from ._registry import register_strategy
 
@@ -26,11 +26,13 @@ class Random(Dedup, Strategy):
     ([1, 2], None)
     """
 
+    multi_objective = True  # proposals ignore the results
+
     def __init__(self, dedup: bool = True) -> None:
         self.dedup = dedup
         self._forget(math.inf)
 
-    def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
+    def attach(self, space: Space, *, seed: int, direction: Directions = "maximize") -> None:
         super().attach(space, seed=seed, direction=direction)
         self._forget(countable_size(space))
 

@@ -24,7 +24,7 @@ import torch
 
 from archsmith.space import Categorical, CategoricalMultiple, Leaf, Sample, Space, SpaceError
 
-from ._base import Direction, FinishedTrial, Strategy
+from ._base import Directions, FinishedTrial, Strategy
 from ._dedup import Dedup
 from ._registry import register_strategy
 
@@ -167,7 +167,7 @@ class PolicyBasedRL(Dedup, Strategy):
         self.entropy_weight, self.baseline_decay, self.hidden_size = entropy_weight, baseline_decay, hidden_size
         self.granularity, self.dedup, self.on_failure = granularity, dedup, on_failure
 
-    def attach(self, space: Space, *, seed: int, direction: Direction = "maximize") -> None:
+    def attach(self, space: Space, *, seed: int, direction: Directions = "maximize") -> None:
         super().attach(space, seed=seed, direction=direction)
         self._decisions = [Decision(leaf, self.granularity) for leaf in space.values()]
         sizes = [n for d in self._decisions for n in d.sizes]
