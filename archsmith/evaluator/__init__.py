@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 from ._base import Evaluator
 from ._functional import FunctionalEvaluator
 from ._metric import Metric, MetricError, normalize_metric, objective_value, objective_values
+from ._recipe import TrainingRecipe
 from ._trial import (
     TrialContext,
     TrialError,
@@ -44,6 +45,7 @@ __all__ = [
     "Regression",
     "TrialContext",
     "TrialError",
+    "TrainingRecipe",
     "current_sample",
     "current_trial",
     "normalize_metric",

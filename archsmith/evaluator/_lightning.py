@@ -35,6 +35,7 @@ from archsmith.space import Categorical, Mutable, Numerical, SpaceError, contain
 
 from ._base import Evaluator
 from ._metric import MetricError
+from ._recipe import TrainingRecipe
 from ._trial import current_trial, report_final_result, report_intermediate_result, should_stop
 
 __all__ = ["Classification", "Lightning", "Regression"]
@@ -548,6 +549,36 @@ class _Supervised(Evaluator):
                 "give a non-empty val_dataloaders"
             )
         return _report_final(module.epoch_metric())
+
+    def training_recipe(self) -> TrainingRecipe:
+        """Data, loss, optimizer and epochs for a training loop of one's own (the
+        one-shot algorithms use it). The arguments must not be choices here: a
+        supernet is trained with one setting."""
+        owner = type(self).__name__
+        leaves = self.search_space_leaves()
+        if leaves:
+            raise SpaceError(
+                f"{owner}: {', '.join(repr(leaf.label) for leaf in leaves)} are choices, but a one-shot search "
+                "trains one supernet with one setting; fix them to one value (or search them with a multi-trial "
+                "strategy)"
+            )
+        args = self.resolved()
+        optimizer = _optimizer_factory(owner, args["optimizer"])
+        kwargs = {"lr": args["learning_rate"], "weight_decay": args["weight_decay"], **args["optimizer_kwargs"]}
+        train, val = self.train_dataloaders, self.val_dataloaders
+        if self.datamodule is not None:
+            self.datamodule.setup("fit")
+            train, val = self.datamodule.train_dataloader(), self.datamodule.val_dataloader()
+        return TrainingRecipe(
+            task=self._task,
+            criterion=copy.deepcopy(_build_criterion(owner, self.criterion)),
+            make_optimizer=lambda params: optimizer(params, **kwargs),
+            train_data=train,
+            val_data=val,
+            max_epochs=int(args["max_epochs"]),
+            learning_rate=float(args["learning_rate"]),
+            seed=args["seed"],
+        )
 
     def __repr__(self) -> str:
         shown = {

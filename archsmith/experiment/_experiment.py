@@ -24,7 +24,7 @@ from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, obj
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
 from archsmith.nn import ModelSpace
 from archsmith.space import ArchsmithError, Space, SpaceError, dominates, pareto_front
-from archsmith.strategy import EarlyStopping, FinishedTrial, Strategy
+from archsmith.strategy import EarlyStopping, FinishedTrial, OneShotStrategy, Strategy
 
 from ._config import ExperimentConfig
 from ._progress import ProgressView, Snapshot
@@ -162,8 +162,10 @@ class Experiment:
             if not callable(evaluator):
                 raise ExperimentError(f"evaluator must be an Evaluator or a function fn(model), got {evaluator!r}")
             evaluator = FunctionalEvaluator(evaluator)
-        if not isinstance(strategy, Strategy):
-            raise ExperimentError(f"strategy must be an archsmith.strategy.Strategy, got {strategy!r}")
+        if not isinstance(strategy, (Strategy, OneShotStrategy)):
+            raise ExperimentError(
+                f"strategy must be an archsmith.strategy.Strategy or a one-shot strategy (DARTS(), ...), got {strategy!r}"
+            )
         if early_stopping is not None and not isinstance(early_stopping, EarlyStopping):
             raise ExperimentError(
                 f"early_stopping must be an archsmith.strategy.EarlyStopping (MedianStop, SuccessiveHalving, "
@@ -171,15 +173,25 @@ class Experiment:
             )
         self.space, self.evaluator, self.strategy = space, evaluator, strategy
         self.early_stopping = early_stopping
+        #: the trained supernet, after a one-shot run (``space.freeze(sample, weights_from=exp.supernet)``)
+        self.supernet: Any = None
         self._stopping: set[int] = set()
         self.config = config or ExperimentConfig()
         self.objectives = self.config.objectives
         self.directions = resolve_directions(self.config, evaluator)
         self.direction = self.directions[0]
-        try:
-            strategy.check_objectives(self.directions)
-        except SpaceError as e:
-            raise ExperimentError(str(e)) from None
+        if isinstance(strategy, OneShotStrategy):
+            if len(self.objectives) > 1 or early_stopping is not None:
+                raise ExperimentError(
+                    f"{strategy.name} trains one supernet on the evaluator's loss: it takes neither several "
+                    "objectives nor early_stopping; use a multi-trial strategy for those"
+                )
+            strategy.check(space, evaluator)  # unsupported primitives are named before anything runs
+        else:
+            try:
+                strategy.check_objectives(self.directions)
+            except SpaceError as e:
+                raise ExperimentError(str(e)) from None
         if early_stopping is not None and len(self.objectives) > 1:
             raise ExperimentError(
                 f"early stopping ranks trials by one objective, but {len(self.objectives)} were given "
@@ -207,6 +219,8 @@ class Experiment:
         restored, and the (possibly raised) budget completed.
         """
         config = self.config
+        if isinstance(self.strategy, OneShotStrategy):
+            return self._run_oneshot(resume)
         if (
             config.max_trials is None
             and config.max_duration_seconds is None
@@ -420,6 +434,17 @@ class Experiment:
             max_duration=self.config.max_duration_seconds,
             front=len(tally.front) if len(self.objectives) > 1 else None,
         )
+
+    def _run_oneshot(self, resume: bool) -> Experiment:
+        from ._oneshot import run_oneshot
+
+        if self.store_path.exists() and not resume:
+            raise ExperimentError(
+                f"{self.directory} already holds an experiment; pass run(resume=True) to continue it, "
+                "or choose another ExperimentConfig(name=...) / workdir"
+            )
+        run_oneshot(self, resume)
+        return self
 
     # Results -------------------------------------------------------------------------
     def _read(self) -> Store:

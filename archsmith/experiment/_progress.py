@@ -103,6 +103,12 @@ class ProgressView:
     def _best(self, s: Snapshot) -> str:
         return f"{self._best_label(s)} {self._best_value(s)}"
 
+    def epoch_finished(self, epoch: int, epochs: int, metrics: dict[str, float], elapsed: float) -> None:
+        """A line per one-shot epoch: its metrics, elapsed time and ETA."""
+        shown = ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "default")
+        left = elapsed / (epoch + 1) * (epochs - epoch - 1) if epoch + 1 else None
+        self._say(f"epoch {epoch + 1}/{epochs}: {shown} | {_clock(elapsed)} elapsed, ETA {_clock(left)}")
+
     def stop(self, message: str) -> None:
         if self.live is not None:
             self.live.update(self._table())

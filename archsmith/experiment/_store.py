@@ -202,6 +202,11 @@ class Store:
             ),
         )
 
+    def delete_trials(self) -> None:
+        """Remove every trial and its intermediate results."""
+        self.conn.execute("DELETE FROM intermediates")
+        self.conn.execute("DELETE FROM trials")
+
     def requeue_unfinished(self) -> list[int]:
         """Trials that were waiting or running when a run died go back to waiting."""
         ids = [

@@ -148,14 +148,27 @@ class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
         """The canonical sample, or :class:`SampleError` naming every problem."""
         return self.search_space.validate(sample)
 
-    def freeze(self, sample: Mapping[str, Any]) -> torch.nn.Module:
-        """Build the plain model ``sample`` describes; only chosen candidates are built."""
+    def freeze(self, sample: Mapping[str, Any], *, weights_from: Any = None) -> torch.nn.Module:
+        """Build the plain model ``sample`` describes; only chosen candidates are built.
+
+        ``weights_from``: a one-shot supernet of this space; the model then gets the
+        supernet's weights for this subnet (anything with
+        ``subnet_state_dict(sample)`` works).
+        """
         if self.is_frozen:
             raise SpaceError(f"{type(self).__name__} is already a frozen model; freeze the space it came from")
         sample = self.validate(sample)
         args, kwargs = self.init_arguments
         with fixed_arch(sample):
-            return type(self)(*args, **kwargs)
+            model = type(self)(*args, **kwargs)
+        if weights_from is not None:
+            if not callable(getattr(weights_from, "subnet_state_dict", None)):
+                raise SpaceError(
+                    f"weights_from must be a one-shot supernet (with subnet_state_dict(sample)), got "
+                    f"{type(weights_from).__name__}"
+                )
+            model.load_state_dict(weights_from.subnet_state_dict(sample))
+        return model
 
 
 def model_wrapper(cls: T) -> T:

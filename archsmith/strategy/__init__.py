@@ -1,4 +1,5 @@
-"""Search strategies. Multi-trial strategies follow ask/tell (see ``Strategy``)."""
+"""Search strategies. Multi-trial strategies follow ask/tell (see ``Strategy``);
+one-shot ones (``strategy.oneshot``) train a supernet (see ``OneShotStrategy``)."""
 
 from archsmith.space import crowding_distance, dominates, non_dominated_sort, pareto_front, pareto_order
 
@@ -11,8 +12,12 @@ from ._optuna import NSGAII, TPE, OptunaStrategy
 from ._random import Random
 from ._registry import STRATEGIES, register_strategy
 from ._rl import PolicyBasedRL
+from .oneshot import DARTS, GumbelDARTS, OneShotStrategy
 
 __all__ = [
+    "DARTS",
+    "GumbelDARTS",
+    "OneShotStrategy",
     "EarlyStopping",
     "Hyperband",
     "MedianStop",

@@ -1,0 +1,90 @@
+"""``TrainingRecipe``: what a built-in evaluator knows about training a model —
+data, loss, optimizer, epochs and how to score — for code that runs its own loop
+(the one-shot algorithms train a supernet with it instead of a Lightning Trainer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+
+@dataclass
+class TrainingRecipe:
+    """Data, loss and optimizer of a ``Classification``/``Regression`` evaluator.
+
+    ``task`` is ``"classification"`` (score: accuracy, maximized) or
+    ``"regression"`` (score: mean squared error, minimized).
+    """
+
+    task: str
+    criterion: Callable[..., torch.Tensor]
+    make_optimizer: Callable[[Iterable[torch.nn.Parameter]], torch.optim.Optimizer]
+    train_data: Any
+    val_data: Any
+    max_epochs: int
+    learning_rate: float
+    seed: int | None = None
+
+    @property
+    def metric_name(self) -> str:
+        return "val_acc" if self.task == "classification" else "val_mse"
+
+    @property
+    def direction(self) -> str:
+        return "maximize" if self.task == "classification" else "minimize"
+
+    def split(self, batch: Any) -> tuple[Any, torch.Tensor]:
+        """``(inputs, targets)`` of a batch."""
+        if isinstance(batch, (list, tuple)) and len(batch) == 2:
+            return batch[0], batch[1]
+        if isinstance(batch, dict) and {"x", "y"} <= set(batch):
+            return batch["x"], batch["y"]
+        raise ValueError(f"a batch must be (inputs, targets), got {type(batch).__name__}")
+
+    def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(outputs, targets, loss)`` of ``model`` on ``batch``."""
+        x, y = self.split(batch)
+        out = model(x)
+        if self.task == "regression" and out.shape != y.shape and out.numel() == y.numel():
+            out = out.reshape(y.shape)
+        return out, y, self.criterion(out, y)
+
+    def score(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[float, int]:
+        """``(sum of the per-item score, items)``: correct predictions, or squared errors."""
+        if self.task == "classification":
+            if outputs.ndim == 1 or outputs.shape[-1] == 1:
+                predicted = (outputs.reshape(-1) > 0).long()
+            else:
+                predicted = outputs.argmax(dim=-1)
+            target = (
+                targets.argmax(dim=-1)
+                if targets.is_floating_point() and targets.shape == outputs.shape and targets.ndim > 1
+                else targets
+            )
+            return float((predicted == target.reshape(predicted.shape)).sum()), len(predicted)
+        diff = (outputs - targets).double()
+        return float((diff**2).sum()), diff.numel()
+
+    @torch.no_grad()
+    def validate(self, model: torch.nn.Module, data: Any = None) -> dict[str, float]:
+        """``{"default": score, metric_name: score, "val_loss": ...}`` of ``model`` on
+        the validation data (or ``data``), in eval mode."""
+        was_training = model.training
+        model.eval()
+        total, count, loss_sum, batches = 0.0, 0, 0.0, 0
+        try:
+            for batch in self.val_data if data is None else data:
+                out, y, loss = self.loss(model, batch)
+                s, n = self.score(out, y)
+                total, count = total + s, count + n
+                loss_sum, batches = loss_sum + float(loss) * len(y), batches + len(y)
+        finally:
+            model.train(was_training)
+        if not count:
+            raise ValueError("the validation data is empty; give a non-empty val_dataloaders")
+        score = total / count
+        return {"default": score, self.metric_name: score, "val_loss": loss_sum / max(1, batches)}

@@ -1,0 +1,97 @@
+"""The run of a one-shot experiment: train the supernet (the strategy's loop),
+record each epoch in the store, and store the final ranking of architectures as
+succeeded trials, so ``export_top_models``, ``archsmith show`` and ``archsmith
+export`` read a one-shot search like any other.
+
+The supernet is checkpointed after every epoch (``supernet.pt`` beside the
+store); ``run(resume=True)`` continues from the last whole epoch.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from archsmith.strategy import OneShotStrategy
+
+from ._progress import ProgressView
+from ._store import Store
+
+if TYPE_CHECKING:
+    from ._experiment import Experiment
+
+CHECKPOINT_FILE = "supernet.pt"
+
+
+def run_oneshot(exp: Experiment, resume: bool) -> None:
+    from ._experiment import ExperimentError
+
+    strategy, config = exp.strategy, exp.config
+    assert isinstance(strategy, OneShotStrategy)
+    existing = exp.store_path.exists()
+    store = Store(exp.store_path)
+    try:
+        labels = list(exp.search_space)
+        if existing:
+            if store.get_meta("labels", []) != labels:
+                raise ExperimentError(f"{exp.directory} holds a run of a different search space; use another name")
+            seed = int(store.get_meta("seed"))
+        else:
+            seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
+            with store.transaction():
+                store.set_meta("config", config.to_dict())
+                store.set_meta("labels", labels)
+                store.set_meta("seed", seed)
+                store.set_meta("space", f"{type(exp.space).__module__}.{type(exp.space).__qualname__}")
+                store.set_meta("strategy", repr(strategy))
+                store.set_meta("created_at", time.time())
+                store.set_meta("mode", "oneshot")
+        score, direction = strategy.score_name, strategy.score_direction
+        for key, value in (("objective", score), ("direction", direction)):
+            store.set_meta(key, value)
+        store.set_meta("objectives", [score])
+        store.set_meta("directions", [direction])
+        store.set_meta("status", "running")
+        store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
+        view = ProgressView(config.name or str(exp.directory), score)  # epoch lines, no live table
+        history: list[dict[str, Any]] = list(store.get_meta("oneshot_history", []))
+        started = time.time()
+
+        def on_epoch(epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+            del history[epoch:]  # a resumed run repeats no epoch, but never keep stale ones
+            history.append({"epoch": epoch, **metrics})
+            with store.transaction():
+                store.set_meta("oneshot_history", history)
+                store.set_meta("heartbeat", time.time())
+            view.epoch_finished(epoch, epochs, metrics, time.time() - started)
+
+        status, message = "interrupted", "interrupted (Ctrl-C); run(resume=True) continues from the last epoch"
+        try:
+            ranking = strategy.search(
+                exp.space, exp.evaluator, seed=seed, checkpoint=exp.directory / CHECKPOINT_FILE, on_epoch=on_epoch
+            )
+            now = time.time()
+            with store.transaction():
+                store.delete_trials()  # a resumed, finished run ranks afresh
+                for sample, ranked_score in ranking:
+                    trial_id = store.add_trial(exp.search_space.validate(sample))
+                    store.finish_trial(
+                        trial_id, "succeeded", metric={score: ranked_score}, objective=ranked_score, at=now
+                    )
+            status = "done"
+            best = ranking[0] if ranking else None
+            message = f"finished: {len(ranking)} architectures ranked" + (
+                f"; best {score} = {best[1]:.6g}: {best[0]}" if best else ""
+            )
+        except KeyboardInterrupt:
+            pass
+        finally:
+            store.set_meta("status", status)
+            store.set_meta("ended_at", time.time())
+            view.stop(message)
+        exp.supernet = strategy.supernet
+    finally:
+        store.close()

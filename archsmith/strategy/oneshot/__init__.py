@@ -1,0 +1,47 @@
+"""One-shot NAS: supernets whose candidates share weights, and the algorithms
+that train them (``Experiment(space, evaluator, strategy.DARTS(), config)``).
+
+Importing this package registers each family's mixed ops and each algorithm in
+``ONESHOT_STRATEGIES`` (tests run every registered one).
+"""
+
+from archsmith._registry import Registry
+
+from . import _differentiable, _sampling  # noqa: F401 - register the mixed ops
+from ._base import OneShotStrategy, Ranking
+from ._darts import DARTS, GumbelDARTS
+from ._sliced import SLICED_LAYERS, SlicedLayer, SlicingError, make_sliced
+from ._supernet import (
+    FAMILY_ALGORITHMS,
+    MIXED_OPS,
+    Decisions,
+    MixedOp,
+    Supernet,
+    UnsupportedSpaceError,
+    check_supported,
+    register_mixed_op,
+)
+
+ONESHOT_STRATEGIES = Registry("one-shot strategy")
+for _cls in (DARTS, GumbelDARTS):
+    ONESHOT_STRATEGIES.register(_cls.__name__.lower())(_cls)
+
+__all__ = [
+    "DARTS",
+    "FAMILY_ALGORITHMS",
+    "MIXED_OPS",
+    "ONESHOT_STRATEGIES",
+    "SLICED_LAYERS",
+    "Decisions",
+    "GumbelDARTS",
+    "MixedOp",
+    "OneShotStrategy",
+    "Ranking",
+    "SlicedLayer",
+    "SlicingError",
+    "Supernet",
+    "UnsupportedSpaceError",
+    "check_supported",
+    "make_sliced",
+    "register_mixed_op",
+]

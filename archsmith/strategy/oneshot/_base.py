@@ -1,0 +1,255 @@
+"""``OneShotStrategy``: the base of the weight-sharing algorithms, and their
+training loop.
+
+The loop is small and explicit (no Lightning): it takes data, loss, optimizer and
+epochs from the evaluator's :class:`~archsmith.evaluator.TrainingRecipe`, gives
+each step a training batch and — for algorithms that learn the architecture on
+other data — an architecture batch, validates once per epoch, reports the
+epoch's metrics and checkpoints everything so an interrupted search resumes at
+the next epoch. An algorithm implements ``training_step`` and ``ranking``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+
+from archsmith.evaluator import Evaluator, TrainingRecipe
+from archsmith.nn import ModelSpace
+from archsmith.space import Sample, SpaceError
+
+from ._supernet import FAMILY_ALGORITHMS, Supernet, check_supported
+
+EpochCallback = Callable[[int, int, dict[str, float]], None]
+Ranking = list[tuple[Sample, float]]
+
+
+def recipe_of(evaluator: Evaluator, algorithm: str) -> TrainingRecipe:
+    """The evaluator's training recipe, or a clear error for one without."""
+    make = getattr(evaluator, "training_recipe", None)
+    if make is None:
+        raise SpaceError(
+            f"{algorithm} trains a supernet with the data, loss and optimizer of a Classification or Regression "
+            f"evaluator; {type(evaluator).__name__} does not provide them (no training_recipe())"
+        )
+    return make()  # type: ignore[no-any-return]
+
+
+def _split_loader(loader: Any, seed: int) -> tuple[Any, Any]:
+    """Two loaders over the two halves of ``loader``'s (map-style) data set."""
+    dataset = getattr(loader, "dataset", None)
+    if dataset is None or not hasattr(dataset, "__len__") or len(dataset) < 2:
+        raise SpaceError(
+            "arch_data='split' needs a DataLoader over a data set with a length to split in two; "
+            "pass arch_data='val' to learn the architecture on the validation data instead"
+        )
+    order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed)).tolist()
+    half = len(order) // 2
+    loaders: list[Any] = []
+    for part in (order[:half], order[half:]):
+        subset = torch.utils.data.Subset(dataset, part)
+        loaders.append(
+            torch.utils.data.DataLoader(
+                subset,
+                batch_size=loader.batch_size or 1,
+                shuffle=True,
+                drop_last=bool(getattr(loader, "drop_last", False)),
+                collate_fn=loader.collate_fn,
+                generator=torch.Generator().manual_seed(seed + len(loaders)),
+            )
+        )
+    return loaders[0], loaders[1]
+
+
+def _cycle(loader: Any) -> Iterator[Any]:
+    while True:
+        empty = True
+        for batch in loader:
+            empty = False
+            yield batch
+        if empty:
+            raise SpaceError("the architecture data is empty")
+
+
+def _reseed_loaders(seed: int, *loaders: Any) -> None:
+    for i, loader in enumerate(loaders):
+        generator = getattr(loader, "generator", None)
+        if isinstance(generator, torch.Generator):
+            generator.manual_seed(seed * 7_919 + i)
+
+
+class OneShotStrategy(ABC):
+    """Base of one-shot algorithms: ``Experiment(space, evaluator, DARTS(), config)``.
+
+    - ``family``: the kind of mixed ops the supernet gets (see ``MIXED_OPS``);
+    - ``arch_data``: where architecture steps get their batches, for algorithms
+      that take them: ``"split"`` (half of the training data, the other half
+      trains the weights; DARTS' protocol) or ``"val"`` (the validation data);
+    - ``top_k``: how many architectures the exported ranking holds.
+    """
+
+    family: ClassVar[str] = "sampling"
+    #: Whether ``training_step`` gets architecture batches.
+    uses_arch_data: ClassVar[bool] = False
+    #: What the ranking's score is and which way it is better.
+    score_name: ClassVar[str] = "arch_probability"
+    score_direction: ClassVar[str] = "maximize"
+
+    supernet: Supernet
+    recipe: TrainingRecipe
+    rng: random.Random
+
+    def __init__(self, *, arch_data: str = "split", top_k: int = 10) -> None:
+        if arch_data not in ("split", "val"):
+            raise SpaceError(f"arch_data must be 'split' (half the training data) or 'val', got {arch_data!r}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise SpaceError(f"top_k must be a positive integer (architectures to rank), got {top_k!r}")
+        self.arch_data, self.top_k = arch_data, top_k
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not getattr(cls, "__abstractmethods__", None):
+            FAMILY_ALGORITHMS.setdefault(cls.family, [])
+            if cls.__name__ not in FAMILY_ALGORITHMS[cls.family]:
+                FAMILY_ALGORITHMS[cls.family].append(cls.__name__)
+
+    @property
+    def name(self) -> str:
+        return type(self).__name__
+
+    # Checks, before anything runs ------------------------------------------------------
+    def check(self, space: ModelSpace, evaluator: Evaluator) -> None:
+        """Every reason this algorithm cannot search ``space`` with ``evaluator``,
+        raised before any training."""
+        check_supported(space, self.family, self.name)
+        recipe_of(evaluator, self.name)
+
+    # What an algorithm implements ------------------------------------------------------
+    def configure(self) -> None:
+        """Create optimizers and state once ``supernet``, ``recipe``, ``rng`` are set."""
+        self.weight_optimizer = self.recipe.make_optimizer(self.supernet.weight_parameters())
+
+    def on_epoch_start(self, epoch: int, max_epochs: int) -> None:  # noqa: B027 - optional hook
+        """Called before each epoch (temperature schedules, warm-up)."""
+
+    @abstractmethod
+    def training_step(self, batch: Any, arch_batch: Any) -> dict[str, float]:
+        """One step on a training batch (and an architecture batch, if
+        ``uses_arch_data``); returns what to show (e.g. the loss)."""
+
+    def validation_sample(self) -> Sample | None:
+        """The architecture validated after each epoch (``None``: the supernet as it
+        is, e.g. DARTS' weighted mix)."""
+        return None
+
+    @abstractmethod
+    def ranking(self, k: int) -> Ranking:
+        """The ``k`` best architectures, best first, each with its score."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything the algorithm needs to resume (``torch.save``-able)."""
+        return {"weight_optimizer": self.weight_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.weight_optimizer.load_state_dict(state["weight_optimizer"])
+
+    # Helpers for algorithms -------------------------------------------------------------
+    def weight_step(self, batch: Any) -> float:
+        """A plain training step of the supernet's weights on ``batch``; the loss."""
+        self.weight_optimizer.zero_grad()
+        _, _, loss = self.recipe.loss(self.supernet, batch)
+        loss.backward()
+        self.weight_optimizer.step()
+        return float(loss.detach())
+
+    def reward(self, sample: Sample, batch: Any) -> float:
+        """The recipe's score (accuracy; negated MSE) of ``sample``'s path on ``batch``,
+        higher is better."""
+        self.supernet.set_sample(sample)
+        with torch.no_grad():
+            x, y = self.recipe.split(batch)
+            out = self.supernet(x)
+            if self.recipe.task == "regression" and out.shape != y.shape and out.numel() == y.numel():
+                out = out.reshape(y.shape)
+            total, n = self.recipe.score(out, y)
+        score = total / max(1, n)
+        return score if self.recipe.direction == "maximize" else -score
+
+    # The loop ---------------------------------------------------------------------------
+    def search(
+        self,
+        space: ModelSpace,
+        evaluator: Evaluator,
+        *,
+        seed: int,
+        checkpoint: str | os.PathLike[str] | None = None,
+        on_epoch: EpochCallback | None = None,
+    ) -> Ranking:
+        """Train the supernet for the recipe's epochs (resuming from ``checkpoint``
+        when it exists) and return the ranking of the top ``top_k`` architectures."""
+        self.recipe = recipe_of(evaluator, self.name)
+        torch.manual_seed(seed)
+        self.rng = random.Random(seed)
+        self.supernet = Supernet(space, self.family, self.name)
+        self.configure()
+        train, arch = self.recipe.train_data, None
+        if self.uses_arch_data:
+            train, arch = _split_loader(train, seed) if self.arch_data == "split" else (train, self.recipe.val_data)
+        start = 0
+        path = Path(checkpoint) if checkpoint is not None else None
+        if path is not None and path.exists():
+            start = self._restore(path) + 1
+        epochs = self.recipe.max_epochs
+        for epoch in range(start, epochs):
+            self.supernet.train()
+            _reseed_loaders(seed + epoch, train, arch)
+            self.on_epoch_start(epoch, epochs)
+            arch_batches = _cycle(arch) if arch is not None else None
+            totals: dict[str, float] = {}
+            steps = 0
+            for batch in train:
+                shown = self.training_step(batch, next(arch_batches) if arch_batches is not None else None)
+                for key, value in shown.items():
+                    totals[key] = totals.get(key, 0.0) + value
+                steps += 1
+            if not steps:
+                raise SpaceError("the training data is empty; give a non-empty train_dataloaders")
+            metrics = {key: value / steps for key, value in totals.items()}
+            sample = self.validation_sample()
+            if sample is not None:
+                self.supernet.set_sample(sample)
+            metrics.update(self.recipe.validate(self.supernet))
+            if path is not None:
+                self._save(path, epoch)
+            if on_epoch is not None:
+                on_epoch(epoch, epochs, metrics)
+        return self.ranking(self.top_k)
+
+    def _save(self, path: Path, epoch: int) -> None:
+        state = {
+            "epoch": epoch,
+            "supernet": self.supernet.state_dict(),
+            "algorithm": self.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "rng": self.rng.getstate(),
+        }
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint whole
+
+    def _restore(self, path: Path) -> int:
+        state = torch.load(path, weights_only=False)
+        self.supernet.load_state_dict(state["supernet"])
+        self.load_state_dict(state["algorithm"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.setstate(state["rng"])
+        return int(state["epoch"])
+
+    def __repr__(self) -> str:
+        return f"{self.name}()"

@@ -1,0 +1,181 @@
+"""``DARTS`` (Liu et al., 2019) and ``GumbelDARTS`` (FBNet; Wu et al., 2019).
+
+Every choice becomes a softmax over its options (Gumbel-softmax for FBNet); the
+architecture parameters and the weights are trained in alternation: an
+architecture step on an architecture batch, then a weight step on a training
+batch. The ranking is by the product of the chosen options' probabilities.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from archsmith.space import SpaceError
+
+from ._base import OneShotStrategy, Ranking
+from ._ranking import most_probable
+
+
+class DARTS(OneShotStrategy):
+    """Differentiable architecture search.
+
+    - ``arc_learning_rate``: Adam's learning rate for the architecture parameters
+      (betas 0.5/0.999, weight decay 1e-3, as in the paper);
+    - ``unrolled``: second-order approximation (one virtual weight step, Hessian by
+      finite differences); first-order otherwise;
+    - ``gradient_clip_val``: clip the weights' gradient norm (``None``: no clipping);
+    - ``warmup_epochs``: epochs of weight training before architecture steps start.
+    """
+
+    family = "differentiable"
+    uses_arch_data = True
+
+    def __init__(
+        self,
+        arc_learning_rate: float = 3e-4,
+        unrolled: bool = False,
+        gradient_clip_val: float | None = None,
+        warmup_epochs: int = 0,
+        *,
+        arch_data: str = "split",
+        top_k: int = 10,
+    ) -> None:
+        super().__init__(arch_data=arch_data, top_k=top_k)
+        if not arc_learning_rate > 0:
+            raise SpaceError(f"arc_learning_rate must be positive, got {arc_learning_rate!r}")
+        if gradient_clip_val is not None and not gradient_clip_val > 0:
+            raise SpaceError(f"gradient_clip_val must be positive or None, got {gradient_clip_val!r}")
+        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+            raise SpaceError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+        self.arc_learning_rate, self.unrolled = arc_learning_rate, unrolled
+        self.gradient_clip_val, self.warmup_epochs = gradient_clip_val, warmup_epochs
+        self._epoch = 0
+
+    def configure(self) -> None:
+        super().configure()
+        self.arch_optimizer = torch.optim.Adam(
+            self.supernet.architecture_parameters(), lr=self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1e-3
+        )
+
+    def on_epoch_start(self, epoch: int, max_epochs: int) -> None:
+        self._epoch = epoch
+
+    def training_step(self, batch: Any, arch_batch: Any) -> dict[str, float]:
+        shown = {}
+        if self._epoch >= self.warmup_epochs:
+            self.arch_optimizer.zero_grad()
+            if self.unrolled:
+                shown["arch_loss"] = self._unrolled_arch_gradient(batch, arch_batch)
+            else:
+                _, _, arch_loss = self.recipe.loss(self.supernet, arch_batch)
+                arch_loss.backward()
+                shown["arch_loss"] = float(arch_loss.detach())
+            self.arch_optimizer.step()
+        self.weight_optimizer.zero_grad()
+        _, _, loss = self.recipe.loss(self.supernet, batch)
+        loss.backward()
+        if self.gradient_clip_val is not None:
+            torch.nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.gradient_clip_val)
+        self.weight_optimizer.step()
+        shown["train_loss"] = float(loss.detach())
+        return shown
+
+    def _unrolled_arch_gradient(self, batch: Any, arch_batch: Any) -> float:
+        """Set the architecture gradient of L_val(w - xi * grad_w L_train(w, a), a)."""
+        weights, alphas = self.supernet.weight_parameters(), self.supernet.architecture_parameters()
+        xi = float(self.weight_optimizer.param_groups[0]["lr"])
+        backup = [w.detach().clone() for w in weights]
+        _, _, train_loss = self.recipe.loss(self.supernet, batch)
+        grads = torch.autograd.grad(train_loss, weights, allow_unused=True)
+        with torch.no_grad():  # the virtual step
+            for w, g in zip(weights, grads):
+                if g is not None:
+                    w.sub_(xi * g)
+        _, _, val_loss = self.recipe.loss(self.supernet, arch_batch)
+        d_alpha_and_w = torch.autograd.grad(val_loss, [*alphas, *weights], allow_unused=True)
+        d_alpha, d_w = d_alpha_and_w[: len(alphas)], d_alpha_and_w[len(alphas) :]
+        with torch.no_grad():
+            for w, b in zip(weights, backup):
+                w.copy_(b)
+        hessian = self._hessian_vector(batch, weights, alphas, d_w)
+        for alpha, da, h in zip(alphas, d_alpha, hessian):
+            grad = torch.zeros_like(alpha) if da is None else da
+            alpha.grad = grad - xi * h
+        return float(val_loss.detach())
+
+    def _hessian_vector(self, batch: Any, weights: list[Any], alphas: list[Any], vector: Any) -> list[torch.Tensor]:
+        """(grad_a L_train(w + eps v) - grad_a L_train(w - eps v)) / 2 eps."""
+        norm = torch.sqrt(sum((v**2).sum() for v in vector if v is not None))  # type: ignore[arg-type]
+        eps = 0.01 / max(float(norm), 1e-12)
+        grads: list[list[torch.Tensor]] = []
+        for sign in (1.0, -2.0, 1.0):  # w + eps v, then w - eps v, then back to w
+            with torch.no_grad():
+                for w, v in zip(weights, vector):
+                    if v is not None:
+                        w.add_(sign * eps * v)
+            if len(grads) < 2:
+                _, _, loss = self.recipe.loss(self.supernet, batch)
+                found = torch.autograd.grad(loss, alphas, allow_unused=True)
+                grads.append([torch.zeros_like(a) if g is None else g for a, g in zip(alphas, found)])
+        return [(p - m) / (2 * eps) for p, m in zip(*grads)]
+
+    def ranking(self, k: int) -> Ranking:
+        return most_probable(self.supernet.decisions, self.supernet.search_space, k)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "arch_optimizer": self.arch_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.arch_optimizer.load_state_dict(state["arch_optimizer"])
+
+    def __repr__(self) -> str:
+        return (
+            f"{self.name}(arc_learning_rate={self.arc_learning_rate}, unrolled={self.unrolled}, "
+            f"gradient_clip_val={self.gradient_clip_val}, warmup_epochs={self.warmup_epochs})"
+        )
+
+
+class GumbelDARTS(DARTS):
+    """FBNet's search: DARTS with Gumbel-softmax sampling of the choice weights,
+    the temperature annealed exponentially from ``temperature[0]`` to
+    ``temperature[1]`` over the epochs (a single number: constant). Validation
+    uses the noiseless softmax."""
+
+    def __init__(
+        self,
+        temperature: float | tuple[float, float] = (5.0, 0.2),
+        arc_learning_rate: float = 3e-4,
+        gradient_clip_val: float | None = None,
+        warmup_epochs: int = 0,
+        *,
+        arch_data: str = "split",
+        top_k: int = 10,
+    ) -> None:
+        super().__init__(arc_learning_rate, False, gradient_clip_val, warmup_epochs, arch_data=arch_data, top_k=top_k)
+        start, end = (temperature, temperature) if isinstance(temperature, (int, float)) else temperature
+        if not (start > 0 and end > 0):
+            raise SpaceError(f"temperature must be positive (start, end), got {temperature!r}")
+        self.temperature = (float(start), float(end))
+        self.tau = float(start)
+
+    def configure(self) -> None:
+        super().configure()
+        self.supernet.decisions.weight_function = self._weights
+
+    def _weights(self, label: str, alpha: torch.Tensor) -> torch.Tensor:
+        if not self.supernet.training:
+            return torch.softmax(alpha, dim=-1)
+        return torch.nn.functional.gumbel_softmax(alpha, tau=self.tau, hard=False)
+
+    def on_epoch_start(self, epoch: int, max_epochs: int) -> None:
+        super().on_epoch_start(epoch, max_epochs)
+        start, end = self.temperature
+        progress = epoch / max(1, max_epochs - 1)
+        self.tau = start * math.exp(progress * math.log(end / start))
+
+    def __repr__(self) -> str:
+        return f"GumbelDARTS(temperature={self.temperature}, arc_learning_rate={self.arc_learning_rate})"

@@ -1,0 +1,53 @@
+"""Rankings of architectures read off architecture parameters: the most probable
+samples first, where a sample's probability is the product of its choices'."""
+
+from __future__ import annotations
+
+import math
+
+from archsmith.space import CategoricalMultiple, Sample, Space
+
+from ._supernet import Decisions
+
+
+def _options(decisions: Decisions, label: str) -> list[tuple[object, float]]:
+    """``(value, log-probability)`` per option of ``label``, most likely first."""
+    leaf = decisions.leaves[label]
+    probs = decisions.probabilities()[label]
+    if isinstance(leaf, CategoricalMultiple):
+        # A subset of inputs: the n_chosen most likely (any number: those above uniform).
+        order = sorted(range(len(probs)), key=lambda i: -probs[i])
+        count = leaf.n_chosen or max(1, sum(p >= 1.0 / len(probs) for p in probs))
+        chosen = sorted(order[:count])
+        return [([leaf.values[i] for i in chosen], sum(math.log(max(probs[i], 1e-30)) for i in chosen))]
+    values = decisions.options(label)
+    pairs = [(values[i], math.log(max(p, 1e-30))) for i, p in enumerate(probs)]
+    return sorted(pairs, key=lambda pair: -pair[1])
+
+
+def most_probable(decisions: Decisions, space: Space, k: int) -> list[tuple[Sample, float]]:
+    """The ``k`` most probable samples that meet the space's constraints, best
+    first, with their probabilities (labels without parameters keep their default).
+
+    Exact for independent choices: the top ``k`` of a product are among the
+    products of each factor's top ``k``, so a beam of ``k`` (widened to find
+    samples meeting constraints) per label suffices.
+    """
+    labels = decisions.labels_with_alphas()
+    beam_width = k * 8 if space.constraints else k
+    beam: list[tuple[dict[str, object], float]] = [({}, 0.0)]
+    for label in labels:
+        options = _options(decisions, label)[:beam_width]
+        beam = sorted(
+            ((dict(partial, **{label: value}), logp + lp) for partial, logp in beam for value, lp in options),
+            key=lambda item: -item[1],
+        )[:beam_width]
+    out = []
+    base = space.default()
+    for partial, logp in beam:
+        sample = {**base, **partial}
+        if space.satisfies(sample):
+            out.append((sample, math.exp(logp)))
+        if len(out) == k:
+            break
+    return out

@@ -1,0 +1,128 @@
+"""The ``sampling`` family: each forward runs the one path ``decisions.sample``
+names (SPOS, ENAS; Proxyless for everything but its gated layer choices).
+
+Under a sample, a sampling supernet computes exactly what the frozen subnet with
+the exported weights computes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from archsmith.nn import InputChoice, LayerChoice, Repeat
+from archsmith.nn._frozen import reduce_tensors
+from archsmith.nn._layers import MutableLayer
+from archsmith.space import Leaf
+
+from ._sliced import SlicedLayer, make_sliced
+from ._supernet import Decisions, ExportFn, MixedOp, register_mixed_op
+
+Replace = Callable[[torch.nn.Module], torch.nn.Module]
+
+
+class ChoiceOp(MixedOp):
+    """Shared part of the layer-choice ops: candidates (transformed in turn) and
+    the index of a sample's candidate."""
+
+    def __init__(self, primitive: LayerChoice, decisions: Decisions, replace: Replace) -> None:
+        super().__init__(decisions)
+        self.label = primitive.label
+        self.names = list(primitive.names)
+        self.candidates = torch.nn.ModuleList(replace(c) for c in primitive.candidates)
+
+    def labels(self) -> list[str]:
+        return [self.label]
+
+    def index(self, sample: Mapping[str, Any]) -> int:
+        return self.names.index(sample[self.label])
+
+    def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
+        return recurse(self.candidates[self.index(sample)], sample, prefix)  # the frozen op is the candidate
+
+
+@register_mixed_op("sampling", LayerChoice)
+class SampledLayerChoice(ChoiceOp):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.candidates[self.index(self.decisions.sample)](*args, **kwargs)
+
+
+class InputOp(MixedOp):
+    def __init__(self, primitive: InputChoice, decisions: Decisions, replace: Replace) -> None:
+        super().__init__(decisions)
+        self.label = primitive.label
+        self.n_candidates, self.n_chosen, self.reduction = (
+            primitive.n_candidates,
+            primitive.n_chosen,
+            primitive.reduction,
+        )
+
+    def labels(self) -> list[str]:
+        return [self.label]
+
+    def chosen(self, sample: Mapping[str, Any]) -> list[int]:
+        value = sample[self.label]
+        return [value] if self.n_chosen == 1 else list(value)
+
+    def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
+        return {}
+
+
+@register_mixed_op("sampling", InputChoice)
+class SampledInputChoice(InputOp):
+    def forward(self, candidate_inputs: list[torch.Tensor]) -> Any:
+        return reduce_tensors(self.reduction, [candidate_inputs[i] for i in self.chosen(self.decisions.sample)])
+
+
+class RepeatOp(MixedOp):
+    def __init__(self, primitive: Repeat, decisions: Decisions, replace: Replace) -> None:
+        super().__init__(decisions)
+        self.label = primitive.label
+        self.depth_choice = primitive.depth_choice
+        self.depths = list(primitive.depths)
+        self.blocks = torch.nn.ModuleList(replace(b) for b in primitive.blocks)
+
+    def labels(self) -> list[str]:
+        return [self.depth_choice.label] if isinstance(self.depth_choice, Leaf) else []
+
+    def depth(self, sample: Mapping[str, Any]) -> int:
+        if isinstance(self.depth_choice, Leaf):
+            return int(sample[self.depth_choice.label])
+        return int(self.depth_choice)
+
+    def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
+        state: dict[str, torch.Tensor] = {}
+        for i in range(self.depth(sample)):  # the frozen Repeat is Sequential(blocks[:depth])
+            state.update(recurse(self.blocks[i], sample, f"{prefix}{i}."))
+        return state
+
+
+@register_mixed_op("sampling", Repeat)
+class SampledRepeat(RepeatOp):
+    def forward(self, x: Any) -> Any:
+        for block in self.blocks[: self.depth(self.decisions.sample)]:
+            x = block(x)
+        return x
+
+
+class LayerOp(MixedOp):
+    """A layer with choices in its arguments, on weights sliced from the largest."""
+
+    def __init__(self, primitive: MutableLayer, decisions: Decisions, replace: Replace) -> None:
+        super().__init__(decisions)
+        self.layer: SlicedLayer = make_sliced(primitive)
+        self.layer.bind(decisions.sample)
+
+    def labels(self) -> list[str]:
+        return [leaf.label for leaf in self.layer.leaves]
+
+    def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
+        return {prefix + k: v for k, v in self.layer.export_layer(sample).state_dict().items()}
+
+
+@register_mixed_op("sampling", MutableLayer)
+class SampledLayer(LayerOp):
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.layer(*args, **kwargs)
