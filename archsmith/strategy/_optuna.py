@@ -88,7 +88,8 @@ class OptunaStrategy(Strategy):
         self.max_rejections = max_rejections
         self._seed = 0
         self._study: Any = None
-        self._records: list[list[Any]] = []  # per Optuna trial number: [params, value, state, sample key]
+        # per Optuna trial number: [params, value, state, sample key, the trial's system attributes]
+        self._records: list[list[Any]] = []
         self._pending: dict[str, list[int]] = {}  # sample key -> asked, untold trial numbers
 
     # Binding -------------------------------------------------------------------------
@@ -204,8 +205,15 @@ class OptunaStrategy(Strategy):
         self._study.sampler = self._make_sampler(len(self._records))
         trial = self._study.ask(fixed_distributions=self._distributions)
         assert trial.number == len(self._records), "the Optuna study is shared with someone else"
-        self._records.append([dict(trial.params), None, "RUNNING", None])
+        self._records.append([dict(trial.params), None, "RUNNING", None, self._system_attrs(trial.number)])
         return trial
+
+    def _system_attrs(self, number: int) -> dict[str, Any]:
+        """What the sampler noted on trial ``number`` (e.g. NSGA-II's generation): kept
+        in the state, so the rebuilt study of a resumed search is the same study."""
+        storage = self._study._storage
+        trial_id = storage.get_trial_id_from_study_id_trial_number(self._study._study_id, number)
+        return dict(storage.get_trial_system_attrs(trial_id))
 
     def _issued(self, trial: Any, sample: Sample) -> Sample:
         key = sample_key(sample)
@@ -221,6 +229,7 @@ class OptunaStrategy(Strategy):
         else:
             self._study.tell(number, state=getattr(TrialState, state))
         self._records[number][1:3] = [value, state]
+        self._records[number][4] = self._system_attrs(number)
 
     def tell(self, trial: FinishedTrial) -> None:
         values = trial.objective_values() if trial.status == "succeeded" else None
@@ -238,7 +247,11 @@ class OptunaStrategy(Strategy):
             else:  # a trial this study did not propose (e.g. added by hand): learn from it too
                 self._add_finished(self._to_params(trial.sample), value, state)
 
-    def _add_finished(self, params: dict[str, Any], value: Any, state: str) -> None:
+    def _add_finished(
+        self, params: dict[str, Any], value: Any, state: str, system_attrs: dict[str, Any] | None = None
+    ) -> None:
+        """Add a trial to the study without asking the sampler: a finished one, or
+        (resuming) one still running."""
         import optuna
 
         dists = self._distributions
@@ -248,30 +261,35 @@ class OptunaStrategy(Strategy):
                 values=None if value is None else (value if isinstance(value, list) else [value]),
                 params=params,
                 distributions={name: dists[name] for name in params},
+                system_attrs=system_attrs,
             )
         )
-        self._records.append([params, value, state, None])
+        self._records.append([params, value, state, None, dict(system_attrs or {})])
 
     # State -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "trials": [list(r) for r in self._records]}
+        study_attrs = self._study._storage.get_study_system_attrs(self._study._study_id)
+        return {**super().state_dict(), "trials": [list(r) for r in self._records], "study_attrs": dict(study_attrs)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Rebuild the study: finished trials are re-added in their original order
-        (same trial numbers), asked-but-untold ones re-enqueued as running."""
+        """Rebuild the study: every trial is re-added in its original order (same
+        trial numbers), asked-but-untold ones as running, each with what the sampler
+        noted on it and on the study (NSGA-II's generations and parents), so the
+        sampler continues the very same search."""
         super().load_state_dict(state)
         self._reset_study()
         with _quiet():
-            for params, value, status, key in state.get("trials", []):
+            for record in state.get("trials", []):
+                params, value, status, key = record[:4]
+                system_attrs = dict(record[4]) if len(record) > 4 else {}  # older states have none
                 if status not in _STATES:
                     raise SpaceError(f"OptunaStrategy state: unknown trial state {status!r}")
+                self._add_finished(dict(params), value, status, system_attrs)
                 if status == "RUNNING":
-                    self._study.enqueue_trial(params, skip_if_exists=False)
-                    trial = self._new_trial()
-                    self._pending.setdefault(key, []).append(trial.number)
-                    self._records[trial.number][3] = key
-                else:
-                    self._add_finished(dict(params), value, status)
+                    self._pending.setdefault(key, []).append(len(self._records) - 1)
+                    self._records[-1][3] = key
+            for name, attr in state.get("study_attrs", {}).items():
+                self._study._storage.set_study_system_attr(self._study._study_id, name, attr)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(sampler={_name(self.sampler)})"

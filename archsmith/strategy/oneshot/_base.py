@@ -138,6 +138,11 @@ class OneShotStrategy(ABC):
     def on_epoch_start(self, epoch: int, max_epochs: int) -> None:  # noqa: B027 - optional hook
         """Called before each epoch (temperature schedules, warm-up)."""
 
+    def on_epoch_end(self, epoch: int, max_epochs: int) -> dict[str, float]:
+        """Called after each epoch's training steps, before validation (e.g. ENAS'
+        controller phase); returns extra metrics to show."""
+        return {}
+
     @abstractmethod
     def training_step(self, batch: Any, arch_batch: Any) -> dict[str, float]:
         """One step on a training batch (and an architecture batch, if
@@ -167,6 +172,12 @@ class OneShotStrategy(ABC):
         loss.backward()
         self.weight_optimizer.step()
         return float(loss.detach())
+
+    def validation_score(self, sample: Sample, data: Any = None) -> float:
+        """The recipe's validation score of ``sample``'s subnet with the supernet's
+        weights (on the validation data, or ``data``); in the recipe's direction."""
+        self.supernet.set_sample(sample)
+        return float(self.recipe.validate(self.supernet, data)["default"])
 
     def reward(self, sample: Sample, batch: Any) -> float:
         """The recipe's score (accuracy; negated MSE) of ``sample``'s path on ``batch``,
@@ -221,6 +232,7 @@ class OneShotStrategy(ABC):
             if not steps:
                 raise SpaceError("the training data is empty; give a non-empty train_dataloaders")
             metrics = {key: value / steps for key, value in totals.items()}
+            metrics.update(self.on_epoch_end(epoch, epochs))
             sample = self.validation_sample()
             if sample is not None:
                 self.supernet.set_sample(sample)
