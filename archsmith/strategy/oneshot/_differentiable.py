@@ -17,10 +17,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from archsmith.nn import InputChoice, LayerChoice, Repeat
+from archsmith.nn import Cell, InputChoice, LayerChoice, Repeat
 from archsmith.nn._layers import MutableLayer
 
-from ._sampling import ChoiceOp, InputOp, LayerOp, RepeatOp
+from ._sampling import CellFactory, ChoiceOp, InputOp, LayerOp, RepeatOp
 from ._supernet import register_mixed_op
 
 
@@ -153,3 +153,6 @@ class WeightedLayer(LayerOp):
         widest = torch.Size(max(o.shape[i] for o in outputs) for i in range(outputs[0].ndim))
         mixed = weighted_sum(torch.stack(weights), [_pad_to(o, widest) for o in outputs])
         return (mixed, None) if tupled else mixed
+
+
+register_mixed_op("differentiable", Cell)(CellFactory(loose_end=False))  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from archsmith.nn import InputChoice, LayerChoice, Repeat
+from archsmith.nn import Cell, InputChoice, LayerChoice, Repeat
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.space import Leaf
@@ -126,3 +126,56 @@ class LayerOp(MixedOp):
 class SampledLayer(LayerOp):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         return self.layer(*args, **kwargs)
+
+
+def transform_children(module: torch.nn.Module, replace: Replace) -> torch.nn.Module:
+    """``module`` with each child replaced (for ops that keep the primitive itself)."""
+    for name, child in list(module.named_children()):
+        module._modules[name] = replace(child)
+    return module
+
+
+class LooseEndCell(MixedOp):
+    """A ``Cell`` with ``merge_op='loose_end'``: its output nodes (those no chosen
+    input reads) depend on the sample, so they are worked out per forward."""
+
+    def __init__(self, cell: Cell, decisions: Decisions, replace: Replace) -> None:
+        super().__init__(decisions)
+        self.cell: Any = transform_children(cell, replace)
+
+    def labels(self) -> list[str]:
+        return [inp.label for inputs in self.cell.inputs for inp in inputs]  # type: ignore[union-attr]
+
+    def output_nodes(self, sample: Mapping[str, Any]) -> list[int]:
+        used = {sample[label] for label in self.labels()}
+        first = self.cell.num_predecessors
+        return [n for n in range(first, first + self.cell.num_nodes) if n not in used]
+
+    def forward(self, *inputs: Any) -> Any:
+        self.cell.output_node_indices = self.output_nodes(self.decisions.sample)
+        return self.cell(*inputs)
+
+    def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
+        return recurse(self.cell, sample, prefix)
+
+
+class CellFactory:
+    """A ``Cell`` keeps its own body (its ``LayerChoice``/``InputChoice`` become the
+    family's ops); ``loose_end`` cells need ``LooseEndCell``, which only a family
+    that runs one sample at a time can use."""
+
+    def __init__(self, loose_end: bool) -> None:
+        self.loose_end = loose_end
+
+    def unsupported_reason(self, cell: Cell) -> str | None:
+        if cell.merge_op == "loose_end" and not self.loose_end:
+            return "merge_op='loose_end' makes the output nodes depend on the sample, which cannot be weighted"
+        return None
+
+    def __call__(self, cell: Cell, decisions: Decisions, replace: Replace) -> torch.nn.Module:
+        if cell.merge_op == "loose_end":
+            return LooseEndCell(cell, decisions, replace)
+        return transform_children(cell, replace)
+
+
+register_mixed_op("sampling", Cell)(CellFactory(loose_end=True))  # type: ignore[arg-type]

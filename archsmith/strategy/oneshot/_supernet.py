@@ -198,33 +198,39 @@ def check_supported(space: ModelSpace, family: str, algorithm: str) -> None:
 
 
 def _check(module: torch.nn.Module, path: str, family: str) -> list[str]:
-    factory = family_factory(family, module)
-    reason = getattr(factory, "unsupported_reason", lambda m: None)(module) if factory is not None else None
+    reason = unsupported_reason(family, module)
     if reason is not None:
-        return [f"  - {path}: {_describe(module)}: {reason}"]
-    if factory is not None:
+        return [f"  - {path}: {_describe(module)}: {reason}; {_who_can(family, module)}"]
+    if family_factory(family, module) is not None:
         out = []
         for name, child in module.named_children():
             for inner_path, inner in _primitives_including(child, f"{path}.{name}"):
                 out += _check(inner, inner_path, family)
         return out
     if _owns_leaves(module):
-        able = sorted(
-            algorithm
-            for other, algorithms in FAMILY_ALGORITHMS.items()
-            if other != family and family_factory(other, module) is not None
-            for algorithm in algorithms
-        )
-        why = _why_unsupported(module)
-        return [
-            f"  - {path}: {_describe(module)}{why}; "
-            + (f"supported by {', '.join(able)}" if able else "no one-shot algorithm supports it")
-        ]
+        return [f"  - {path}: {_describe(module)}{_why_unsupported(module)}; {_who_can(family, module)}"]
     out = []
     for name, child in module.named_children():
         for inner_path, inner in _primitives_including(child, f"{path}.{name}"):
             out += _check(inner, inner_path, family)
     return out
+
+
+def unsupported_reason(family: str, module: torch.nn.Module) -> str | None:
+    """Why ``family`` has an op for this primitive type but not for this instance."""
+    factory = family_factory(family, module)
+    check = getattr(factory, "unsupported_reason", None)
+    return check(module) if check is not None else None  # type: ignore[no-any-return]
+
+
+def _who_can(family: str, module: torch.nn.Module) -> str:
+    able = sorted(
+        algorithm
+        for other, algorithms in FAMILY_ALGORITHMS.items()
+        if other != family and family_factory(other, module) is not None and unsupported_reason(other, module) is None
+        for algorithm in algorithms
+    )
+    return f"supported by {', '.join(able)}" if able else "no one-shot algorithm supports it"
 
 
 def _primitives_including(module: torch.nn.Module, path: str) -> Iterator[tuple[str, torch.nn.Module]]:
