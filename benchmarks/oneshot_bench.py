@@ -1,0 +1,343 @@
+"""One-shot NAS, measured side by side in one run on scikit-learn's digits.
+
+Prints:
+1. training-step time of each algorithm's supernet relative to the plain model it
+   stands for: the single sampled subnet for RandomOneShot (SPOS), ENAS and
+   Proxyless (target <= 1.15x; NNI 3.0 measured 1.24x on this machine), the sum of
+   all candidate paths for DARTS and GumbelDARTS (target <= 1.2x). Steps are
+   interleaved (supernet, plain, supernet, ...) and the medians compared;
+2. time per search epoch of every algorithm relative to one epoch of the largest
+   subnet of the same space;
+3. peak memory of a Proxyless step relative to a single-path step (target <= 2.5x),
+   each measured in a fresh process as the growth of its peak resident memory;
+4. a real search: DARTS and RandomOneShot each export an architecture; retrained
+   like 10 random architectures of the same space, it must beat their median test
+   accuracy.
+
+Run: ``.venv/bin/python benchmarks/oneshot_bench.py`` (about 5 minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+import torch
+from sklearn.datasets import load_digits
+
+import archsmith.nn as nn
+from archsmith import strategy
+from archsmith.evaluator import Classification
+from archsmith.experiment import Experiment, ExperimentConfig
+
+CHANNELS = 32
+LAYERS = 3
+
+
+def conv_bn(c: int, k: int) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(c, c, k, padding=k // 2, bias=False), torch.nn.BatchNorm2d(c), torch.nn.ReLU()
+    )
+
+
+def sep_conv(c: int, k: int) -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(c, c, k, padding=k // 2, groups=c, bias=False),
+        torch.nn.Conv2d(c, c, 1, bias=False),
+        torch.nn.BatchNorm2d(c),
+        torch.nn.ReLU(),
+    )
+
+
+def candidates(c: int) -> dict[str, Any]:
+    return {
+        "conv3": functools.partial(conv_bn, c, 3),
+        "conv5": functools.partial(conv_bn, c, 5),
+        "sep3": functools.partial(sep_conv, c, 3),
+        "maxpool": lambda: torch.nn.MaxPool2d(3, 1, 1),
+        "avgpool": lambda: torch.nn.AvgPool2d(3, 1, 1),
+        "skip": torch.nn.Identity,
+    }
+
+
+class DigitsSpace(nn.ModelSpace):
+    """A stem, ``LAYERS`` chosen ops on 8x8 maps, a linear classifier."""
+
+    def __init__(self, channels: int = CHANNELS, layers: int = LAYERS) -> None:
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(1, channels, 3, padding=1), torch.nn.ReLU())
+        self.ops = torch.nn.ModuleList(nn.LayerChoice(candidates(channels), label=f"op{i}") for i in range(layers))
+        self.head = torch.nn.Linear(channels * 64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for op in self.ops:
+            x = op(x)
+        return self.head(x.flatten(1))
+
+
+class AllPaths(torch.nn.Module):
+    """The hand-written model DARTS' supernet stands for: every candidate of every
+    layer run and summed."""
+
+    def __init__(self, channels: int = CHANNELS, layers: int = LAYERS) -> None:
+        super().__init__()
+        self.stem = torch.nn.Sequential(torch.nn.Conv2d(1, channels, 3, padding=1), torch.nn.ReLU())
+        self.ops = torch.nn.ModuleList(
+            torch.nn.ModuleList(make() for make in candidates(channels).values()) for _ in range(layers)
+        )
+        self.head = torch.nn.Linear(channels * 64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for layer in self.ops:
+            outs = [op(x) for op in layer]
+            total = outs[0]
+            for out in outs[1:]:
+                total = total + out
+            x = total
+        return self.head(x.flatten(1))
+
+
+def digits() -> tuple[Any, Any, Any]:
+    x, y = load_digits(return_X_y=True)
+    x = torch.tensor(x, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+    y = torch.tensor(y)
+    order = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))
+    x, y = x[order], y[order]
+    data = torch.utils.data.TensorDataset
+    return data(x[:1000], y[:1000]), data(x[1000:1400], y[1000:1400]), data(x[1400:], y[1400:])
+
+
+def loader(dataset: Any, shuffle: bool, batch_size: int = 64) -> Any:
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, generator=torch.Generator().manual_seed(0)
+    )
+
+
+def evaluator(train: Any, val: Any, epochs: int) -> Classification:
+    return Classification(
+        train_dataloaders=loader(train, True), val_dataloaders=loader(val, False), max_epochs=epochs, learning_rate=3e-3
+    )
+
+
+def algorithms() -> dict[str, Any]:
+    """Every one-shot algorithm this checkout has, ready for the bench space."""
+    found = {}
+    makers = {
+        "DARTS": lambda: strategy.DARTS(arc_learning_rate=3e-3),
+        "GumbelDARTS": lambda: strategy.GumbelDARTS(arc_learning_rate=3e-3),
+        "ENAS": lambda: strategy.ENAS(),
+        "RandomOneShot": lambda: strategy.RandomOneShot(),
+        "Proxyless": lambda: strategy.Proxyless(arc_learning_rate=3e-3),
+    }
+    for name, make in makers.items():
+        if hasattr(strategy, name):
+            found[name] = make
+    return found
+
+
+def prepared(algorithm: Any, space: Any, ev: Classification) -> Any:
+    """An algorithm with its supernet built and optimizers configured, as its loop would."""
+    from archsmith.strategy.oneshot import Supernet
+
+    algorithm.recipe = ev.training_recipe()
+    algorithm.supernet = Supernet(space, algorithm.family, algorithm.name)
+    import random
+
+    algorithm.rng = random.Random(0)
+    algorithm.configure()
+    algorithm.on_epoch_start(0, 10)
+    return algorithm
+
+
+def plain_step(model: torch.nn.Module, optimizer: Any, batch: Any) -> None:
+    optimizer.zero_grad()
+    torch.nn.functional.cross_entropy(model(batch[0]), batch[1]).backward()
+    optimizer.step()
+
+
+def timed(fn: Any) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def step_ratios(steps: int) -> None:
+    print("\n1. training step: supernet vs the plain model it stands for (interleaved medians)")
+    train, val, _ = digits()
+    batches = list(loader(train, True))
+    space = DigitsSpace()
+    ev = evaluator(train, val, 1)
+    for name, make in algorithms().items():
+        algo = prepared(make(), space, ev)
+        if algo.family == "differentiable":
+            plain: torch.nn.Module = AllPaths()
+            against = "all paths summed"
+        else:
+            sample = space.random(seed=1)
+            plain = space.freeze(sample)
+            against = "the sampled subnet"
+            algo.supernet.set_sample(sample)
+        optimizer = ev.training_recipe().make_optimizer(plain.parameters())
+        ours, theirs = compare(algo.weight_step, functools.partial(plain_step, plain, optimizer), batches, steps)
+        target = 1.2 if algo.family == "differentiable" else 1.15
+        print(
+            f"   {name:14s} {ours * 1e3:7.2f} ms vs {theirs * 1e3:7.2f} ms ({against}): "
+            f"{ours / theirs:.2f}x (target <= {target}x)"
+        )
+
+
+def compare(first: Any, second: Any, batches: list[Any], steps: int) -> tuple[float, float]:
+    """Median seconds per call of ``first(batch)`` and ``second(batch)``, interleaved
+    (the first few calls of each are warm-up and not counted)."""
+    a, b = [], []
+    for i in range(steps):
+        batch = batches[i % len(batches)]
+        a.append(timed(functools.partial(first, batch)))
+        b.append(timed(functools.partial(second, batch)))
+    return statistics.median(a[5:]), statistics.median(b[5:])
+
+
+def largest_sample(space: Any) -> dict[str, Any]:
+    def size(sample: dict[str, Any]) -> int:
+        return sum(p.numel() for p in space.freeze(sample).parameters())
+
+    return max(space.grid(), key=size)
+
+
+def epoch_ratios() -> None:
+    print("\n2. time per search epoch vs one epoch of the largest subnet")
+    train, val, _ = digits()
+    space = DigitsSpace()
+    ev = evaluator(train, val, 1)
+    recipe = ev.training_recipe()
+    model = space.freeze(largest_sample(space))
+    optimizer = recipe.make_optimizer(model.parameters())
+    base = timed(lambda: [plain_step(model, optimizer, batch) for batch in recipe.train_data])
+    print(f"   largest subnet: {base:.2f} s per epoch")
+    for name, make in algorithms().items():
+        algo = make()
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds = timed(lambda: algo.search(space, ev, seed=0, checkpoint=f"{tmp}/ckpt.pt"))  # noqa: B023
+        print(f"   {name:14s} {seconds:6.2f} s per epoch: {seconds / base:.2f}x")
+
+
+_MEMORY_CHILD = """
+import resource, sys, torch, json
+sys.path.insert(0, {bench_dir!r})
+import oneshot_bench as b
+torch.manual_seed(0)
+mode = sys.argv[1]
+space = b.DigitsSpace(channels=64)
+train, val, _ = b.digits()
+batch = next(iter(b.loader(train, True, batch_size=512)))
+if mode == "single":
+    model = space.freeze(space.random(seed=1))
+    opt = torch.optim.Adam(model.parameters())
+    step = lambda: b.plain_step(model, opt, batch)
+else:
+    algo = b.prepared(b.strategy.Proxyless(), space, b.evaluator(train, val, 1))
+    algo.on_epoch_start(5, 10)
+    arch = next(iter(b.loader(val, True, batch_size=512)))
+    step = lambda: algo.training_step(batch, arch)
+built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+for _ in range(4):
+    step()
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"built": built, "after": after}}))
+"""
+
+
+def memory_ratio() -> None:
+    print("\n3. peak memory of a Proxyless step vs a single-path step (fresh processes)")
+    if "Proxyless" not in algorithms():
+        print("   (Proxyless is not in this checkout)")
+        return
+    import pathlib
+
+    code = _MEMORY_CHILD.format(bench_dir=str(pathlib.Path(__file__).parent))
+    results = {}
+    for mode in ("single", "proxyless"):
+        out = subprocess.run([sys.executable, "-c", code, mode], capture_output=True, text=True, check=True)
+        results[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+    # ru_maxrss (KiB) is the process's peak so far: its growth over the steps is
+    # the steps' peak (activations, gradients, optimizer state) above the model.
+    growth = {mode: r["after"] - r["built"] for mode, r in results.items()}
+    ratio = growth["proxyless"] / max(1, growth["single"])
+    print(
+        f"   single path {growth['single'] / 1024:.0f} MiB, Proxyless {growth['proxyless'] / 1024:.0f} MiB "
+        f"above the built model: {ratio:.2f}x (target <= 2.5x)"
+    )
+
+
+def retrain(space: Any, sample: dict[str, Any], train: Any, test: Any, epochs: int, seed: int) -> float:
+    torch.manual_seed(seed)
+    model = space.freeze(sample)
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(epochs):
+        model.train()
+        for batch in loader(train, True):
+            plain_step(model, optimizer, batch)
+    model.eval()
+    with torch.no_grad():
+        x, y = test.tensors
+        return float((model(x).argmax(1) == y).float().mean())
+
+
+def real_search(search_epochs: int, retrain_epochs: int) -> None:
+    print("\n4. real search on digits: exported architectures retrained vs 10 random ones")
+    train, val, test = digits()
+    space = DigitsSpace()
+    randoms = [retrain(space, space.random(seed=100 + i), train, test, retrain_epochs, 0) for i in range(10)]
+    median = statistics.median(randoms)
+    print(
+        f"   10 random architectures: median test accuracy {median:.4f} (min {min(randoms):.4f}, max {max(randoms):.4f})"
+    )
+    for name in ("DARTS", "RandomOneShot"):
+        if name not in algorithms():
+            print(f"   {name}: not in this checkout")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            exp = Experiment(
+                space,
+                evaluator(train, val, search_epochs),
+                algorithms()[name](),
+                ExperimentConfig(workdir=tmp, seed=0),
+            )
+            start = time.perf_counter()
+            exp.run()
+            seconds = time.perf_counter() - start
+            best = exp.export_top_models(1)[0]
+        accuracy = retrain(space, best, train, test, retrain_epochs, 0)
+        verdict = "beats" if accuracy > median else "does NOT beat"
+        print(f"   {name}: searched {seconds:.1f} s, exported {best}: {accuracy:.4f}, {verdict} the random median")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=60, help="interleaved steps per step-time comparison")
+    parser.add_argument("--search-epochs", type=int, default=6)
+    parser.add_argument("--retrain-epochs", type=int, default=8)
+    parser.add_argument("--only", choices=("steps", "epochs", "memory", "search"))
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    if args.only in (None, "steps"):
+        step_ratios(args.steps)
+    if args.only in (None, "epochs"):
+        epoch_ratios()
+    if args.only in (None, "memory"):
+        memory_ratio()
+    if args.only in (None, "search"):
+        real_search(args.search_epochs, args.retrain_epochs)
+
+
+if __name__ == "__main__":
+    main()
