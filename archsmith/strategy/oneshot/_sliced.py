@@ -1,6 +1,6 @@
 """Weight-sharing ("sliced") layers: one set of tensors for every candidate of a layer.
 
-``make_sliced(archsmith.nn.Conv2d(3, choice([8, 16]), choice([3, 5])))`` allocates real
+``make_sliced(nn.Conv2d(3, nn.ValueChoice([8, 16]), nn.ValueChoice([3, 5])))`` allocates real
 parameters at the largest size each argument can take (16 output channels, a 5x5
 kernel), initialised as torch initialises that largest layer. Each configuration runs
 on a slice of them:
@@ -45,23 +45,6 @@ _MAX_COMBINATIONS = 100_000
 
 class SlicingError(SpaceError):
     """A layer, or a choice in it, cannot share weights across its candidates."""
-
-
-class _Crop(torch.autograd.Function):
-    """``tensor[index]`` whose backward writes the gradient into one zero tensor of the
-    full shape; chained slices allocate and fill one per sliced dimension (3x slower
-    for a 4-d convolution weight on CPU)."""
-
-    @staticmethod
-    def forward(ctx: Any, tensor: torch.Tensor, index: tuple[slice, ...]) -> torch.Tensor:
-        ctx.shape, ctx.index = tensor.shape, index
-        return tensor[index]
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:
-        full = grad.new_zeros(ctx.shape)
-        full[ctx.index] = grad
-        return full, None
 
 
 class SlicedLayer(torch.nn.Module):
@@ -227,11 +210,9 @@ class SlicedLayer(torch.nn.Module):
                 )
             start = (full - size) // 2 if dim >= centre_from else 0
             index.append(slice(start, start + size))
-        if all(s.stop - s.start == full for s, full in zip(index, tensor.shape)):
-            return tensor  # the largest configuration: no slicing, no overhead
-        if tensor.requires_grad and torch.is_grad_enabled():
-            return _Crop.apply(tensor, tuple(index))
-        return tensor[tuple(index)]  # a view: BatchNorm's running statistics update through it
+        # A view (torch skips the full-size dimensions): gradients reach only the slice,
+        # and BatchNorm's running statistics update in place through it.
+        return tensor[tuple(index)]
 
     def _check_input(self, what: str, got: int, expected: int) -> None:
         if got != expected:
@@ -541,7 +522,16 @@ SLICED_LAYERS: dict[type[torch.nn.Module], type[SlicedLayer]] = {
 
 
 def make_sliced(layer: torch.nn.Module) -> SlicedLayer:
-    """The weight-sharing form of a mutable layer (``archsmith.nn.Conv2d`` with choices)."""
+    """The weight-sharing form of a mutable layer (``archsmith.nn.Conv2d`` with choices).
+
+    >>> import torch, archsmith.nn as nn
+    >>> conv = make_sliced(nn.Conv2d(3, nn.ValueChoice([8, 16], label="width"), 3, padding=1))
+    >>> conv.weight.shape
+    torch.Size([16, 3, 3, 3])
+    >>> conv.bind({"width": 8})
+    >>> conv(torch.zeros(1, 3, 5, 5)).shape
+    torch.Size([1, 8, 5, 5])
+    """
     if not isinstance(layer, MutableLayer):
         raise SlicingError(
             f"make_sliced takes a layer with choices in its arguments (such as "
