@@ -55,9 +55,14 @@ def resolve_directions(config: ExperimentConfig, evaluator: Evaluator) -> tuple[
         preferred = evaluator.preferred_direction(objective)
         if direction is None:
             if preferred is None:
+                if len(config.objectives) > 1:
+                    example = ", ".join(f"{name!r}: 'maximize' or 'minimize'" for name in config.objectives)
+                    how = f"give each objective its direction: ExperimentConfig(objective={{{example}}})"
+                else:
+                    how = "ExperimentConfig(direction='maximize') or direction='minimize'"
                 raise ExperimentError(
-                    f"say whether a higher {objective!r} is better: ExperimentConfig(direction='maximize') "
-                    "or direction='minimize' (the evaluator does not know, and archsmith never assumes)"
+                    f"say whether a higher {objective!r} is better: {how} "
+                    "(the evaluator does not know, and archsmith never assumes)"
                 )
             direction = preferred
         elif preferred is not None and preferred != direction:
@@ -177,6 +182,8 @@ class Experiment:
         self.supernet: Any = None
         self._stopping: set[int] = set()
         self.config = config or ExperimentConfig()
+        if isinstance(strategy, OneShotStrategy):
+            strategy.check(space, evaluator)  # unsupported primitives are named before anything runs
         self.objectives = self.config.objectives
         self.directions = resolve_directions(self.config, evaluator)
         self.direction = self.directions[0]
@@ -186,7 +193,6 @@ class Experiment:
                     f"{strategy.name} trains one supernet on the evaluator's loss: it takes neither several "
                     "objectives nor early_stopping; use a multi-trial strategy for those"
                 )
-            strategy.check(space, evaluator)  # unsupported primitives are named before anything runs
         else:
             try:
                 strategy.check_objectives(self.directions)

@@ -12,12 +12,15 @@ from ._optuna import NSGAII, TPE, OptunaStrategy
 from ._random import Random
 from ._registry import STRATEGIES, register_strategy
 from ._rl import PolicyBasedRL
-from .oneshot import DARTS, GumbelDARTS, OneShotStrategy
+from .oneshot import DARTS, ENAS, GumbelDARTS, OneShotStrategy, Proxyless, RandomOneShot
 
 __all__ = [
     "DARTS",
+    "ENAS",
     "GumbelDARTS",
     "OneShotStrategy",
+    "Proxyless",
+    "RandomOneShot",
     "EarlyStopping",
     "Hyperband",
     "MedianStop",

@@ -7,10 +7,13 @@ Importing this package registers each family's mixed ops and each algorithm in
 
 from archsmith._registry import Registry
 
-from . import _differentiable, _sampling  # noqa: F401 - register the mixed ops
+from . import _differentiable, _proxyless, _sampling  # noqa: F401 - register the mixed ops
 from ._base import OneShotStrategy, Ranking
 from ._darts import DARTS, GumbelDARTS
+from ._enas import ENAS
+from ._proxyless import Proxyless
 from ._sliced import SLICED_LAYERS, SlicedLayer, SlicingError, make_sliced
+from ._spos import RandomOneShot
 from ._supernet import (
     FAMILY_ALGORITHMS,
     MIXED_OPS,
@@ -23,11 +26,12 @@ from ._supernet import (
 )
 
 ONESHOT_STRATEGIES = Registry("one-shot strategy")
-for _cls in (DARTS, GumbelDARTS):
+for _cls in (DARTS, GumbelDARTS, ENAS, RandomOneShot, Proxyless):
     ONESHOT_STRATEGIES.register(_cls.__name__.lower())(_cls)
 
 __all__ = [
     "DARTS",
+    "ENAS",
     "FAMILY_ALGORITHMS",
     "MIXED_OPS",
     "ONESHOT_STRATEGIES",
@@ -36,6 +40,8 @@ __all__ = [
     "GumbelDARTS",
     "MixedOp",
     "OneShotStrategy",
+    "Proxyless",
+    "RandomOneShot",
     "Ranking",
     "SlicedLayer",
     "SlicingError",

@@ -67,6 +67,15 @@ def _split_loader(loader: Any, seed: int) -> tuple[Any, Any]:
     return loaders[0], loaders[1]
 
 
+def rebuilt(space: ModelSpace) -> ModelSpace:
+    """``space`` built again from its class and init arguments, under the seeded
+    global generator: its weights then depend on the seed only (as a trial's model
+    does in a multi-trial search), while what its ``__init__`` sets (pretrained or
+    frozen layers) is kept."""
+    args, kwargs = space.init_arguments
+    return type(space)(*args, **kwargs)
+
+
 def _cycle(loader: Any) -> Iterator[Any]:
     while True:
         empty = True
@@ -95,15 +104,22 @@ class OneShotStrategy(ABC):
     """
 
     family: ClassVar[str] = "sampling"
-    #: Whether ``training_step`` gets architecture batches.
+    #: Whether the algorithm learns the architecture on data of its own
+    #: (``arch_loader``), and whether each ``training_step`` gets a batch of it.
     uses_arch_data: ClassVar[bool] = False
-    #: What the ranking's score is and which way it is better.
-    score_name: ClassVar[str] = "arch_probability"
-    score_direction: ClassVar[str] = "maximize"
+    arch_batch_per_step: ClassVar[bool] = True
+    #: What the ranking's score is and which way it is better (an algorithm that
+    #: ranks by the recipe's metric sets its own per instance, in ``check``).
+    score_name: str = "arch_probability"
+    score_direction: str = "maximize"
 
     supernet: Supernet
     recipe: TrainingRecipe
     rng: random.Random
+    #: The data of the weight steps and of the architecture steps (``None`` unless
+    #: ``uses_arch_data``), set by ``search``.
+    train_loader: Any
+    arch_loader: Any
 
     def __init__(self, *, arch_data: str = "split", top_k: int = 10) -> None:
         if arch_data not in ("split", "val"):
@@ -114,7 +130,9 @@ class OneShotStrategy(ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if not getattr(cls, "__abstractmethods__", None):
+        # ABCMeta sets __abstractmethods__ only after this hook runs (reading it here finds
+        # nothing), so look for methods still abstract: an abstract base is no algorithm.
+        if not any(getattr(getattr(cls, name, None), "__isabstractmethod__", False) for name in dir(cls)):
             FAMILY_ALGORITHMS.setdefault(cls.family, [])
             if cls.__name__ not in FAMILY_ALGORITHMS[cls.family]:
                 FAMILY_ALGORITHMS[cls.family].append(cls.__name__)
@@ -207,11 +225,13 @@ class OneShotStrategy(ABC):
         self.recipe = recipe_of(evaluator, self.name)
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
-        self.supernet = Supernet(space, self.family, self.name)
+        self.supernet = Supernet(rebuilt(space), self.family, self.name)
         self.configure()
         train, arch = self.recipe.train_data, None
         if self.uses_arch_data:
             train, arch = _split_loader(train, seed) if self.arch_data == "split" else (train, self.recipe.val_data)
+        # kept for phases outside the steps (ENAS' controller phase after the epoch)
+        self.train_loader, self.arch_loader = train, arch
         start = 0
         path = Path(checkpoint) if checkpoint is not None else None
         if path is not None and path.exists():
@@ -221,7 +241,7 @@ class OneShotStrategy(ABC):
             self.supernet.train()
             _reseed_loaders(seed + epoch, train, arch)
             self.on_epoch_start(epoch, epochs)
-            arch_batches = _cycle(arch) if arch is not None else None
+            arch_batches = _cycle(arch) if arch is not None and self.arch_batch_per_step else None
             totals: dict[str, float] = {}
             steps = 0
             for batch in train:

@@ -85,7 +85,8 @@ class DARTS(OneShotStrategy):
 
     def _unrolled_arch_gradient(self, batch: Any, arch_batch: Any) -> float:
         """Set the architecture gradient of L_val(w - xi * grad_w L_train(w, a), a)."""
-        weights, alphas = self.supernet.weight_parameters(), self.supernet.architecture_parameters()
+        weights = [w for w in self.supernet.weight_parameters() if w.requires_grad]  # frozen ones take no step
+        alphas = self.supernet.architecture_parameters()
         xi = float(self.weight_optimizer.param_groups[0]["lr"])
         backup = [w.detach().clone() for w in weights]
         _, _, train_loss = self.recipe.loss(self.supernet, batch)

@@ -1,5 +1,5 @@
 """The ``sampling`` family: each forward runs the one path ``decisions.sample``
-names (SPOS, ENAS; Proxyless for everything but its gated layer choices).
+names (RandomOneShot/SPOS, ENAS).
 
 Under a sample, a sampling supernet computes exactly what the frozen subnet with
 the exported weights computes.

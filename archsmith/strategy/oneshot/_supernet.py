@@ -311,6 +311,13 @@ class Supernet(torch.nn.Module):
 
     def subnet_state_dict(self, sample: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """The weights of ``sample``'s subnet, named as in ``space.freeze(sample)``."""
+        try:
+            sample = self.search_space.validate(sample)
+        except SpaceError as e:
+            raise SpaceError(
+                f"the sample does not fit this supernet of {self.space_class.__name__} (is weights_from the "
+                f"supernet of another space?): {e}"
+            ) from None
         return subnet_state(self.model, sample)
 
     def freeze(self, sample: Sample) -> torch.nn.Module:
