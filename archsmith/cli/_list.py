@@ -34,7 +34,12 @@ def run(args: argparse.Namespace) -> int:
         if s.error is not None:
             problems.append(f"{s.path.name}: {s.error}")
         budget = f"/{s.max_trials}" if s.max_trials is not None else ""
-        best = "-" if s.best is None else f"{number(s.best.objective)} ({s.direction[:3]})"
+        if s.best is None:
+            best = "-"
+        elif len(s.objectives) > 1:  # no single best: how many trials are on the Pareto front
+            best = f"Pareto front {len(s.front)}"
+        else:
+            best = f"{number(s.best.objective)} ({s.direction[:3]})"
         table.add_row(
             plain(s.path.name),
             plain(s.status, STATUS_STYLE.get(s.status, "")),

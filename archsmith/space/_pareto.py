@@ -25,19 +25,37 @@ from ._errors import SpaceError
 CHUNK = 256
 
 
+def _points(values: Sequence[Sequence[float]], width: int | None) -> np.ndarray:
+    """``values`` as an ``(n, m)`` array of finite floats, ``m = width`` when given;
+    a clear error for a point of the wrong length, a non-number or NaN."""
+    if not len(values):
+        return np.zeros((0, width or 1))
+    sizes = [np.size(point) for point in values]
+    expected = sizes[0] if width is None else width
+    wrong = next((i for i, size in enumerate(sizes) if size != expected), None)
+    if wrong is not None:
+        why = "one per direction" if width is not None else "as many as point 0"
+        raise SpaceError(
+            f"each point needs {expected} objective values ({why}), but point {wrong} has {sizes[wrong]}: "
+            f"{values[wrong]!r}"
+        )
+    try:
+        points = np.asarray(values, dtype=float).reshape(len(values), expected)
+    except (TypeError, ValueError) as e:
+        raise SpaceError(f"objective values must be numbers: {e}") from None
+    if not np.all(np.isfinite(points)):
+        raise SpaceError("objective values must be finite numbers (failed trials have none)")
+    return points
+
+
 def _minimizing(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
     if not directions:
         raise SpaceError("give at least one direction")
     bad = [d for d in directions if d not in ("maximize", "minimize")]
     if bad:
         raise SpaceError(f"directions must be 'maximize' or 'minimize', got {bad!r}")
-    points = np.asarray(values, dtype=float).reshape(len(values), -1) if len(values) else np.zeros((0, len(directions)))
-    if points.shape[1] != len(directions):
-        raise SpaceError(f"each point needs {len(directions)} objective values, got {points.shape[1]}")
-    if not np.all(np.isfinite(points)):
-        raise SpaceError("objective values must be finite numbers (failed trials have none)")
     signs = np.array([-1.0 if d == "maximize" else 1.0 for d in directions])
-    return points * signs
+    return _points(values, len(directions)) * signs
 
 
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
@@ -85,7 +103,7 @@ def non_dominated_sort(
 def crowding_distance(values: Sequence[Sequence[float]]) -> list[float]:
     """NSGA-II's crowding distance of each point of one front: the extremes of
     every objective get ``inf``; larger means a less crowded neighbourhood."""
-    points = np.asarray(values, dtype=float).reshape(len(values), -1) if len(values) else np.zeros((0, 1))
+    points = _points(values, None)
     n = len(points)
     distance = np.zeros(n)
     if n <= 2:
