@@ -257,7 +257,10 @@ class Experiment:
             if store is not None:
                 store.close()
 
-    def _prepare(self, store: Store, existing: bool) -> list[int]:
+    def begin(self, store: Store, existing: bool) -> int:
+        """Check a stored run is of this space (or record a new one) and return the
+        run's seed; the configuration is stored afresh (a resumed run may raise the
+        budget)."""
         config = self.config
         labels = list(self.search_space)
         if existing:
@@ -271,13 +274,16 @@ class Experiment:
         else:
             seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
             with store.transaction():
-                store.set_meta("config", config.to_dict())
                 store.set_meta("labels", labels)
                 store.set_meta("seed", seed)
                 store.set_meta("space", f"{type(self.space).__module__}.{type(self.space).__qualname__}")
                 store.set_meta("strategy", repr(self.strategy))
                 store.set_meta("created_at", time.time())
-        store.set_meta("config", config.to_dict())  # a resumed run may raise the budget
+        store.set_meta("config", config.to_dict())
+        return int(seed)
+
+    def _prepare(self, store: Store, existing: bool) -> list[int]:
+        seed = self.begin(store, existing)
         store.set_meta("objective", self.objectives[0])
         store.set_meta("direction", self.direction)
         store.set_meta("objectives", list(self.objectives))

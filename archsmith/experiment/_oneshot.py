@@ -10,7 +10,6 @@ store); ``run(resume=True)`` continues from the last whole epoch.
 from __future__ import annotations
 
 import os
-import random
 import socket
 import time
 from typing import TYPE_CHECKING, Any
@@ -27,28 +26,13 @@ CHECKPOINT_FILE = "supernet.pt"
 
 
 def run_oneshot(exp: Experiment, resume: bool) -> None:
-    from ._experiment import ExperimentError
-
     strategy, config = exp.strategy, exp.config
     assert isinstance(strategy, OneShotStrategy)
     existing = exp.store_path.exists()
     store = Store(exp.store_path)
     try:
-        labels = list(exp.search_space)
-        if existing:
-            if store.get_meta("labels", []) != labels:
-                raise ExperimentError(f"{exp.directory} holds a run of a different search space; use another name")
-            seed = int(store.get_meta("seed"))
-        else:
-            seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
-            with store.transaction():
-                store.set_meta("config", config.to_dict())
-                store.set_meta("labels", labels)
-                store.set_meta("seed", seed)
-                store.set_meta("space", f"{type(exp.space).__module__}.{type(exp.space).__qualname__}")
-                store.set_meta("strategy", repr(strategy))
-                store.set_meta("created_at", time.time())
-                store.set_meta("mode", "oneshot")
+        seed = exp.begin(store, existing)
+        store.set_meta("mode", "oneshot")
         score, direction = strategy.score_name, strategy.score_direction
         for key, value in (("objective", score), ("direction", direction)):
             store.set_meta(key, value)

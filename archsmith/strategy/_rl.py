@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import random
 from typing import Any, Literal
 
 import torch
@@ -84,6 +85,18 @@ class Decision:
         if isinstance(leaf, Categorical):
             return [leaf.index_of(value) or 0]
         return [min(range(len(self.options)), key=lambda i: abs(self.options[i] - value))]
+
+
+def draw(rng: random.Random, probabilities: torch.Tensor) -> int:
+    """An option drawn with ``rng`` from ``probabilities`` (so a Python rng, which
+    a strategy checkpoints as JSON, decides every sample)."""
+    u, total = rng.random(), 0.0
+    probs = probabilities.tolist()
+    for i, p in enumerate(probs):
+        total += p
+        if u < total:
+            return i
+    return max(i for i, p in enumerate(probs) if p > 0)
 
 
 class Controller(torch.nn.Module):
@@ -194,14 +207,7 @@ class PolicyBasedRL(Dedup, Strategy):
 
     # Proposing --------------------------------------------------------------------
     def _draw(self, _index: int, probabilities: torch.Tensor) -> int:
-        """An option drawn with the strategy's rng (so its state is the base state)."""
-        u, total = self.rng.random(), 0.0
-        probs = probabilities.tolist()
-        for i, p in enumerate(probs):
-            total += p
-            if u < total:
-                return i
-        return max(i for i, p in enumerate(probs) if p > 0)
+        return draw(self.rng, probabilities)  # the strategy's rng: its state is the base state
 
     def _sample_policy(self) -> Sample:
         with torch.no_grad():

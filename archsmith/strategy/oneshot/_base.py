@@ -30,6 +30,16 @@ EpochCallback = Callable[[int, int, dict[str, float]], None]
 Ranking = list[tuple[Sample, float]]
 
 
+def check_architecture_training(arc_learning_rate: float, gradient_clip_val: float | None, warmup_epochs: int) -> None:
+    """The arguments the gradient-based algorithms (DARTS, Proxyless) share."""
+    if not arc_learning_rate > 0:
+        raise SpaceError(f"arc_learning_rate must be positive, got {arc_learning_rate!r}")
+    if gradient_clip_val is not None and not gradient_clip_val > 0:
+        raise SpaceError(f"gradient_clip_val must be positive or None, got {gradient_clip_val!r}")
+    if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
+        raise SpaceError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+
+
 def recipe_of(evaluator: Evaluator, algorithm: str) -> TrainingRecipe:
     """The evaluator's training recipe, or a clear error for one without."""
     make = getattr(evaluator, "training_recipe", None)

@@ -15,7 +15,7 @@ import torch
 
 from archsmith.space import SpaceError
 
-from ._base import OneShotStrategy, Ranking
+from ._base import OneShotStrategy, Ranking, check_architecture_training
 from ._ranking import most_probable
 
 
@@ -44,12 +44,7 @@ class DARTS(OneShotStrategy):
         top_k: int = 10,
     ) -> None:
         super().__init__(arch_data=arch_data, top_k=top_k)
-        if not arc_learning_rate > 0:
-            raise SpaceError(f"arc_learning_rate must be positive, got {arc_learning_rate!r}")
-        if gradient_clip_val is not None and not gradient_clip_val > 0:
-            raise SpaceError(f"gradient_clip_val must be positive or None, got {gradient_clip_val!r}")
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-            raise SpaceError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+        check_architecture_training(arc_learning_rate, gradient_clip_val, warmup_epochs)
         self.arc_learning_rate, self.unrolled = arc_learning_rate, unrolled
         self.gradient_clip_val, self.warmup_epochs = gradient_clip_val, warmup_epochs
         self._epoch = 0

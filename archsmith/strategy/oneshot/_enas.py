@@ -26,7 +26,7 @@ import torch
 from archsmith.space import Sample, SpaceError
 
 from .._dedup import countable_size, sample_key
-from .._rl import SAMPLING_TRIES, Controller, Decision
+from .._rl import SAMPLING_TRIES, Controller, Decision, draw
 from ._base import Ranking, _cycle
 from ._spos import ValidationRanked, _positive_int
 
@@ -110,14 +110,7 @@ class ENAS(ValidationRanked):
 
     # The controller's policy ----------------------------------------------------------
     def _draw(self, _index: int, probabilities: torch.Tensor) -> int:
-        """An option drawn with the strategy's rng (checkpointed with the search)."""
-        u, total = self.rng.random(), 0.0
-        probs = probabilities.tolist()
-        for i, p in enumerate(probs):
-            total += p
-            if u < total:
-                return i
-        return max(i for i, p in enumerate(probs) if p > 0)
+        return draw(self.rng, probabilities)  # the strategy's rng, checkpointed with the search
 
     def _run(self, choose: Any) -> Policy:
         steps, log_prob, entropy = self.controller.run(self._decisions, choose)

@@ -36,7 +36,7 @@ from archsmith.nn import Cell, InputChoice, LayerChoice
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.space import SpaceError
 
-from ._base import OneShotStrategy, Ranking
+from ._base import OneShotStrategy, Ranking, check_architecture_training
 from ._ranking import most_probable
 from ._sampling import CellFactory, ChoiceOp, InputOp
 from ._supernet import Decisions, register_mixed_op
@@ -265,12 +265,7 @@ class Proxyless(OneShotStrategy):
         top_k: int = 10,
     ) -> None:
         super().__init__(arch_data=arch_data, top_k=top_k)
-        if not arc_learning_rate > 0:
-            raise SpaceError(f"arc_learning_rate must be positive, got {arc_learning_rate!r}")
-        if gradient_clip_val is not None and not gradient_clip_val > 0:
-            raise SpaceError(f"gradient_clip_val must be positive or None, got {gradient_clip_val!r}")
-        if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
-            raise SpaceError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+        check_architecture_training(arc_learning_rate, gradient_clip_val, warmup_epochs)
         if cost is not None and cost not in ("params", "flops") and not callable(cost):
             raise SpaceError(f"cost must be 'params', 'flops', a function cost(module) -> float, or None, got {cost!r}")
         if isinstance(cost_weight, bool) or not isinstance(cost_weight, (int, float)) or not cost_weight >= 0:
