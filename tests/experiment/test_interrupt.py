@@ -25,7 +25,8 @@ MAX_TRIALS = 10
 
 def test_ctrl_c_on_a_process_engine_run_then_resume(tmp_path: Path) -> None:
     workdir = tmp_path / "exp"
-    proc = start_run(workdir, "--max-trials", str(MAX_TRIALS), "--sleep", "0.4", "--concurrency", "2")
+    # Trials long enough that, even on a loaded machine, Ctrl-C lands before the budget is spent.
+    proc = start_run(workdir, "--max-trials", str(MAX_TRIALS), "--sleep", "1.0", "--concurrency", "2")
     try:
         seen = poll_store(proc, workdir, lambda ts: count(ts, "succeeded") >= 2 and count(ts, "running") >= 1)
         running_at_interrupt = {t.id for t in seen if t.status == "running"}
