@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -140,6 +141,12 @@ def deadline(seconds: float) -> Iterator[None]:
 
 
 # Subprocess runs -------------------------------------------------------------------
+def _terminal_signals() -> None:
+    # A child inherits an ignored SIGINT (a test process may have it ignored, e.g.
+    # after Lightning handled a Ctrl-C); a terminal's foreground job never does.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def start_run(workdir: Path, *args: str) -> subprocess.Popen[str]:
     """``scripts/run_experiment.py WORKDIR ARGS...`` in its own session (so a
     signal can reach its whole process group, as a terminal's Ctrl-C does)."""
@@ -150,6 +157,7 @@ def start_run(workdir: Path, *args: str) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
         cwd=workdir.parent,
+        preexec_fn=_terminal_signals,
     )
 
 
