@@ -39,9 +39,10 @@ def digits_loaders(seed: int = 0, batch_size: int = 64) -> tuple[DataLoader, Dat
 
 
 class DigitsNet(nn.ModelSpace):
-    """A small CNN space for 8x8 one-channel images."""
+    """A small CNN space for 8x8 one-channel images (``search_dropout=False`` fixes
+    the dropout, for one-shot search, which cannot share weights across it)."""
 
-    def __init__(self, num_classes: int = 10) -> None:
+    def __init__(self, num_classes: int = 10, search_dropout: bool = True) -> None:
         super().__init__()
         width = nn.ValueChoice([16, 32, 48], label="width")
         self.stem = nn.Sequential(nn.Conv2d(1, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU())
@@ -61,7 +62,7 @@ class DigitsNet(nn.ModelSpace):
             label="depth",
         )
         self.pool = nn.LayerChoice({"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1)}, label="pool")
-        self.drop = nn.Dropout(nn.ValueChoice([0.0, 0.2], label="dropout"))
+        self.drop = nn.Dropout(nn.ValueChoice([0.0, 0.2], label="dropout") if search_dropout else 0.0)
         self.head = nn.Linear(width, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

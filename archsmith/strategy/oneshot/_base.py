@@ -197,8 +197,9 @@ class OneShotStrategy(ABC):
         """A plain training step of the supernet's weights on ``batch``; the loss."""
         self.weight_optimizer.zero_grad()
         _, _, loss = self.recipe.loss(self.supernet, batch)
-        loss.backward()
-        self.weight_optimizer.step()
+        if loss.requires_grad:  # a sampled path may have no weights at all (identity ops only)
+            loss.backward()
+            self.weight_optimizer.step()
         return float(loss.detach())
 
     def validation_score(self, sample: Sample, data: Any = None) -> float:

@@ -119,7 +119,7 @@ class DARTS(OneShotStrategy):
         return [(p - m) / (2 * eps) for p, m in zip(*grads)]
 
     def ranking(self, k: int) -> Ranking:
-        return most_probable(self.supernet.decisions, self.supernet.search_space, k)
+        return most_probable(self.supernet.decisions, self.supernet.search_space, k, self.supernet.active_labels)
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "arch_optimizer": self.arch_optimizer.state_dict()}

@@ -25,7 +25,7 @@ import torch
 
 from archsmith.space import Sample, SpaceError
 
-from .._dedup import countable_size, sample_key
+from .._dedup import countable_size
 from .._rl import SAMPLING_TRIES, Controller, Decision, draw
 from ._base import Ranking, _cycle
 from ._spos import ValidationRanked, _positive_int
@@ -191,14 +191,14 @@ class ENAS(ValidationRanked):
         space = self.supernet.search_space
         wanted = max(k, self.ranking_samples)
         wanted = int(min(wanted, countable_size(space)))  # a small space: each of its architectures
-        candidates = {sample_key(sample): sample for sample in [self.greedy_sample()]}
+        candidates = {self.supernet.architecture_key(sample): sample for sample in [self.greedy_sample()]}
         with torch.no_grad():
             for draw in (lambda: self.sample_policy()[0], lambda: space.random(rng=self.rng)):
                 for _ in range(wanted * SAMPLING_TRIES):
                     if len(candidates) >= wanted:
                         break
                     sample = draw()
-                    candidates.setdefault(sample_key(sample), sample)
+                    candidates.setdefault(self.supernet.architecture_key(sample), sample)
         scored = [(dict(sample), self.validation_score(sample)) for sample in candidates.values()]
         return self.best_first(scored, k)
 

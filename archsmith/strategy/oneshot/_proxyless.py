@@ -374,6 +374,8 @@ class Proxyless(OneShotStrategy):
         with self.gates.single_path():
             self.weight_optimizer.zero_grad()
             _, _, loss = self.recipe.loss(self.supernet, batch)
+            if not loss.requires_grad:  # the active paths have no weights (identity ops only)
+                return float(loss.detach())
             loss.backward()
         if self.gradient_clip_val is not None:
             torch.nn.utils.clip_grad_norm_(self.supernet.weight_parameters(), self.gradient_clip_val)
@@ -382,7 +384,7 @@ class Proxyless(OneShotStrategy):
 
     # Results and state -------------------------------------------------------------------
     def ranking(self, k: int) -> Ranking:
-        return most_probable(self.supernet.decisions, self.supernet.search_space, k)
+        return most_probable(self.supernet.decisions, self.supernet.search_space, k, self.supernet.active_labels)
 
     def state_dict(self) -> dict[str, Any]:
         return {

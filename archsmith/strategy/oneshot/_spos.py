@@ -24,7 +24,6 @@ from archsmith.nn import ModelSpace
 from archsmith.space import Sample, SpaceError
 
 from .._base import FinishedTrial, Strategy
-from .._dedup import sample_key
 from .._evolution import RegularizedEvolution
 from ._base import OneShotStrategy, Ranking, _reseed_loaders, recipe_of
 from ._sliced import SlicedBatchNorm
@@ -200,7 +199,7 @@ class RandomOneShot(ValidationRanked):
                 sample = strategy.ask()
                 if sample is None:  # exhausted (told synchronously: never waiting)
                     break
-                key = sample_key(sample)
+                key = self.supernet.architecture_key(sample)
                 if key in scored:
                     score = scored[key][1]
                 else:
