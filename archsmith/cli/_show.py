@@ -52,13 +52,22 @@ def run(args: argparse.Namespace) -> int:
     about.add_row("created", timestamp(summary.created_at))
     if summary.ended_at is not None and summary.status != "running":
         about.add_row("ended", timestamp(summary.ended_at))
-    for key in ("space", "strategy", "seed", "labels"):
+    for key in ("space", "strategy", "mode", "seed", "labels"):
         if summary.meta.get(key) is not None:
             about.add_row(key, plain(_value(summary.meta[key])))
     for key, value in summary.config.items():
         if key != "seed":
             about.add_row(key, plain(_value(value)))
     out.print(about)
+    history = summary.meta.get("oneshot_history") or []
+    if history:  # a one-shot run: the supernet's epochs, then its ranking as trials
+        epochs = Table(title="supernet training", title_justify="left")
+        columns = [key for key in history[-1] if key not in ("epoch", "default")]
+        for column in ("epoch", *columns):
+            epochs.add_column(column, justify="right")
+        for row in history:
+            epochs.add_row(str(row["epoch"] + 1), *(number(row.get(column)) for column in columns))
+        out.print(epochs)
 
     counts = ", ".join(f"{status} {n}" for status, n in summary.counts.items())
     budget = f" of max_trials {summary.max_trials}" if summary.max_trials is not None else ""

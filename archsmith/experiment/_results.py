@@ -147,7 +147,7 @@ class ExperimentSummary:
         return value if isinstance(value, int) else None
 
 
-_SUMMARY_META = ("seed", "space", "strategy", "labels")
+_SUMMARY_META = ("seed", "space", "strategy", "labels", "mode", "oneshot_history")
 
 
 #: A running experiment whose driver has not written for this long is reported stale.

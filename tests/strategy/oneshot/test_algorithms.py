@@ -185,6 +185,7 @@ def test_through_experiment_store_and_cli(name: str, tmp_path: Path, capsys: pyt
     assert main(["show", str(tmp_path)]) == 0
     shown = capsys.readouterr().out
     assert "identity" in shown
+    assert "supernet training" in shown and "val_acc" in shown  # one row per epoch
     assert main(["export", str(tmp_path), "--top", "2"]) == 0
     assert json.loads(capsys.readouterr().out) == top
 
