@@ -193,15 +193,20 @@ def timed(fn: Any) -> float:
     return time.perf_counter() - start
 
 
-def step_ratios(steps: int) -> None:
-    print("\n1. training step: supernet vs the plain model it stands for (interleaved medians)")
+def paths_to_compare(space: Any) -> tuple[list[Any], Classification, list[Any], list[Any], list[Any]]:
+    """Training batches, the evaluator, 8 samples with their subnets and optimizers."""
     train, val, _ = digits()
-    batches = list(loader(train, True))
-    space = DigitsSpace()
     ev = evaluator(train, val, 1)
     samples = [space.random(seed=i) for i in range(8)]
     subnets = [space.freeze(sample) for sample in samples]
     optimizers = [ev.training_recipe().make_optimizer(net.parameters()) for net in subnets]
+    return list(loader(train, True)), ev, samples, subnets, optimizers
+
+
+def step_ratios(steps: int) -> None:
+    print("\n1. training step: supernet vs the plain model it stands for (interleaved medians)")
+    space = DigitsSpace()
+    batches, ev, samples, subnets, optimizers = paths_to_compare(space)
     for name, make in algorithms().items():
         algo = prepared(make(), space, ev)
         if algo.family == "differentiable":
@@ -223,13 +228,8 @@ def step_ratios(steps: int) -> None:
 
 def sliced_step_ratios(steps: int) -> None:
     print("\n1b. the same for choices in layer arguments (sliced weights), sampling algorithms")
-    train, val, _ = digits()
-    batches = list(loader(train, True))
     space = WidthSpace()
-    ev = evaluator(train, val, 1)
-    samples = [space.random(seed=i) for i in range(8)]
-    subnets = [space.freeze(sample) for sample in samples]
-    optimizers = [ev.training_recipe().make_optimizer(net.parameters()) for net in subnets]
+    batches, ev, samples, subnets, optimizers = paths_to_compare(space)
     for name, make in algorithms().items():
         algo = make()
         if algo.family != "sampling":

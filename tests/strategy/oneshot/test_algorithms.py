@@ -13,7 +13,6 @@ import itertools
 import json
 import math
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +39,6 @@ from archsmith.strategy.oneshot._base import recipe_of
 from ._spaces import ALGORITHMS, CLASSES, TASKS, F, Head, PickLayer, Project, Task, Zero, evaluator, make, unsupported
 
 EPOCHS = 3
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
 
 
 def supported(name: str, task_name: str) -> Task:

@@ -7,7 +7,6 @@ Which family supports which primitive is read off ``MIXED_OPS`` (``_spaces.unsup
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -43,14 +42,6 @@ from ._spaces import (
 )
 
 FAMILIES = sorted(MIXED_OPS)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add overhead
-    yield
-    torch.set_num_threads(threads)
 
 
 def build(case: str, family: str) -> tuple[ModelSpace, Supernet, torch.Tensor]:
