@@ -119,14 +119,12 @@ class BinaryGates:
         self.generator.set_state(state["generator"])
 
 
-_GATES: weakref.WeakKeyDictionary[Decisions, BinaryGates] = weakref.WeakKeyDictionary()
-
-
 def gates_of(decisions: Decisions) -> BinaryGates:
     """The binary gates of the supernet that owns ``decisions`` (made on first use)."""
-    if decisions not in _GATES:
-        _GATES[decisions] = BinaryGates(decisions)
-    return _GATES[decisions]
+    gates = decisions.state.get("binary_gates")
+    if gates is None:
+        gates = decisions.state["binary_gates"] = BinaryGates(decisions)
+    return gates  # type: ignore[no-any-return]
 
 
 def _gated(gate: torch.Tensor, active: Any, other: Any) -> Any:

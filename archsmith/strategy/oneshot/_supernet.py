@@ -77,6 +77,9 @@ class Decisions(torch.nn.Module):
         #: label -> weights over the leaf's values; set by the algorithm (softmax,
         #: Gumbel-softmax, ...). ``None``: softmax of the logits.
         self.weight_function: Callable[[str, torch.Tensor], torch.Tensor] | None = None
+        #: What a family's ops share per supernet beyond the sample and the
+        #: parameters (Proxyless: the binary gates drawn for the current step).
+        self.state: dict[str, Any] = {}
 
     def options(self, label: str) -> list[Any]:
         """The values a label can take, in order (the axis of its parameters)."""
