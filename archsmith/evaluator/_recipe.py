@@ -28,6 +28,8 @@ class TrainingRecipe:
     max_epochs: int
     learning_rate: float
     seed: int | None = None
+    #: where ``split`` puts each batch (``None``: where it is)
+    device: torch.device | None = None
 
     @property
     def metric_name(self) -> str:
@@ -38,12 +40,25 @@ class TrainingRecipe:
         return "maximize" if self.task == "classification" else "minimize"
 
     def split(self, batch: Any) -> tuple[Any, torch.Tensor]:
-        """``(inputs, targets)`` of a batch."""
+        """``(inputs, targets)`` of a batch, on ``device``."""
         if isinstance(batch, (list, tuple)) and len(batch) == 2:
-            return batch[0], batch[1]
-        if isinstance(batch, dict) and {"x", "y"} <= set(batch):
-            return batch["x"], batch["y"]
-        raise ValueError(f"a batch must be (inputs, targets), got {type(batch).__name__}")
+            x, y = batch[0], batch[1]
+        elif isinstance(batch, dict) and {"x", "y"} <= set(batch):
+            x, y = batch["x"], batch["y"]
+        else:
+            raise ValueError(f"a batch must be (inputs, targets), got {type(batch).__name__}")
+        return self._to_device(x), self._to_device(y)
+
+    def _to_device(self, value: Any) -> Any:
+        if self.device is None:
+            return value
+        if isinstance(value, torch.Tensor):
+            return value.to(self.device, non_blocking=True)
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._to_device(v) for v in value)
+        if isinstance(value, dict):
+            return {k: self._to_device(v) for k, v in value.items()}
+        return value
 
     def loss(self, model: torch.nn.Module, batch: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(outputs, targets, loss)`` of ``model`` on ``batch``."""

@@ -193,6 +193,11 @@ class Experiment:
                     f"{strategy.name} trains one supernet on the evaluator's loss: it takes neither several "
                     "objectives nor early_stopping; use a multi-trial strategy for those"
                 )
+            if self.config.max_trials is not None:
+                raise ExperimentError(
+                    f"{strategy.name} runs no trials: it trains one supernet for the evaluator's max_epochs; "
+                    "drop max_trials (max_duration still bounds it, and top_k sets how many architectures it ranks)"
+                )
         else:
             try:
                 strategy.check_objectives(self.directions)
@@ -455,6 +460,7 @@ class Experiment:
                 f"{self.directory} already holds an experiment; pass run(resume=True) to continue it, "
                 "or choose another ExperimentConfig(name=...) / workdir"
             )
+        check_gpus(self.config)
         run_oneshot(self, resume)
         return self
 

@@ -54,8 +54,15 @@ def run_oneshot(exp: Experiment, resume: bool) -> None:
 
         status, message = "interrupted", "interrupted (Ctrl-C); run(resume=True) continues from the last epoch"
         try:
+            limit = config.max_duration_seconds
             ranking = strategy.search(
-                exp.space, exp.evaluator, seed=seed, checkpoint=exp.directory / CHECKPOINT_FILE, on_epoch=on_epoch
+                exp.space,
+                exp.evaluator,
+                seed=seed,
+                checkpoint=exp.directory / CHECKPOINT_FILE,
+                on_epoch=on_epoch,
+                deadline=None if limit is None else started + limit,
+                device="cuda" if config.gpus_per_trial else None,  # check_gpus made sure there is one
             )
             now = time.time()
             with store.transaction():
@@ -67,7 +74,11 @@ def run_oneshot(exp: Experiment, resume: bool) -> None:
                     )
             status = "done"
             best = ranking[0] if ranking else None
-            message = f"finished: {len(ranking)} architectures ranked" + (
+            stopped = strategy.stopped_after
+            reason = (
+                "" if stopped is None else f" (max_duration {config.max_duration} reached after epoch {stopped + 1})"
+            )
+            message = f"finished{reason}: {len(ranking)} architectures ranked" + (
                 f"; best {score} = {best[1]:.6g}: {best[0]}" if best else ""
             )
         except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -230,13 +231,23 @@ class OneShotStrategy(ABC):
         seed: int,
         checkpoint: str | os.PathLike[str] | None = None,
         on_epoch: EpochCallback | None = None,
+        deadline: float | None = None,
+        device: str | torch.device | None = None,
     ) -> Ranking:
         """Train the supernet for the recipe's epochs (resuming from ``checkpoint``
-        when it exists) and return the ranking of the top ``top_k`` architectures."""
+        when it exists) and return the ranking of the top ``top_k`` architectures.
+
+        ``deadline`` (a ``time.time()``): no epoch starts after it (``stopped_after``
+        then holds the last epoch); ``device``: where the supernet and the batches go.
+        """
         self.recipe = recipe_of(evaluator, self.name)
+        self.recipe.device = None if device is None else torch.device(device)
+        self.stopped_after: int | None = None
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
         self.supernet = Supernet(rebuilt(space), self.family, self.name)
+        if self.recipe.device is not None:
+            self.supernet.to(self.recipe.device)
         self.configure()
         train, arch = self.recipe.train_data, None
         if self.uses_arch_data:
@@ -272,6 +283,9 @@ class OneShotStrategy(ABC):
                 self._save(path, epoch)
             if on_epoch is not None:
                 on_epoch(epoch, epochs, metrics)
+            if deadline is not None and time.time() >= deadline and epoch + 1 < epochs:
+                self.stopped_after = epoch
+                break
         return self.ranking(self.top_k)
 
     def _save(self, path: Path, epoch: int) -> None:
@@ -287,7 +301,7 @@ class OneShotStrategy(ABC):
         os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint whole
 
     def _restore(self, path: Path) -> int:
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=False, map_location=self.recipe.device)
         self.supernet.load_state_dict(state["supernet"])
         self.load_state_dict(state["algorithm"])
         torch.set_rng_state(state["torch_rng"])
