@@ -606,38 +606,7 @@ class Classification(_Supervised):
     def preferred_direction(self, objective: str) -> str | None:
         return "maximize" if objective in ("default", "val_acc") else "minimize" if "loss" in objective else None
 
-    _default_criterion = torch.nn.CrossEntropyLoss
-
-    def __init__(
-        self,
-        criterion: Any = torch.nn.CrossEntropyLoss,
-        learning_rate: Any = 1e-3,
-        weight_decay: Any = 0.0,
-        optimizer: Any = torch.optim.Adam,
-        train_dataloaders: Any = None,
-        val_dataloaders: Any = None,
-        datamodule: Any = None,
-        max_epochs: Any = DEFAULT_MAX_EPOCHS,
-        num_classes: int | None = None,
-        *,
-        optimizer_kwargs: dict[str, Any] | None = None,
-        seed: Any = None,
-        **trainer_kwargs: Any,
-    ) -> None:
-        super().__init__(
-            criterion,
-            learning_rate,
-            weight_decay,
-            optimizer,
-            train_dataloaders,
-            val_dataloaders,
-            datamodule,
-            max_epochs,
-            num_classes,
-            optimizer_kwargs=optimizer_kwargs,
-            seed=seed,
-            **trainer_kwargs,
-        )
+    _default_criterion = torch.nn.CrossEntropyLoss  # criterion=None (the default) means this
 
 
 class Regression(_Supervised):

@@ -23,7 +23,7 @@ import torch
 from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value, objective_values
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
 from archsmith.nn import ModelSpace
-from archsmith.space import ArchsmithError, Space, SpaceError, dominates, pareto_front
+from archsmith.space import ArchsmithError, Space, SpaceError, pareto_front
 from archsmith.strategy import EarlyStopping, FinishedTrial, OneShotStrategy, Strategy
 
 from ._config import ExperimentConfig
@@ -138,8 +138,9 @@ class _Tally:
         value, direction = values[0], self.directions[0]
         if self.best is None or (value > self.best if direction == "maximize" else value < self.best):
             self.best, self.best_trial = value, trial_id
-        if len(self.directions) > 1 and not any(dominates(v, values, self.directions) for v in self.front):
-            self.front = [v for v in self.front if not dominates(values, v, self.directions)] + [values]
+        if len(self.directions) > 1:
+            candidates = [*self.front, values]
+            self.front = [candidates[i] for i in pareto_front(candidates, self.directions)]
 
 
 class Experiment:

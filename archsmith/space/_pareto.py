@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ._errors import SpaceError
+
+# numpy is imported inside each function: importing archsmith (and the CLI, which
+# reads results) stays fast; numpy alone took more than half of that import.
+if TYPE_CHECKING:
+    import numpy as np
 
 #: Rows compared at once when checking dominance (bounds memory to CHUNK x N x M).
 CHUNK = 256
@@ -28,6 +32,8 @@ CHUNK = 256
 def _points(values: Sequence[Sequence[float]], width: int | None) -> np.ndarray:
     """``values`` as an ``(n, m)`` array of finite floats, ``m = width`` when given;
     a clear error for a point of the wrong length, a non-number or NaN."""
+    import numpy as np
+
     if not len(values):
         return np.zeros((0, width or 1))
     sizes = [np.size(point) for point in values]
@@ -49,6 +55,8 @@ def _points(values: Sequence[Sequence[float]], width: int | None) -> np.ndarray:
 
 
 def _minimizing(values: Sequence[Sequence[float]], directions: Sequence[str]) -> np.ndarray:
+    import numpy as np
+
     if not directions:
         raise SpaceError("give at least one direction")
     bad = [d for d in directions if d not in ("maximize", "minimize")]
@@ -60,12 +68,16 @@ def _minimizing(values: Sequence[Sequence[float]], directions: Sequence[str]) ->
 
 def dominates(a: Sequence[float], b: Sequence[float], directions: Sequence[str]) -> bool:
     """Whether ``a`` is at least as good as ``b`` everywhere and better somewhere."""
+    import numpy as np
+
     pa, pb = _minimizing([a, b], directions)
     return bool(np.all(pa <= pb) and np.any(pa < pb))
 
 
 def _front_mask(points: np.ndarray) -> np.ndarray:
     """Which rows no other row dominates."""
+    import numpy as np
+
     n = len(points)
     keep = np.ones(n, dtype=bool)
     for start in range(0, n, CHUNK):
@@ -79,6 +91,8 @@ def _front_mask(points: np.ndarray) -> np.ndarray:
 def pareto_front(values: Sequence[Sequence[float]], directions: Sequence[str]) -> list[int]:
     """Indices of the points no other point dominates, in input order (equal
     points are all kept)."""
+    import numpy as np
+
     points = _minimizing(values, directions)
     return [int(i) for i in np.flatnonzero(_front_mask(points))]
 
@@ -88,6 +102,8 @@ def non_dominated_sort(
 ) -> list[list[int]]:
     """The successive Pareto fronts (NSGA-II's ranks), each in input order; with
     ``limit``, stop once the fronts so far hold at least ``limit`` points."""
+    import numpy as np
+
     points = _minimizing(values, directions)
     remaining = np.arange(len(points))
     fronts: list[list[int]] = []
@@ -103,6 +119,8 @@ def non_dominated_sort(
 def crowding_distance(values: Sequence[Sequence[float]]) -> list[float]:
     """NSGA-II's crowding distance of each point of one front: the extremes of
     every objective get ``inf``; larger means a less crowded neighbourhood."""
+    import numpy as np
+
     points = _points(values, None)
     n = len(points)
     distance = np.zeros(n)
