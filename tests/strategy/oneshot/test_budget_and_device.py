@@ -1,16 +1,21 @@
-"""A one-shot experiment's config: max_duration bounds it (no epoch starts past
+"""Bad arguments of the one-shot algorithms are named when they are built; a
+one-shot experiment's config: max_duration bounds it (no epoch starts past
 it, and the architectures are ranked), max_trials is refused with the reason,
 gpus_per_trial asks for a GPU (refused before anything is written when there is
 none), and batches follow the supernet to its device."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from archsmith.experiment import Experiment, ExperimentConfig, ExperimentError, read_experiment
+from archsmith.space import SpaceError
+from archsmith.strategy import DARTS, GumbelDARTS, Proxyless
 
 from ._spaces import TASKS, evaluator, make
 
@@ -52,3 +57,22 @@ def test_an_explicit_device_gives_the_same_search(name: str) -> None:
     on_cpu = make(name).search(task.make(), evaluator(task, epochs=1), seed=0, device="cpu")
     assert [s for s, _ in here] == [s for s, _ in on_cpu]
     assert [v for _, v in here] == pytest.approx([v for _, v in on_cpu])
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: DARTS(arc_learning_rate=0), "arc_learning_rate must be positive"),
+        (lambda: DARTS(gradient_clip_val=-1.0), "gradient_clip_val must be positive or None"),
+        (lambda: DARTS(warmup_epochs=-1), "warmup_epochs must be an integer >= 0"),
+        (lambda: DARTS(arch_data="test"), "arch_data must be 'split'"),
+        (lambda: DARTS(top_k=0), "top_k must be a positive integer"),
+        (lambda: GumbelDARTS(temperature=(1.0, 0.0)), "temperature must be positive"),
+        (lambda: Proxyless(arc_learning_rate=-1e-3), "arc_learning_rate must be positive"),
+        (lambda: Proxyless(cost="latency"), "cost must be 'params', 'flops', a function"),
+        (lambda: Proxyless(cost_weight=-1), "cost_weight must be a number >= 0"),
+    ],
+)
+def test_bad_arguments_are_named_at_construction(build: Any, message: str) -> None:
+    with pytest.raises(SpaceError, match=re.escape(message)):
+        build()
