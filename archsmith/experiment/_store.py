@@ -2,23 +2,44 @@
 
 Only the driver writes; the CLI and the dashboard open it read-only, and WAL lets
 them read while a run writes. Samples and metrics are JSON (``dumps_arch`` keeps
-tuples exact).
+tuples exact). SQLite's errors surface as :class:`StoreError` s naming the file and
+the fix; a lock held by another program is waited out, with reports (``_sqlite.py``).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from archsmith.space import ArchsmithError, dumps_arch, loads_arch
+from archsmith.space import dumps_arch, loads_arch
+
+from ._sqlite import (
+    BUSY_TIMEOUT,
+    StoreError,
+    _kind,
+    fsync_path,
+    publish,
+    readonly_error,
+    retry_locked,
+    store_error,
+    unwritable_reason,
+)
+
+__all__ = ["LOCK_PATIENCE", "STORE_FILE", "Store", "StoreError", "TrialRecord", "find_store", "iter_experiments"]
 
 STORE_FILE = "experiment.db"
 SCHEMA_VERSION = 1
+#: Seconds a write waits for a lock held by another program before a StoreError.
+LOCK_PATIENCE = 120.0
+_STALE_CREATION = 600.0  # seconds after which a creation's temporary file is stale even if its pid lives
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -35,7 +56,9 @@ CREATE TABLE IF NOT EXISTS trials (
     ended_at REAL,
     attempts INTEGER NOT NULL DEFAULT 0,
     stopped_early INTEGER NOT NULL DEFAULT 0,
-    objective_values TEXT          -- every objective's value (JSON list), several objectives only
+    objective_values TEXT,         -- every objective's value (JSON list), several objectives only
+    output TEXT,                   -- the tail of a failed trial's output
+    arch_key TEXT                  -- the architecture's canonical key
 );
 CREATE TABLE IF NOT EXISTS intermediates (
     trial_id INTEGER NOT NULL REFERENCES trials(id),
@@ -47,16 +70,17 @@ CREATE TABLE IF NOT EXISTS intermediates (
 );
 CREATE INDEX IF NOT EXISTS trials_status ON trials(status);
 """
-
+_STATEMENTS = [s.strip() for s in _SCHEMA.split(";") if s.strip()]
 
 #: Columns added after the first release, for ``ALTER TABLE`` on older stores.
-_ADDED_COLUMNS = (("stopped_early", "INTEGER NOT NULL DEFAULT 0"), ("objective_values", "TEXT"))
+_ADDED_COLUMNS = (
+    ("stopped_early", "INTEGER NOT NULL DEFAULT 0"),
+    ("objective_values", "TEXT"),
+    ("output", "TEXT"),
+    ("arch_key", "TEXT"),
+)
 _BASE_COLUMNS = "id, sample, status, objective, metric, error, worker, created_at, started_at, ended_at, attempts"
-_DEFAULTS = {"stopped_early": "0", "objective_values": "NULL"}
-
-
-class StoreError(ArchsmithError, RuntimeError):
-    """A path is not an experiment store, or the store is unusable."""
+_DEFAULTS = {"stopped_early": "0", "objective_values": "NULL", "output": "NULL", "arch_key": "NULL"}
 
 
 @dataclass
@@ -76,6 +100,8 @@ class TrialRecord:
     attempts: int
     stopped_early: bool = False
     objective_values: tuple[float, ...] | None = None
+    output: str | None = None
+    arch_key: str | None = None
 
     @property
     def values(self) -> tuple[float, ...] | None:
@@ -102,72 +128,219 @@ def find_store(path: str | Path) -> Path:
 
 
 class Store:
-    """Read and write one experiment's SQLite file."""
+    """Read and write one experiment's SQLite file.
 
-    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+    ``lock_patience``: seconds a write waits for a lock held by another program
+    (default :data:`LOCK_PATIENCE`), reporting on stderr while it waits.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False, lock_patience: float | None = None) -> None:
         self.path = Path(path)
         self.readonly = readonly
-        if readonly:
-            uri = f"file:{find_store(self.path).as_posix()}?mode=ro"
-            self.conn = sqlite3.connect(uri, uri=True, timeout=30, check_same_thread=False)
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
-            self.conn.executescript(_SCHEMA)
-            self._add_missing_columns()
-            if self.get_meta("schema_version") is None:
-                self.set_meta("schema_version", SCHEMA_VERSION)
+        self.lock_patience = LOCK_PATIENCE if lock_patience is None else lock_patience
+        self.conn = self._open_readonly() if readonly else self._open_writable()
         try:
-            self.conn.execute("SELECT 1 FROM trials LIMIT 1")
-        except sqlite3.DatabaseError as e:
-            raise StoreError(f"{str(self.path)!r} is not an archsmith experiment store: {e}") from None
-        # A read-only store of an older archsmith lacks the newer columns: read their defaults.
-        have = {row[1] for row in self.conn.execute("PRAGMA table_info(trials)")}
-        added = (name if name in have else f"{default} AS {name}" for name, default in _DEFAULTS.items())
-        self._columns = ", ".join([_BASE_COLUMNS, *added])
+            tables = {r[0] for r in self._rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            if "trials" not in tables:
+                raise StoreError(f"{str(self.path)!r} is not an archsmith experiment store (it has no trials table)")
+            # A read-only store of an older archsmith lacks the newer columns: read their defaults.
+            have = {row[1] for row in self._rows("PRAGMA table_info(trials)")}
+            added = (name if name in have else f"{default} AS {name}" for name, default in _DEFAULTS.items())
+            self._columns = ", ".join([_BASE_COLUMNS, *added])
+            #: The random id :meth:`create` gave this store (None for a store of an older archsmith).
+            self.store_id: str | None = self.get_meta("store_id")
+            st = os.stat(self.path)
+            self._identity = (st.st_dev, st.st_ino)
+        except BaseException:
+            self.conn.close()
+            raise
 
-    def _add_missing_columns(self) -> None:
-        """Bring a store written by an older archsmith up to this schema."""
-        have = {row[1] for row in self.conn.execute("PRAGMA table_info(trials)")}
-        for column, kind in _ADDED_COLUMNS:
-            if column not in have:
-                self.conn.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+    @classmethod
+    def create(cls, path: str | Path, meta: dict[str, Any], **kwargs: Any) -> Store:
+        """Create a store at ``path`` holding the schema and ``meta`` (plus a random
+        ``store_id``), all at once: it is written to a temporary file beside ``path``,
+        flushed, and only then given its name, so a creation killed at any point
+        leaves either no store or a complete one. Refuses an existing ``path``.
+        ``kwargs`` go to ``Store(path, ...)``, which opens it."""
+        path = Path(path)
+        if path.exists():
+            raise StoreError(f"{path} already exists: resume it, or choose another directory for a new experiment")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _remove_stale_creations(path)
+        except OSError as e:
+            raise _cannot_create(path, e) from e
+        tmp = path.parent / f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        rows = {**meta, "schema_version": SCHEMA_VERSION, "store_id": uuid.uuid4().hex}
+        try:
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                for statement in _STATEMENTS:
+                    conn.execute(statement)
+                conn.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()]
+                )
+                conn.execute("COMMIT")
+            finally:
+                conn.close()  # the last connection: its WAL is checkpointed into the file and removed
+            fsync_path(tmp)
+            publish(tmp, path)
+        except FileExistsError:
+            raise StoreError(f"{path} was created by another process meanwhile: resume it instead") from None
+        except (OSError, sqlite3.Error) as e:
+            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+                leftover.unlink(missing_ok=True)
+            raise _cannot_create(path, e) from e
+        return cls(path, **kwargs)
+
+    def _open_readonly(self) -> sqlite3.Connection:
+        path = find_store(self.path)
+        uri = f"file:{quote(path.as_posix())}?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, check_same_thread=False)
+        try:
+            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        except sqlite3.OperationalError as e:
+            # A read-only directory, where SQLite cannot create the WAL's index (-shm). With
+            # no WAL content the file alone is the whole store, and nothing can be writing it.
+            wal = Path(f"{path}-wal")
+            if not _kind(e).startswith("SQLITE_CANTOPEN") or (wal.exists() and wal.stat().st_size):
+                return conn  # the error resurfaces, translated, at the first query
+            conn.close()
+            conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
+        except sqlite3.DatabaseError:
+            pass  # corrupted: reported by the first query
+        return conn
+
+    def _open_writable(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise _cannot_create(self.path, e) from e
+        reason = unwritable_reason(self.path)
+        if reason is not None:
+            raise readonly_error(reason)
+        self.conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        try:
+            retry_locked(self._prepare, self.path, self.lock_patience)
+        except BaseException:
+            self.conn.close()
+            raise
+        return self.conn
+
+    def _prepare(self) -> None:
+        """WAL mode, and the schema brought up to date; no write lock when it is."""
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across process crashes
+        tables = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master")}
+        columns = {r[1] for r in self.conn.execute("PRAGMA table_info(trials)")}
+        keys = {r[0] for r in self.conn.execute("SELECT key FROM meta")} if "meta" in tables else set()
+        if (
+            tables >= {"meta", "trials", "intermediates", "trials_status"}
+            and columns >= {c for c, _ in _ADDED_COLUMNS}
+            and keys >= {"schema_version", "store_id"}
+        ):
+            return
+        with self.transaction():
+            for statement in _STATEMENTS:
+                self.conn.execute(statement)
+            have = {row[1] for row in self.conn.execute("PRAGMA table_info(trials)")}
+            for column, kind in _ADDED_COLUMNS:  # a store written by an older archsmith
+                if column not in have:
+                    self.conn.execute(f"ALTER TABLE trials ADD COLUMN {column} {kind}")
+            for key, value in (("schema_version", SCHEMA_VERSION), ("store_id", uuid.uuid4().hex)):
+                self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def close(self) -> None:
         self.conn.close()
 
+    # SQLite calls: direct while they succeed; waits and translated errors after ------
+    def _run(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.DatabaseError as e:
+            return self._failed(e, lambda: self.conn.execute(sql, params))
+
+    def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        try:
+            return self.conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as e:
+            return self._failed(e, lambda: self.conn.execute(sql, params).fetchall())
+
+    def _failed(self, e: sqlite3.DatabaseError, again: Callable[[], Any]) -> Any:
+        """Wait out a lock held by another program (not inside a transaction, which
+        holds the locks it needs), or raise the StoreError for ``e``."""
+        if self.conn.in_transaction:
+            raise store_error(e, self.path, writing=not self.readonly) from e
+        return retry_locked(again, self.path, self.lock_patience, writing=not self.readonly)
+
+    # Identity ----------------------------------------------------------------------
+    def check_identity(self) -> str | None:
+        """None while ``self.path`` is still the file this connection uses; else what
+        happened to it (deleted, or replaced by another file). A ``stat``: cheap."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return f"{self.path} was deleted while the run was writing it"
+        if (st.st_dev, st.st_ino) == self._identity:
+            return None
+        return f"{self.path} was replaced by another file while the run was writing it"
+
+    def rescue(self, dest: str | Path) -> Path:
+        """Copy the database this connection has open to the new file ``dest``, even
+        after its file was deleted (the open connection keeps it alive). Call it
+        outside a transaction."""
+        dest = Path(dest)
+        if dest.exists():
+            raise StoreError(f"cannot rescue {self.path} to {dest}: it exists; choose a new path")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.parent / f".{dest.name}.rescue-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            target = sqlite3.connect(tmp)
+            try:
+                self.conn.backup(target)
+                target.execute("PRAGMA journal_mode=WAL")
+            finally:
+                target.close()
+            fsync_path(tmp)
+            publish(tmp, dest)
+        except (OSError, sqlite3.Error) as e:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(f"cannot rescue {self.path} to {dest}: {e}") from e
+        return dest
+
     # Transactions ------------------------------------------------------------------
     def transaction(self) -> _Transaction:
-        """``with store.transaction():`` groups writes so they land together or not at all."""
-        return _Transaction(self.conn)
+        """``with store.transaction():`` groups writes so they land together or not at
+        all; a transaction inside another joins it."""
+        return _Transaction(self)
 
     # Meta --------------------------------------------------------------------------
     def set_meta(self, key: str, value: Any) -> None:
-        self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+        self._run("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return default if row is None else json.loads(row[0])
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return default if not rows else json.loads(rows[0][0])
 
     # Trials ------------------------------------------------------------------------
-    def add_trial(self, sample: dict[str, Any]) -> int:
-        cur = self.conn.execute(
-            "INSERT INTO trials (sample, status, created_at) VALUES (?, 'waiting', ?)",
-            (dumps_arch(sample, indent=None), time.time()),
+    def add_trial(self, sample: dict[str, Any], arch_key: str | None = None) -> int:
+        cur = self._run(
+            "INSERT INTO trials (sample, status, created_at, arch_key) VALUES (?, 'waiting', ?, ?)",
+            (dumps_arch(sample, indent=None), time.time(), arch_key),
         )
         assert cur.lastrowid is not None
         return cur.lastrowid
 
     def mark_running(self, trial_id: int, worker: str | None, at: float) -> None:
-        self.conn.execute(
+        self._run(
             "UPDATE trials SET status = 'running', worker = ?, started_at = ?, attempts = attempts + 1 WHERE id = ?",
             (worker, at, trial_id),
         )
 
     def add_intermediate(self, trial_id: int, step: int, metric: Any, objective: float | None, at: float) -> None:
-        self.conn.execute(
+        self._run(
             "INSERT OR REPLACE INTO intermediates (trial_id, step, metric, objective, at) VALUES (?, ?, ?, ?, ?)",
             (trial_id, step, json.dumps(metric), objective, at),
         )
@@ -184,10 +357,12 @@ class Store:
         at: float | None = None,
         stopped_early: bool = False,
         values: list[float] | tuple[float, ...] | None = None,
+        output: str | None = None,
     ) -> None:
-        self.conn.execute(
+        self._run(
             "UPDATE trials SET status = ?, metric = ?, objective = ?, error = ?, worker = COALESCE(?, worker), "
-            "ended_at = ?, started_at = COALESCE(started_at, ?), stopped_early = ?, objective_values = ? WHERE id = ?",
+            "ended_at = ?, started_at = COALESCE(started_at, ?), stopped_early = ?, objective_values = ?, "
+            "output = ? WHERE id = ?",
             (
                 status,
                 None if metric is None else json.dumps(metric),
@@ -198,53 +373,75 @@ class Store:
                 at,
                 int(stopped_early),
                 None if values is None else json.dumps(list(values)),
+                output,
                 trial_id,
             ),
         )
 
     def delete_trials(self) -> None:
         """Remove every trial and its intermediate results."""
-        self.conn.execute("DELETE FROM intermediates")
-        self.conn.execute("DELETE FROM trials")
+        with self.transaction():
+            self._run("DELETE FROM intermediates")
+            self._run("DELETE FROM trials")
 
-    def requeue_unfinished(self) -> list[int]:
-        """Trials that were waiting or running when a run died go back to waiting."""
-        ids = [
-            r[0] for r in self.conn.execute("SELECT id FROM trials WHERE status IN ('waiting', 'running') ORDER BY id")
-        ]
-        self.conn.execute(
-            "UPDATE trials SET status = 'waiting', worker = NULL, started_at = NULL WHERE status IN ('waiting', 'running')"
-        )
-        self.conn.execute(
-            "DELETE FROM intermediates WHERE trial_id IN (SELECT id FROM trials WHERE status = 'waiting')"
-        )
+    def requeue_unfinished(self, cancelled: bool = False) -> list[int]:
+        """Trials that were waiting or running when a run ended go back to waiting.
+
+        ``cancelled``: the run itself cancelled the running ones (Ctrl-C, shutdown), so
+        their last attempt does not count against them.
+        """
+        unfinished = "status IN ('waiting', 'running')"
+        with self.transaction():
+            ids = [r[0] for r in self._rows(f"SELECT id FROM trials WHERE {unfinished} ORDER BY id")]
+            if cancelled:
+                self._run("UPDATE trials SET attempts = MAX(attempts - 1, 0) WHERE status = 'running'")
+            self._run(f"UPDATE trials SET status = 'waiting', worker = NULL, started_at = NULL WHERE {unfinished}")
+            self._run("DELETE FROM intermediates WHERE trial_id IN (SELECT id FROM trials WHERE status = 'waiting')")
         return ids
+
+    def fail_exhausted(self, max_attempts: int, reason: str) -> list[int]:
+        """Mark the waiting or running trials that have had ``max_attempts`` attempts
+        as failed, with ``reason`` as their error (``{attempts}`` in it is replaced by
+        their count); returns their ids."""
+        now = time.time()
+        with self.transaction():
+            rows = self._rows(
+                "SELECT id, attempts FROM trials WHERE status IN ('waiting', 'running') AND attempts >= ? ORDER BY id",
+                (max_attempts,),
+            )
+            for trial_id, attempts in rows:
+                self._run(
+                    "UPDATE trials SET status = 'failed', error = ?, ended_at = ?, "
+                    "started_at = COALESCE(started_at, ?) WHERE id = ?",
+                    (reason.replace("{attempts}", str(attempts)), now, now, trial_id),
+                )
+        return [trial_id for trial_id, _ in rows]
 
     def trials(self, status: str | None = None) -> list[TrialRecord]:
         query = f"SELECT {self._columns} FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
-        return [self._record(row) for row in self.conn.execute(query, (status,) if status else ())]
+        return [self._record(row) for row in self._rows(query, (status,) if status else ())]
 
     def trial(self, trial_id: int) -> TrialRecord:
-        row = self.conn.execute(f"SELECT {self._columns} FROM trials WHERE id = ?", (trial_id,)).fetchone()
-        if row is None:
+        rows = self._rows(f"SELECT {self._columns} FROM trials WHERE id = ?", (trial_id,))
+        if not rows:
             raise StoreError(f"no trial {trial_id} in {self.path}")
-        return self._record(row)
+        return self._record(rows[0])
 
     def intermediates(self, trial_id: int) -> list[tuple[int, Any, float | None]]:
-        rows = self.conn.execute(
+        rows = self._rows(
             "SELECT step, metric, objective FROM intermediates WHERE trial_id = ? ORDER BY step", (trial_id,)
         )
         return [(step, json.loads(metric), objective) for step, metric, objective in rows]
 
     def counts(self) -> dict[str, int]:
         out = dict.fromkeys(("waiting", "running", "succeeded", "failed"), 0)
-        for status, n in self.conn.execute("SELECT status, COUNT(*) FROM trials GROUP BY status"):
+        for status, n in self._rows("SELECT status, COUNT(*) FROM trials GROUP BY status"):
             out[status] = n
         return out
 
     def best(self, direction: str, k: int = 1) -> list[TrialRecord]:
         order = "DESC" if direction == "maximize" else "ASC"
-        rows = self.conn.execute(
+        rows = self._rows(
             f"SELECT {self._columns} FROM trials WHERE status = 'succeeded' AND objective IS NOT NULL "
             f"ORDER BY objective {order}, id LIMIT ?",
             (k,),
@@ -254,7 +451,7 @@ class Store:
     @staticmethod
     def _record(row: tuple[Any, ...]) -> TrialRecord:
         (tid, sample, status, objective, metric, error, worker, created, started, ended, attempts, stopped, values) = (
-            row
+            row[:13]
         )
         return TrialRecord(
             tid,
@@ -270,18 +467,62 @@ class Store:
             attempts,
             bool(stopped),
             None if values is None else tuple(json.loads(values)),
+            row[13],
+            row[14],
         )
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.joined = False
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.joined = self.store.conn.in_transaction
+        if not self.joined:
+            self.store._run("BEGIN IMMEDIATE")  # waits out another program's write lock
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        self.conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        conn = self.store.conn
+        if self.joined or not conn.in_transaction:  # joined an outer one, or SQLite rolled back already
+            return
+        if exc_type is not None:
+            conn.execute("ROLLBACK")
+            return
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.DatabaseError as e:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise store_error(e, self.store.path, writing=True) from e
+
+
+def _cannot_create(path: Path, e: BaseException) -> StoreError:
+    reason = unwritable_reason(path)
+    return readonly_error(reason) if reason else StoreError(f"cannot create {path}: {e}")
+
+
+def _remove_stale_creations(path: Path) -> None:
+    """Remove the temporary files of :meth:`Store.create` s that were killed."""
+    prefix = f".{path.name}.creating-"
+    for leftover in path.parent.glob(f"{prefix}*"):
+        pid = leftover.name[len(prefix) :].split("-")[0]
+        try:
+            stale = not _alive(int(pid)) or time.time() - leftover.stat().st_mtime > _STALE_CREATION
+        except (ValueError, OSError):
+            continue
+        if stale:
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True
 
 
 def iter_experiments(root: str | Path) -> Iterator[Path]:
