@@ -7,7 +7,8 @@ gap to the table's optimum; plus the strategy's own overhead per query (ask + te
 
 Targets (issue 4): every non-random strategy beats Random's mean at 100 queries;
 RegularizedEvolution >= 84.20 at 100 and >= 84.55 at 200 (optimum 84.89);
-overhead < 2 ms/query for Random/Evolution, < 50 ms for TPE/RL.
+overhead < 2 ms/query for Random/Evolution, < 50 ms for TPE/RL. Also prints how
+long the first load of the table took (the shipped .csv.xz, or $ARCHSMITH_NASBENCH201).
 
 Run: ``.venv/bin/python benchmarks/nb201_strategies.py [--seeds 30]``.
 """
@@ -59,10 +60,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=30)
     parser.add_argument("--only", nargs="*", help="strategy names to run (default: all)")
     args = parser.parse_args()
-    table = NasBench201Table.load()
+    start = time.perf_counter()
+    table = NasBench201Table.load()  # the first load in this process: decompress and parse the whole table
+    loaded = time.perf_counter() - start
     space = NasBench201Space().search_space
     _, optimum = table.best("cifar10", "val")
     print(f"NAS-Bench-201, 12-epoch CIFAR-10 validation accuracy; optimum {optimum:.2f}; {args.seeds} seeds")
+    print(f"table: {len(table)} cells from {table.path.name if table.path else '?'}, loaded in {loaded * 1e3:.0f} ms")
     header = (
         f"{'strategy':<28} {'queries':>7} {'best val (mean +- std)':>24} {'its test':>16} {'gap':>6} {'ms/query':>9}"
     )

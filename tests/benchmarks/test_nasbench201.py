@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import json
+import lzma
+import os
 import pickle
-import shutil
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -21,9 +27,11 @@ from archsmith.benchmarks.nasbench201 import (
     NasBench201Space,
     NasBench201Table,
     default_path,
+    packaged_file,
     sample_to_string,
     string_to_sample,
 )
+from archsmith.benchmarks.nasbench201._table import PACKAGED_FILE, PATH_VARIABLE
 from archsmith.execution import ENGINES
 from archsmith.experiment import ExperimentConfig, read_experiment
 from archsmith.experiment._experiment import Experiment
@@ -31,6 +39,12 @@ from archsmith.nn import MutableModule
 
 BEST = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|nor_conv_1x1~1|nor_conv_3x3~2|"
 FIRST = "|avg_pool_3x3~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|skip_connect~2|"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _csv_lines() -> list[str]:
+    """The shipped table as CSV lines (header first)."""
+    return lzma.decompress(packaged_file().read_bytes()).decode("utf-8").splitlines()
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +57,8 @@ def table() -> NasBench201Table:
 
 def test_the_table_holds_every_cell_with_the_documented_facts(table: NasBench201Table) -> None:
     assert len(table) == 15625
-    assert default_path().name == "mini_bench_12ep.csv"
+    assert default_path() == packaged_file() and packaged_file().name == PACKAGED_FILE
+    assert table.path == packaged_file()
     assert table.best("cifar10", "val") == (BEST, pytest.approx(84.892))
     assert table.index(BEST) == 13714
     assert table.index(FIRST) == 0
@@ -89,7 +104,7 @@ def test_bad_queries_say_what_is_wrong(table: NasBench201Table, arch, dataset, m
 
 
 def test_another_file_of_the_same_shape_loads_and_bad_files_are_named(table: NasBench201Table, tmp_path: Path) -> None:
-    lines = default_path().read_text().splitlines()
+    lines = _csv_lines()
     small = tmp_path / "small.csv"
     small.write_text("\n".join(lines[:3]) + "\n")
     sub = NasBench201Table.load(small)
@@ -104,14 +119,163 @@ def test_another_file_of_the_same_shape_loads_and_bad_files_are_named(table: Nas
         NasBench201Table.load(broken)
 
 
-def test_the_default_path_can_be_overridden(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_the_default_path_can_be_overridden(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, table: NasBench201Table
+) -> None:
     copy = tmp_path / "nb201.csv"
-    shutil.copy(default_path(), copy)
-    monkeypatch.setenv("ARCHSMITH_NASBENCH201", str(copy))
+    copy.write_text("\n".join(_csv_lines()[:3]) + "\n")
+    monkeypatch.setenv(PATH_VARIABLE, str(copy))
     assert default_path() == copy
-    monkeypatch.setenv("ARCHSMITH_NASBENCH201", str(tmp_path / "nowhere.csv"))
-    with pytest.raises(BenchmarkError, match="does not exist"):
+    assert len(NasBench201Table.load()) == 2
+    assert len(NasBench201Table.load(packaged_file())) == 15625  # an explicit path wins over the variable
+
+
+@pytest.mark.parametrize("where", ["nowhere.csv", "a directory"])
+def test_a_bad_variable_names_itself_and_the_fix(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, where: str) -> None:
+    bad = tmp_path / where
+    if where == "a directory":
+        bad.mkdir()
+    monkeypatch.setenv(PATH_VARIABLE, str(bad))
+    with pytest.raises(BenchmarkError) as info:
         NasBench201Table.load()
+    message = str(info.value)
+    assert f"${PATH_VARIABLE} is set to {str(bad)!r}, which is not a file" in message
+    assert "unset it to use the table shipped with archsmith" in message
+    with pytest.raises(BenchmarkError, match=PATH_VARIABLE):
+        NasBench201Evaluator()  # the evaluator loads its table at construction: the same message
+
+
+def test_compressed_and_plain_files_read_the_same(tmp_path: Path, table: NasBench201Table) -> None:
+    text = "\n".join(_csv_lines()[:50]) + "\n"
+    (tmp_path / "t.csv").write_text(text)
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(text.encode()))
+    (tmp_path / "t.csv.xz").write_bytes(lzma.compress(text.encode()))
+    tables = [NasBench201Table.load(tmp_path / name) for name in ("t.csv", "t.csv.gz", "t.csv.xz")]
+    assert all(len(t) == 49 for t in tables)
+    assert {a: t.query_all(a) for t in tables[1:] for a in t.archs()} == {
+        a: tables[0].query_all(a) for a in tables[0].archs()
+    }
+    assert tables[0].query_all(FIRST) == table.query_all(FIRST) and tables[0].index(FIRST) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("bad.csv.xz", b"not xz at all", "cannot read it as an NB201 table"),
+        ("bad.csv.gz", b"not gzip", "cannot read it as an NB201 table"),
+        ("latin1.csv", "arch,cellstr\n0,caf\xe9\n".encode("latin-1"), "cannot read it as an NB201 table"),
+        ("empty.csv", b"", r"columns \['cellstr', .*\] are missing"),
+        (
+            "header.csv",
+            (
+                "arch,cellstr,"
+                + ",".join(f"{d}-{m}" for d in ("cifar10", "cifar100", "imagenet") for m in ("val", "test"))
+                + "\n"
+            ).encode(),
+            "has no rows",
+        ),
+        (
+            "short.csv",
+            b"arch,cellstr,cifar10-val,cifar10-test,cifar100-val,cifar100-test,imagenet-val,imagenet-test\n0,"
+            + FIRST.encode()
+            + b",1,2\n",
+            "row 2",
+        ),
+        (
+            "badcell.csv",
+            b"arch,cellstr,cifar10-val,cifar10-test,cifar100-val,cifar100-test,imagenet-val,imagenet-test\n0,|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|,1,2,3,4,5,6\n",
+            "row 2: .*unknown operation 'conv'",
+        ),
+        (
+            "twice.csv",
+            b"arch,cellstr,cifar10-val,cifar10-test,cifar100-val,cifar100-test,imagenet-val,imagenet-test\n"
+            + b"".join(b"%d," % i + FIRST.encode() + b",1,2,3,4,5,6\n" for i in range(2)),
+            "row 3: .* is in the table twice",
+        ),
+    ],
+)
+def test_a_bad_table_file_is_named_with_what_is_wrong(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    file = tmp_path / name
+    file.write_bytes(content)
+    with pytest.raises(BenchmarkError, match=message) as info:
+        NasBench201Table.load(file)
+    assert str(file) in str(info.value)
+
+
+def _python(code: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter in ``cwd``, without $ARCHSMITH_NASBENCH201."""
+    clean = {k: v for k, v in os.environ.items() if k != PATH_VARIABLE}
+    clean["PYTHONPATH"] = str(REPO)  # this checkout's archsmith, whatever the venv has installed
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=cwd,
+        env={**clean, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_shipped_table_loads_from_anywhere_and_nothing_reads_a_shared_folder(tmp_path: Path) -> None:
+    # cwd outside the checkout and no variable: only the file inside the package can answer.
+    # An audit hook records every file the process opens while loading.
+    code = """
+        import json, sys
+        from archsmith.benchmarks.nasbench201 import NasBench201Table, packaged_file
+        opened = []
+        sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+        table = NasBench201Table.load()
+        best, value = table.best("cifar10", "val")
+        print(json.dumps({"rows": len(table), "best": value, "index": table.index(best),
+                          "path": str(table.path), "packaged": str(packaged_file()), "opened": opened}))
+    """
+    result = _python(code, tmp_path)
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    assert facts["rows"] == 15625 and round(facts["best"], 2) == 84.89 and facts["index"] == 13714
+    assert facts["path"] == facts["packaged"] == str(REPO / "archsmith/benchmarks/nasbench201/data" / PACKAGED_FILE)
+    assert [f for f in facts["opened"] if f.endswith((".csv", ".xz", ".gz"))] == [facts["path"]]
+    assert not [f for f in facts["opened"] if "shared" in Path(f).parts]
+
+
+def test_a_bad_variable_fails_clearly_in_a_fresh_process(tmp_path: Path) -> None:
+    code = """
+        from archsmith.benchmarks.nasbench201 import NasBench201Table
+        NasBench201Table.load()
+    """
+    result = _python(code, tmp_path, {PATH_VARIABLE: str(tmp_path / "missing.csv")})
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("archsmith.benchmarks.nasbench201._table.BenchmarkError: $ARCHSMITH_NASBENCH201 is set to")
+    assert "missing.csv" in last and "shipped with archsmith" in last
+
+
+def test_importing_reads_no_table() -> None:
+    # The table is read on first use: importing the packages opens no data file.
+    code = """
+        import sys
+        opened = []
+        sys.addaudithook(lambda event, args: opened.append(str(args[0])) if event == "open" else None)
+        import archsmith.benchmarks
+        assert "archsmith.benchmarks.nasbench201" not in sys.modules, "import archsmith.benchmarks stays cheap"
+        import archsmith.benchmarks.nasbench201 as nb
+        from archsmith.benchmarks.nasbench201 import _table
+        assert _table._CACHE == {}
+        assert not [f for f in opened if f.endswith((".csv", ".xz", ".gz"))], opened
+    """
+    result = _python(code, REPO)
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_table_is_declared_as_package_data() -> None:
+    # setuptools puts into a wheel what pyproject's package-data globs match: the
+    # shipped table and its provenance must both match.
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    globs = config["tool"]["setuptools"]["package-data"]["archsmith.benchmarks.nasbench201"]
+    package = REPO / "archsmith" / "benchmarks" / "nasbench201"
+    matched = {p.relative_to(package).as_posix() for g in globs for p in package.glob(g)}
+    assert matched == {f"data/{PACKAGED_FILE}", "data/README.md"}
 
 
 # The mapping ----------------------------------------------------------------------
@@ -158,7 +322,7 @@ def test_frozen_cells_match_the_parameter_formula_and_run(arch: str) -> None:
     model = space.freeze(space.string_to_sample(arch))
     params = sum(p.numel() for p in model.parameters())
     n3, n1 = arch.count("nor_conv_3x3"), arch.count("nor_conv_1x1")
-    assert params == 72656 + 65 * 10 + 243040 * n3 + 28000 * n1  # SOURCES.md, exact for this space
+    assert params == 72656 + 65 * 10 + 243040 * n3 + 28000 * n1  # data/README.md's source, exact for this space
     assert not [m for m in model.modules() if isinstance(m, MutableModule)]  # a plain model
     out = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10) and torch.isfinite(out).all()
@@ -218,7 +382,7 @@ def test_resume_continues_without_losing_trials(tmp_path: Path) -> None:
 
 
 def test_other_datasets_metrics_concurrency_and_failures(tmp_path: Path, table: NasBench201Table) -> None:
-    lines = default_path().read_text().splitlines()
+    lines = _csv_lines()
     small = tmp_path / "small.csv"
     small.write_text("\n".join(lines[:200]) + "\n")  # most samples are missing: failed trials
     evaluator = NasBench201Evaluator("cifar100", "test", table=small)

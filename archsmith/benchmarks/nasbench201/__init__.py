@@ -1,5 +1,6 @@
 """NAS-Bench-201: the table (15,625 cells, 12-epoch accuracies), its model space
-and the ``"benchmark"`` engine that answers trials by lookup."""
+and the ``"benchmark"`` engine that answers trials by lookup. The table ships in
+``data/`` (xz-compressed) and is read the first time it is used."""
 
 from ._engine import BenchmarkEngine, NasBench201Evaluator
 from ._space import OP_FACTORIES, NasBench201Space
@@ -11,6 +12,7 @@ from ._table import (
     BenchmarkError,
     NasBench201Table,
     default_path,
+    packaged_file,
     sample_to_string,
     string_to_sample,
 )
@@ -27,6 +29,7 @@ __all__ = [
     "NasBench201Space",
     "NasBench201Table",
     "default_path",
+    "packaged_file",
     "sample_to_string",
     "string_to_sample",
 ]

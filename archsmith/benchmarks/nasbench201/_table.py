@@ -1,15 +1,18 @@
 """The NAS-Bench-201 table: 15,625 cells -> accuracies (12-epoch training).
 
 Imports only the standard library and :mod:`archsmith.space`; the CSV is read with
-:mod:`csv` and kept in plain dicts, so a query is one dict lookup.
+:mod:`csv` and kept in plain dicts, so a query is one dict lookup. The table ships
+inside the package (``data/mini_bench_12ep.csv.xz``) and is read on first use.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,8 @@ EDGES: tuple[tuple[int, int], ...] = tuple((j, i) for j in range(1, NUM_NODES) f
 """The six edges ``(j, i)`` (node ``j`` reads node ``i``) in NB201 string order."""
 
 DEFAULT_LABEL = "cell"
-DEFAULT_FILE = Path("shared", "data", "nasbench201", "mini_bench_12ep.csv")
+PACKAGED_FILE = "mini_bench_12ep.csv.xz"
+"""The table shipped in ``archsmith/benchmarks/nasbench201/data/`` (see its README.md)."""
 PATH_VARIABLE = "ARCHSMITH_NASBENCH201"
 _COLUMNS = tuple(f"{d}-{m}" for d in DATASETS for m in METRICS)
 _EDGE_LABEL = re.compile(r"^(.*)/(\d+)_(\d+)$")
@@ -107,26 +111,41 @@ def _edge_labels(label: str) -> list[str]:
 # Finding and loading the file -----------------------------------------------------
 
 
+def packaged_file() -> Path:
+    """The table shipped inside the package (xz-compressed CSV, read with
+    :mod:`importlib.resources`, so it works from a wheel or ``pip install``)."""
+    resource = resources.files(__package__ or "archsmith.benchmarks.nasbench201") / "data" / PACKAGED_FILE
+    # A package on disk (a checkout, a wheel installed by pip) gives a real path.
+    return resource if isinstance(resource, Path) else Path(str(resource))
+
+
+def _decompress(suffix: str, data: bytes) -> bytes:
+    """``data`` uncompressed by the file's suffix (``.xz``, ``.gz``, else as is);
+    each codec is imported only when used, so importing the package stays cheap."""
+    if suffix == ".xz":
+        import lzma
+
+        return lzma.decompress(data)
+    if suffix == ".gz":
+        import gzip
+
+        return gzip.decompress(data)
+    return data
+
+
 def default_path() -> Path:
-    """Where the table is: ``$ARCHSMITH_NASBENCH201`` if set, else the first
-    ``shared/data/nasbench201/mini_bench_12ep.csv`` found in the project root, one
-    of its parents (``../shared`` next to a checkout) or the working directory."""
+    """The file :meth:`NasBench201Table.load` reads by default:
+    ``$ARCHSMITH_NASBENCH201`` if set, else the table shipped with archsmith
+    (:func:`packaged_file`)."""
     env = os.environ.get(PATH_VARIABLE)
-    if env:
-        return Path(env).expanduser()
-    here = Path(__file__).resolve()
-    roots = [*here.parents[3:], Path.cwd().resolve(), *Path.cwd().resolve().parents]
-    for root in roots:
-        candidate = root / DEFAULT_FILE
-        if candidate.is_file():
-            return candidate
-    raise BenchmarkError(
-        f"the NAS-Bench-201 table {DEFAULT_FILE} was not found next to the project ({here.parents[3]}) "
-        f"or its parents; pass NasBench201Table.load(path=...) or set ${PATH_VARIABLE} to the CSV file"
-    )
+    return Path(env).expanduser() if env else packaged_file()
 
 
 _CACHE: dict[tuple[str, float], NasBench201Table] = {}
+_CELL = re.compile(
+    "\\+".join("".join(rf"\|(?:{'|'.join(OPS)})~{i}" for i in range(j)) + r"\|" for j in range(1, NUM_NODES))
+)
+"""A well-formed NB201 cell string: a match is valid, a miss is explained by string_to_sample."""
 
 
 class NasBench201Table:
@@ -147,11 +166,25 @@ class NasBench201Table:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str] | None = None) -> NasBench201Table:
-        """Read the CSV (columns ``arch`` (index), ``cellstr`` and
-        ``<dataset>-<metric>`` for cifar10/cifar100/imagenet x val/test). A file is
-        read once per process (cached by path and modification time)."""
-        file = Path(path).expanduser() if path is not None else default_path()
+        """Read a table: ``path``, else ``$ARCHSMITH_NASBENCH201``, else the one
+        shipped with archsmith. A file is a CSV (plain, ``.xz`` or ``.gz``) with
+        columns ``arch`` (index), ``cellstr`` and ``<dataset>-<metric>`` for
+        cifar10/cifar100/imagenet x val/test. Nothing is read until this is
+        called, and a file is read once per process (cached by path and
+        modification time)."""
+        env = os.environ.get(PATH_VARIABLE) if path is None else None
+        file = Path(path if path is not None else env or packaged_file()).expanduser()
         if not file.is_file():
+            if env:
+                raise BenchmarkError(
+                    f"${PATH_VARIABLE} is set to {env!r}, which is not a file; point it at a NAS-Bench-201 table "
+                    f"(.csv, .csv.xz or .csv.gz) or unset it to use the table shipped with archsmith"
+                )
+            if path is None:
+                raise BenchmarkError(
+                    f"the NAS-Bench-201 table shipped with archsmith ({file}) is missing: the installation is "
+                    f"incomplete; reinstall archsmith, or set ${PATH_VARIABLE} to the CSV file"
+                )
             raise BenchmarkError(f"NAS-Bench-201 table {file} does not exist (or is not a file)")
         key = (str(file.resolve()), file.stat().st_mtime)
         if key not in _CACHE:
@@ -160,24 +193,38 @@ class NasBench201Table:
 
     @classmethod
     def _read(cls, file: Path) -> NasBench201Table:
+        try:
+            text = _decompress(file.suffix, file.read_bytes()).decode("utf-8")
+        except Exception as e:  # OSError, lzma.LZMAError, gzip.BadGzipFile, EOFError, UnicodeDecodeError
+            raise BenchmarkError(
+                f"{file}: cannot read it as an NB201 table (a UTF-8 CSV, plain, .xz or .gz): {e}"
+            ) from None
+        reader = csv.reader(io.StringIO(text, newline=""))
+        header = next(reader, [])
+        missing = [c for c in ("cellstr", *_COLUMNS) if c not in header]
+        if missing:
+            raise BenchmarkError(f"{file}: not an NB201 table, columns {missing} are missing")
+        cell, index = header.index("cellstr"), header.index("arch") if "arch" in header else None
+        columns = [(col, header.index(col)) for col in _COLUMNS]
         rows: dict[str, dict[str, float]] = {}
         indices: dict[str, int] = {}
-        with file.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            missing = [c for c in ("cellstr", *_COLUMNS) if c not in (reader.fieldnames or [])]
-            if missing:
-                raise BenchmarkError(f"{file}: not an NB201 table, columns {missing} are missing")
-            for n, row in enumerate(reader):
-                arch = row["cellstr"]
-                try:
+        for n, row in enumerate(reader):
+            try:
+                arch = row[cell]
+                if not _CELL.fullmatch(arch):  # the regex is the fast check; the parser names the fault
                     string_to_sample(arch)
-                    rows[arch] = {col: float(row[col]) for col in _COLUMNS}
-                except (BenchmarkError, ValueError) as e:
-                    raise BenchmarkError(f"{file}, row {n + 2}: {e}") from None
-                indices[arch] = int(row["arch"]) if row.get("arch") not in (None, "") else n
+                    raise BenchmarkError(f"{arch!r} is not an NB201 cell string")
+                if arch in rows:
+                    raise BenchmarkError(f"{arch!r} is in the table twice")
+                rows[arch] = {col: float(row[i]) for col, i in columns}
+                indices[arch] = int(row[index]) if index is not None and row[index] != "" else n
+            except (BenchmarkError, ValueError, IndexError) as e:
+                raise BenchmarkError(f"{file}, row {n + 2}: {e}") from None
         if not rows:
             raise BenchmarkError(f"{file}: the table has no rows")
-        return cls(rows, indices, file)
+        table = cls.__new__(cls)  # the rows are already floats: skip __init__'s copy
+        table._rows, table._indices, table.path = rows, indices, file
+        return table
 
     def __len__(self) -> int:
         return len(self._rows)
