@@ -5,7 +5,10 @@ Prints:
   included: in-process engine (target <= 3 ms/trial) and process engine with 2
   workers (target <= 20 ms/trial; worker start-up excluded, reported apart);
 - time from ``run()`` to the first trial starting;
-- throughput of 2 workers vs 1 on CPU-bound trials (target >= 1.8x).
+- throughput of 2 workers vs 1 on CPU-bound trials (target >= 1.8x);
+- whether a run slows as it grows: the rate of the last 200 of 5,000 instant
+  in-process trials vs the first 200, with de-duplicating strategies (target
+  >= 80%: the store is written incrementally, not rewritten per trial).
 
 For scale: on this machine NNI 3.0's local training service spends about 3 s per
 trial and 2.4 s before the first one; its in-process engine about 6 ms per trial.
@@ -74,6 +77,25 @@ def run(engine: str, concurrency: int, trials: int, fn: object, root: Path) -> t
     return wall, first - start, counted / (last - steady)
 
 
+class Wide(nn.ModelSpace):
+    """10**6 architectures: room for thousands of distinct trials."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.Sequential(*[nn.Linear(4, nn.choice(f"w{i}", list(range(1, 11)))) for i in range(6)])
+
+
+def growth(strategy_: strategy.Strategy, trials: int, root: Path) -> tuple[float, float]:
+    """Trials/s over the first 200 and the last 200 of a run of ``trials``."""
+    workdir = root / f"growth-{type(strategy_).__name__}"
+    config = ExperimentConfig(max_trials=trials, engine="inprocess", workdir=workdir, seed=0, direction="maximize")
+    Experiment(Wide(), FunctionalEvaluator(instant), strategy_, config).run()  # type: ignore[arg-type]
+    with sqlite3.connect(workdir / "experiment.db") as db:
+        ends = [row[0] for row in db.execute("SELECT ended_at FROM trials ORDER BY id")]
+    window = 200
+    return window / (ends[window] - ends[0]), window / (ends[-1] - ends[-window - 1])
+
+
 def main() -> None:
     import contextlib
     import io
@@ -91,6 +113,13 @@ def main() -> None:
                 *_, one = run("process", 1, 24, cpu_bound, root / f"r{rep}")
                 *_, two = run("process", 2, 24, cpu_bound, root / f"r{rep}")
                 pairs.append((one, two))
+            grown = {
+                name: growth(make(), 5000, root)
+                for name, make in (
+                    ("Random", strategy.Random),
+                    ("RegularizedEvolution", lambda: strategy.RegularizedEvolution(population_size=50)),
+                )
+            }
         print(f"in-process engine: {inproc_wall / TRIALS * 1e3:.2f} ms/trial over {TRIALS} trials   target <= 3 ms")
         print(
             f"process engine (2 workers): {(proc_wall - proc_first) / TRIALS * 1e3:.2f} ms/trial over {TRIALS} trials "
@@ -105,6 +134,11 @@ def main() -> None:
             f"CPU-bound trials (24 x ~0.3 s), steady throughput 1 vs 2 workers, trials/s: {shown} "
             f"-> median {ratios[1]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f})   target >= 1.8x"
         )
+        for name, (first, last) in grown.items():
+            print(
+                f"5,000 instant in-process trials, {name} (dedup): first 200 {first:.0f}/s, last 200 {last:.0f}/s "
+                f"-> {last / first:.0%}   target >= 80%"
+            )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import math
+import os
 import re
 import time
 from dataclasses import asdict, dataclass, field
@@ -45,9 +48,98 @@ def _positive_int(name: str, value: Any, allow_none: bool = False, minimum: int 
         raise ConfigError(f"{name} must be an integer >= {minimum}{' or None' if allow_none else ''}, got {value!r}")
 
 
+#: NNI's ``RetiariiExeConfig`` / ``ExperimentConfig`` names -> archsmith's field
+#: (``None``: no such setting here, with the reason).
+NNI_NAMES: dict[str, tuple[str | None, str]] = {
+    "max_trial_number": ("max_trials", ""),
+    "trial_concurrency": ("concurrency", ""),
+    "max_experiment_duration": ("max_duration", ""),
+    "max_trial_duration": ("trial_timeout", ""),
+    "trial_gpu_number": ("gpus_per_trial", ""),
+    "execution_engine": ("engine", "'process' (local worker processes), 'inprocess', 'benchmark', ..."),
+    "training_service": ("engine", "'process' runs trials on this machine, like NNI's 'local'"),
+    "experiment_name": ("name", ""),
+    "experiment_working_directory": ("workdir", ""),
+    "random_seed": ("seed", ""),
+    "debug": ("engine", "engine='inprocess' runs trials in this process, where pdb works"),
+    "trial_command": (None, "archsmith runs the evaluator function itself; there is no trial command"),
+    "trial_code_directory": (None, "workers receive the evaluator and space by value; there is no code directory"),
+    "use_active_gpu": (None, "GPUs are given per trial with gpus_per_trial"),
+    "search_space": (None, "the search space is the model space's choices"),
+    "tuner": (None, "pass a strategy to Experiment(...)"),
+}
+
+
+def _check_max_trials(value: Any) -> None:
+    _positive_int("max_trials", value, allow_none=True)
+
+
+def _check_concurrency(value: Any) -> None:
+    _positive_int("concurrency", value)
+
+
+def _check_gpus(value: Any) -> None:
+    _positive_int("gpus_per_trial", value, minimum=0)
+
+
+def _check_max_attempts(value: Any) -> None:
+    _positive_int("max_attempts", value)
+
+
+def _check_engine(value: Any) -> None:
+    from archsmith.execution import ENGINES
+
+    if not isinstance(value, str) or value not in ENGINES:
+        raise ConfigError(f"unknown engine {value!r}; the registered engines are {sorted(ENGINES)}")
+
+
+def _check_timeout(value: Any) -> None:
+    if value is not None and (
+        isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0  # also rejects NaN
+    ):
+        raise ConfigError(f"trial_timeout must be a positive number of seconds or None, got {value!r}")
+
+
+def _check_seed(value: Any) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"seed must be an integer or None, got {value!r}")
+
+
+def _check_name(value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or not re.fullmatch(r"[\w.-]+", value) or set(value) == {"."}):
+        raise ConfigError(f"name must be letters, digits, '.', '_' or '-' (it names a directory), got {value!r}")
+
+
+def _check_path(name: str) -> Any:
+    def check(value: Any) -> None:
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(f"{name} must be a directory path or None, got {value!r}")
+
+    return check
+
+
+#: One check per plain field, run on every assignment.
+_CHECKS = {
+    "max_trials": _check_max_trials,
+    "max_duration": parse_duration,
+    "concurrency": _check_concurrency,
+    "engine": _check_engine,
+    "trial_timeout": _check_timeout,
+    "seed": _check_seed,
+    "name": _check_name,
+    "workdir": _check_path("workdir"),
+    "gpus_per_trial": _check_gpus,
+    "max_attempts": _check_max_attempts,
+    "warm_start": _check_path("warm_start"),
+}
+_DERIVED = ("max_duration_seconds", "objectives", "directions")
+
+
 @dataclass
 class ExperimentConfig:
-    """How an experiment runs.
+    """How an experiment runs. Every field is checked when the config is built
+    and again on every assignment; an unknown name (NNI's ``max_trial_number``,
+    a typo) is refused with the right one.
 
     - ``max_trials``, ``max_duration`` (seconds or ``"10m"``): the budget; the run
       also ends when the strategy is exhausted, or on Ctrl-C;
@@ -64,7 +156,18 @@ class ExperimentConfig:
     - ``seed``: every random decision of the search derives from it (chosen at
       random and recorded if ``None``);
     - ``name`` and ``workdir``: where the store lives (default
-      ``./archsmith-experiments/<name>``).
+      ``./archsmith-experiments/<name>``);
+    - ``max_attempts``: how many times a trial may take the driver down with it
+      (in-process engine) before it is recorded as failed instead of re-run on resume;
+    - ``warm_start``: the directory of an earlier run of the same space; its
+      finished trials are copied into this run and told to the strategy, not re-run
+      (how to go on with another strategy).
+
+    >>> cfg = ExperimentConfig(max_trials=10, direction="maximize")
+    >>> cfg.max_trial_number = 3
+    Traceback (most recent call last):
+    ...
+    archsmith.experiment._config.ConfigError: ExperimentConfig has no field 'max_trial_number' (NNI's name): use max_trials
     """
 
     max_trials: int | None = None
@@ -78,37 +181,48 @@ class ExperimentConfig:
     name: str | None = None
     workdir: str | Path | None = None
     gpus_per_trial: int = 0
+    max_attempts: int = 2
+    warm_start: str | Path | None = None
     max_duration_seconds: float | None = field(init=False, default=None, repr=False)
     #: ``objective`` as a tuple of names, and one direction (or ``None``) per name.
     objectives: tuple[str, ...] = field(init=False, default=("default",), repr=False)
     directions: tuple[str | None, ...] = field(init=False, default=(None,), repr=False)
 
     def __post_init__(self) -> None:
-        _positive_int("max_trials", self.max_trials, allow_none=True)
-        self.max_duration_seconds = parse_duration(self.max_duration)
-        _positive_int("concurrency", self.concurrency)
-        _positive_int("gpus_per_trial", self.gpus_per_trial, minimum=0)
-        from archsmith.execution import ENGINES
-
-        if self.engine not in ENGINES:
-            raise ConfigError(f"unknown engine {self.engine!r}; choose one of {sorted(ENGINES)}")
-        if self.trial_timeout is not None and (
-            isinstance(self.trial_timeout, bool)
-            or not isinstance(self.trial_timeout, (int, float))
-            or not self.trial_timeout > 0  # also rejects NaN
-        ):
-            raise ConfigError(f"trial_timeout must be a positive number of seconds or None, got {self.trial_timeout!r}")
-        self.objectives, self.directions = _objectives(self.objective, self.direction)
-        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
-            raise ConfigError(f"seed must be an integer or None, got {self.seed!r}")
-        if self.name is not None and (
-            not isinstance(self.name, str) or not re.fullmatch(r"[\w.-]+", self.name) or set(self.name) == {"."}
-        ):
-            raise ConfigError(
-                f"name must be letters, digits, '.', '_' or '-' (it names a directory), got {self.name!r}"
-            )
+        for name, check in _CHECKS.items():
+            check(getattr(self, name))
+        self._set("max_duration_seconds", parse_duration(self.max_duration))
+        names, directions = _objectives(self.objective, self.direction)
+        self._set("objectives", names)
+        self._set("directions", directions)
         if self.name is None and self.workdir is None:
-            self.name = time.strftime("exp-%Y%m%d-%H%M%S")
+            self._set("name", time.strftime("exp-%Y%m%d-%H%M%S"))
+        self._set("_checked", True)
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in _CHECKS and name not in ("objective", "direction"):
+            raise ConfigError(_unknown_field(name))
+        if not self.__dict__.get("_checked"):  # __init__ assigns; __post_init__ checks them together
+            self._set(name, value)
+            return
+        if name in ("objective", "direction"):
+            objective = value if name == "objective" else self.objective
+            direction = value if name == "direction" else self.direction
+            if name == "objective" and isinstance(value, dict):
+                direction = None  # a dict carries the directions
+            names, directions = _objectives(objective, direction)
+            self._set("objective", objective)
+            self._set("direction", direction)
+            self._set("objectives", names)
+            self._set("directions", directions)
+            return
+        _CHECKS[name](value)
+        self._set(name, value)
+        if name == "max_duration":
+            self._set("max_duration_seconds", parse_duration(value))
 
     @property
     def directory(self) -> Path:
@@ -119,10 +233,42 @@ class ExperimentConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
-        for derived in ("max_duration_seconds", "objectives", "directions"):
+        for derived in _DERIVED:
             data.pop(derived)
-        data["workdir"] = None if self.workdir is None else str(self.workdir)
+        for path in ("workdir", "warm_start"):
+            data[path] = None if data[path] is None else str(data[path])
         return data
+
+
+def _unknown_field(name: str) -> str:
+    if name in _DERIVED:
+        source = "max_duration" if name == "max_duration_seconds" else "objective/direction"
+        return f"ExperimentConfig.{name} is derived from {source}; set that instead"
+    if name in NNI_NAMES:
+        ours, note = NNI_NAMES[name]
+        if ours is None:
+            return f"ExperimentConfig has no field {name!r} (NNI's name): {note}"
+        return f"ExperimentConfig has no field {name!r} (NNI's name): use {ours}" + (f" ({note})" if note else "")
+    close = difflib.get_close_matches(name, [*_CHECKS, "objective", "direction"], n=1)
+    hint = (
+        f"; did you mean {close[0]!r}?" if close else f"; the fields are {sorted([*_CHECKS, 'objective', 'direction'])}"
+    )
+    return f"ExperimentConfig has no field {name!r}{hint}"
+
+
+_generated_init = ExperimentConfig.__init__
+
+
+@functools.wraps(_generated_init)
+def _init(self: ExperimentConfig, *args: Any, **kwargs: Any) -> None:
+    # The dataclass' own __init__ would say "unexpected keyword argument"; name the right field.
+    for name in kwargs:
+        if name not in _CHECKS and name not in ("objective", "direction"):
+            raise ConfigError(_unknown_field(name))
+    _generated_init(self, *args, **kwargs)
+
+
+ExperimentConfig.__init__ = _init  # type: ignore[method-assign]
 
 
 def _direction(value: Any) -> str | None:

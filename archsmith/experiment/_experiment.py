@@ -8,12 +8,16 @@ the strategy's state, so a run killed at any moment resumes exactly.
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import math
 import os
 import random
+import shutil
 import socket
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,12 +31,15 @@ from archsmith.space import ArchsmithError, Space, SpaceError, pareto_front
 from archsmith.strategy import EarlyStopping, FinishedTrial, OneShotStrategy, Strategy
 
 from ._config import ExperimentConfig
+from ._lock import DriverLock, DriverLockError
 from ._progress import ProgressView, Snapshot
 from ._results import pareto_trials, top_trials
-from ._store import STORE_FILE, Store, TrialRecord
+from ._store import STORE_FILE, Store, StoreError, TrialRecord, find_store
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 2.0
+#: Each trial's output goes to ``<workdir>/trials/<id>/output.log``.
+TRIALS_DIR = "trials"
 
 
 class ExperimentError(ArchsmithError, RuntimeError):
@@ -93,11 +100,42 @@ def check_gpus(config: ExperimentConfig) -> None:
         )
 
 
-def make_engine(config: ExperimentConfig) -> Engine:
+def make_engine(config: ExperimentConfig, log_dir: Path | None = None) -> Engine:
+    """The configured engine; trials' output goes under ``log_dir`` where the engine can."""
     cls = ENGINES[config.engine]
     if config.engine == "inprocess":
-        return cls(trial_timeout=config.trial_timeout)  # type: ignore[no-any-return]
-    return cls(concurrency=config.concurrency, trial_timeout=config.trial_timeout, gpus_per_trial=config.gpus_per_trial)  # type: ignore[no-any-return]
+        kwargs: dict[str, Any] = {"trial_timeout": config.trial_timeout}
+    else:
+        kwargs = {
+            "concurrency": config.concurrency,
+            "trial_timeout": config.trial_timeout,
+            "gpus_per_trial": config.gpus_per_trial,
+        }
+    if log_dir is not None and "log_dir" in inspect.signature(cls).parameters:
+        kwargs["log_dir"] = log_dir
+    return cls(**kwargs)  # type: ignore[no-any-return]
+
+
+def remove_store_files(path: Path) -> None:
+    """Delete a store and its WAL side files."""
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+
+
+def holds_results(store: Store, directory: Path) -> bool:
+    """Whether a store holds anything a run produced: trials, or one-shot epochs
+    (a store of a run that never started a trial holds nothing worth keeping)."""
+    from ._oneshot import CHECKPOINT_FILE
+
+    return bool(
+        sum(store.counts().values()) or store.get_meta("oneshot_history") or (directory / CHECKPOINT_FILE).exists()
+    )
+
+
+def _short(value: Any, limit: int = 120) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass
@@ -228,11 +266,16 @@ class Experiment:
 
         ``resume=True`` continues the run stored in this experiment's directory:
         finished trials are kept, unfinished ones re-run, the strategy's state
-        restored, and the (possibly raised) budget completed.
+        restored, and the (possibly raised) budget completed. It is refused, with
+        each difference named, when the stored run searched another space,
+        objective, direction, seed or strategy.
+
+        One driver at a time: a second ``run()`` on the same directory (in this
+        process or any other) is refused with the running one's pid and host.
         """
-        config = self.config
         if isinstance(self.strategy, OneShotStrategy):
             return self._run_oneshot(resume)
+        config = self.config
         if (
             config.max_trials is None
             and config.max_duration_seconds is None
@@ -242,64 +285,177 @@ class Experiment:
                 f"nothing would end this run: set ExperimentConfig(max_trials=...) or max_duration=... "
                 f"({self.strategy!r} never runs out of samples on this space by itself)"
             )
-        existing = self.store_path.exists()
-        if existing and not resume:
-            raise ExperimentError(
-                f"{self.directory} already holds an experiment; pass run(resume=True) to continue it, "
-                "or choose another ExperimentConfig(name=...) / workdir"
-            )
-        check_gpus(config)
-        # Workers start before the store is touched: a refused start leaves nothing behind.
-        engine = make_engine(config)
-        args, kwargs = self.space.init_arguments
-        engine.start(TrialPayload(type(self.space), args, kwargs, self.evaluator))
-        store: Store | None = None
+        with self._driving() as fresh_directory:
+            existing = self._inspect_store(resume)
+            warm = self._read_warm_start() if not existing else None
+            check_gpus(config)
+            # Workers start before the store is written: a refused start leaves nothing behind.
+            engine = make_engine(config, self.directory / TRIALS_DIR)
+            store: Store | None = None
+            self._started_any = False
+            try:
+                args, kwargs = self.space.init_arguments
+                engine.start(TrialPayload(type(self.space), args, kwargs, self.evaluator))
+                store = self._open_store(existing)
+                pending = self._prepare(store, existing, warm)
+                return self._loop(store, engine, pending)
+            except BaseException:
+                if not existing and not self._started_any:
+                    self._remove_run(store, fresh_directory)  # a run that never started a trial leaves nothing
+                    store = None
+                raise
+            finally:
+                engine.shutdown()
+                if store is not None:
+                    store.close()
+
+    @contextlib.contextmanager
+    def _driving(self) -> Iterator[bool]:
+        """Hold the experiment's driver lock for the run; yields whether the
+        directory was created for this run."""
+        fresh = not self.directory.exists()
         try:
-            store = Store(self.store_path)
-            pending = self._prepare(store, existing)
-            return self._loop(store, engine, pending)
+            lock = DriverLock(self.directory).acquire()
+        except DriverLockError as e:
+            raise ExperimentError(str(e)) from None
+        try:
+            yield fresh
         finally:
-            engine.shutdown()
-            if store is not None:
-                store.close()
+            lock.release(remove=True)
+            if fresh:
+                with contextlib.suppress(OSError):
+                    self.directory.rmdir()  # only if the run left nothing in it
+
+    def _inspect_store(self, resume: bool) -> bool:
+        """Whether this run continues a stored one (checked to be the same search);
+        a store that holds nothing (a run that never started) is replaced."""
+        if not self.store_path.exists():
+            return False
+        store = Store(self.store_path, readonly=True)
+        try:
+            if not holds_results(store, self.directory):
+                return False
+            if not resume:
+                raise ExperimentError(
+                    f"{self.directory} already holds an experiment; pass run(resume=True) to continue it, "
+                    "or choose another ExperimentConfig(name=...) / workdir"
+                )
+            self._check_resumable(store)
+            return True
+        finally:
+            store.close()
+
+    def identity(self) -> dict[str, Any]:
+        """What a resumed run must share with the stored one (see :meth:`run`)."""
+        objectives, directions = list(self.objectives), list(self.directions)
+        if isinstance(self.strategy, OneShotStrategy):  # it ranks by its own score
+            objectives, directions = [self.strategy.score_name], [self.strategy.score_direction]
+        return {
+            # the class name, not its module: a script's classes live in __main__ or in a module
+            "space_class": type(self.space).__qualname__,
+            "labels": list(self.search_space),
+            "decisions": {label: leaf.describe() for label, leaf in self.search_space.items()},
+            "objectives": objectives,
+            "directions": directions,
+            "strategy": repr(self.strategy),
+            "early_stopping": None if self.early_stopping is None else repr(self.early_stopping),
+        }
+
+    def _check_resumable(self, store: Store) -> None:
+        stored = {key: store.get_meta(key) for key in self.identity()}
+        if stored["labels"] is None:
+            return  # a store of an archsmith that recorded no identity: nothing to compare
+        differences = []
+        for key, now in self.identity().items():
+            before = stored[key]
+            if before is None and key in ("space_class", "decisions", "early_stopping"):
+                continue  # not recorded by older stores
+            if before != now:
+                differences.append(f"{key}: stored {_short(before)}, now {_short(now)}")
+        seed = store.get_meta("seed")
+        if self.config.seed is not None and seed is not None and self.config.seed != seed:
+            differences.append(f"seed: stored {seed}, now {self.config.seed}")
+        if differences:
+            listed = "".join(f"\n  - {d}" for d in differences)
+            raise ExperimentError(
+                f"cannot resume {self.directory}: it holds a run of another search:{listed}\n"
+                "Resume with the same space, objective, direction, seed and strategy (the budget, concurrency, "
+                "engine and timeouts may change). To go on with another strategy or objective, start a new run "
+                f"from its finished trials: ExperimentConfig(name=..., warm_start={str(self.directory)!r})."
+            )
+
+    def _read_warm_start(self) -> list[TrialRecord] | None:
+        """The finished trials of ``config.warm_start``'s run, checked to fit this search."""
+        source = self.config.warm_start
+        if source is None:
+            return None
+        try:
+            store = Store(find_store(source), readonly=True)
+        except StoreError as e:
+            raise ExperimentError(f"warm_start: {e}") from None
+        try:
+            labels = store.get_meta("labels", [])
+            if labels != list(self.search_space):
+                raise ExperimentError(
+                    f"warm_start={str(source)!r} searched another space (labels {labels[:6]}... vs "
+                    f"{list(self.search_space)[:6]}...); warm-start from a run of the same model space and evaluator"
+                )
+            trials = [t for t in store.trials() if t.status in ("succeeded", "failed")]
+        finally:
+            store.close()
+        for trial in trials:
+            problems = self.search_space.check(trial.sample)
+            if problems:
+                raise ExperimentError(
+                    f"warm_start={str(source)!r} searched another space: trial {trial.id}'s sample does not fit "
+                    f"this one ({'; '.join(problems[:3])}); warm-start from a run of the same model space"
+                )
+            if trial.status == "succeeded":
+                try:
+                    objective_values(trial.metric, self.objectives)
+                except MetricError as e:
+                    raise ExperimentError(
+                        f"warm_start={str(source)!r}: trial {trial.id}'s metric does not hold this run's "
+                        f"objectives: {e}"
+                    ) from None
+        return trials
+
+    def _open_store(self, existing: bool) -> Store:
+        """The resumed store, or a new one created with its identity in one step."""
+        if existing:
+            return Store(self.store_path)
+        remove_store_files(self.store_path)  # a store that held nothing
+        seed = self.config.seed if self.config.seed is not None else random.SystemRandom().randrange(2**31)
+        meta = {**self.identity(), "seed": seed, "created_at": time.time(), "config": self.config.to_dict()}
+        meta["space"] = f"{type(self.space).__module__}.{type(self.space).__qualname__}"
+        meta.update(objective=meta["objectives"][0], direction=meta["directions"][0])
+        return Store.create(self.store_path, meta)
+
+    def _remove_run(self, store: Store | None, fresh_directory: bool) -> None:
+        if store is not None:
+            store.close()
+        remove_store_files(self.store_path)
+        shutil.rmtree(self.directory / TRIALS_DIR, ignore_errors=True)
 
     def begin(self, store: Store, existing: bool) -> int:
-        """Check a stored run is of this space (or record a new one) and return the
-        run's seed; the configuration is stored afresh (a resumed run may raise the
-        budget)."""
-        config = self.config
-        labels = list(self.search_space)
-        if existing:
-            stored = store.get_meta("labels", [])
-            if stored != labels:
-                raise ExperimentError(
-                    f"{self.directory} holds a run of a different search space (labels {stored[:6]}... vs "
-                    f"{labels[:6]}...); use another name or workdir"
-                )
-            seed = store.get_meta("seed")
-        else:
-            seed = config.seed if config.seed is not None else random.SystemRandom().randrange(2**31)
-            with store.transaction():
-                store.set_meta("labels", labels)
-                store.set_meta("seed", seed)
-                store.set_meta("space", f"{type(self.space).__module__}.{type(self.space).__qualname__}")
-                store.set_meta("strategy", repr(self.strategy))
-                store.set_meta("created_at", time.time())
-        store.set_meta("config", config.to_dict())
-        return int(seed)
+        """The run's seed; the configuration is stored afresh (a resumed run may
+        raise the budget)."""
+        store.set_meta("config", self.config.to_dict())
+        return int(store.get_meta("seed"))
 
-    def _prepare(self, store: Store, existing: bool) -> list[int]:
-        seed = self.begin(store, existing)
-        store.set_meta("objective", self.objectives[0])
-        store.set_meta("direction", self.direction)
-        store.set_meta("objectives", list(self.objectives))
-        store.set_meta("directions", list(self.directions))
-        self._seed = int(seed)
-        self.strategy.attach(self.search_space, seed=seed, direction=self.directions)  # type: ignore[arg-type]
+    def _prepare(self, store: Store, existing: bool, warm: list[TrialRecord] | None = None) -> list[int]:
+        self._seed = self.begin(store, existing)
+        self.strategy.attach(self.search_space, seed=self._seed, direction=self.directions)  # type: ignore[arg-type]
         state = store.get_meta("strategy_state")
         if state is not None:
             self.strategy.load_state_dict(state)
+        if existing:
+            self.strategy.restore_history([t.sample for t in store.trials()])
+            self._fail_crashing_trials(store)
         pending = store.requeue_unfinished()
+        if warm:
+            self._copy_warm_start(store, warm)
+        self._warm_trials = int(store.get_meta("warm_start_trials", 0))
         if self.early_stopping is not None:
             self.early_stopping.attach(self.direction)  # type: ignore[arg-type]
             stopping_state = store.get_meta("early_stopping_state")
@@ -309,17 +465,73 @@ class Experiment:
                 self.early_stopping.forget(trial_id)
         return pending
 
+    def _fail_crashing_trials(self, store: Store) -> None:
+        """A trial that was running inside the driver when it died took the driver
+        down with it (or was there when it was killed): after ``max_attempts`` such
+        attempts it is recorded as failed instead of re-run first on every resume."""
+        limit = self.config.max_attempts
+        for trial in store.trials("running"):
+            if trial.worker == "main" and trial.attempts >= limit:
+                error = (
+                    f"the driver process ended while this trial ran in it, {trial.attempts} times "
+                    f"(max_attempts={limit}); it probably crashes the process (segfault, out of memory, os._exit): "
+                    "run it with engine='process' to contain it, or raise max_attempts"
+                )
+                with store.transaction():
+                    store.finish_trial(trial.id, "failed", error=error, worker=trial.worker, at=time.time())
+                    self.strategy.tell(FinishedTrial(trial.id, trial.sample, "failed", None))
+                    store.set_meta("strategy_state", self.strategy.state_dict())
+
+    def _copy_warm_start(self, store: Store, trials: list[TrialRecord]) -> None:
+        """An earlier run's finished trials join this one (copied, told to the
+        strategy, not re-run, not counted in ``max_trials``)."""
+        several = len(self.objectives) > 1
+        self.strategy.restore_history([t.sample for t in trials])
+        with store.transaction():
+            for trial in trials:
+                values = objective_values(trial.metric, self.objectives) if trial.status == "succeeded" else None
+                sample = self.search_space.validate(trial.sample)
+                trial_id = store.add_trial(sample, arch_key=self.search_space.architecture_key(sample))
+                store.finish_trial(
+                    trial_id,
+                    trial.status,
+                    metric=trial.metric,
+                    objective=None if values is None else values[0],
+                    error=trial.error,
+                    worker=f"warm-start:{trial.id}",
+                    at=trial.ended_at,
+                    values=values if several else None,
+                )
+                status = trial.status if values is None or all(map(math.isfinite, values)) else "failed"
+                self.strategy.tell(
+                    FinishedTrial(
+                        trial_id,
+                        sample,
+                        status,
+                        None if values is None else values[0],
+                        trial.metric,
+                        False,
+                        values if several else None,
+                    )
+                )
+            store.set_meta("warm_start_trials", len(trials))
+            store.set_meta("warm_start", str(self.config.warm_start))
+            store.set_meta("strategy_state", self.strategy.state_dict())
+
     def _loop(self, store: Store, engine: Engine, pending: list[int]) -> Experiment:
         config = self.config
         view = ProgressView(config.name or str(self.directory), self.objectives)
         started_at = time.time()
         running: dict[int, dict[str, Any]] = {}
         asked_out = False
-        reason = "the strategy is exhausted"
+        reason: str | None = None
+        lost: str | None = None  # what happened to a store deleted or replaced under the run
         store.set_meta("status", "running")
         store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
-        heartbeat = 0.0
+        heartbeat = time.time()
+        store.set_meta("heartbeat", heartbeat)
         tally = self._tally = _Tally.of(store, self.directions)
+        tally.created -= self._warm_trials  # max_trials counts this search's own trials
         engine.listener = lambda event: self._record(store, engine, event, running, view, started_at)
         view.start()
         try:
@@ -341,7 +553,7 @@ class Experiment:
                             break
                         sample = self.search_space.validate(sample)
                         with store.transaction():
-                            trial_id = store.add_trial(sample)
+                            trial_id = store.add_trial(sample, arch_key=self.search_space.architecture_key(sample))
                             store.set_meta("strategy_state", self.strategy.state_dict())
                         tally.created += 1
                     running[trial_id] = sample
@@ -349,33 +561,75 @@ class Experiment:
                 if not running:
                     if config.max_trials is not None and tally.created >= config.max_trials:
                         reason = f"max_trials ({config.max_trials}) reached"
+                    elif self.strategy.is_exhausted():
+                        reason = "the strategy is exhausted"
+                    else:
+                        reason = "the strategy proposed nothing more"
                     break
                 for event in engine.wait(POLL_SECONDS):
                     self._record(store, engine, event, running, view, started_at)
                 view.update(self._snapshot(store, running, started_at))
                 if time.time() - heartbeat >= HEARTBEAT_SECONDS:  # lets readers tell a dead driver
                     heartbeat = time.time()
+                    lost = store.check_identity()
+                    if lost is not None:
+                        break
                     store.set_meta("heartbeat", heartbeat)
                 if asked_out and running and not self.strategy.is_exhausted():
                     asked_out = False  # a waiting strategy may propose again after results
+            if lost is None:
+                lost = store.check_identity()  # deleted in the last seconds: do not report success
         except KeyboardInterrupt:
             reason = "interrupted (Ctrl-C); running trials were cancelled and will re-run on resume"
-        finally:
-            engine.shutdown()
-            store.requeue_unfinished()
-            counts = store.counts()
-            store.set_meta("status", "done" if not counts["waiting"] else "interrupted")
-            store.set_meta("ended_at", time.time())
-            best = store.best(self.direction)
-            summary = f"finished: {reason}. {counts['succeeded']} succeeded, {counts['failed']} failed"
-            if len(self.objectives) > 1:
-                summary += f"; the Pareto front of {', '.join(self.objectives)} holds {len(tally.front)} trials"
-            elif best:
-                summary += (
-                    f"; best {self.objectives[0]} = {best[0].objective:.6g} (trial {best[0].id}): {best[0].sample}"
-                )
-            view.stop(summary)
+        except StoreError as e:
+            lost = store.check_identity()  # writing to a file that was replaced fails: report the cause
+            if lost is None:
+                self._stop_on_error(store, engine, view, e)
+                raise
+        except BaseException as e:
+            self._stop_on_error(store, engine, view, e)
+            raise
+        engine.shutdown()
+        if lost is not None:
+            view.stop(f"stopped: {lost}")
+            raise ExperimentError(self._rescue(store, lost))
+        self._close_run(store, reason or "stopped", view)
         return self
+
+    def _stop_on_error(self, store: Store, engine: Engine, view: ProgressView, e: BaseException) -> None:
+        """End a run that an error stops: its trials requeued, the real cause shown."""
+        reason = f"stopped by an error: {type(e).__name__}: {e}"
+        engine.shutdown()
+        try:
+            self._close_run(store, reason, view)
+        except Exception:  # a broken store: the original error is the one to see
+            view.stop(f"finished: {reason}")
+
+    def _close_run(self, store: Store, reason: str, view: ProgressView) -> None:
+        """The run's last words, in the store and on the terminal."""
+        store.requeue_unfinished(cancelled=True)  # this run cancelled them: that attempt does not count
+        counts = store.counts()
+        store.set_meta("status", "done" if not counts["waiting"] else "interrupted")
+        store.set_meta("ended_at", time.time())
+        best = store.best(self.direction)
+        summary = f"finished: {reason}. {counts['succeeded']} succeeded, {counts['failed']} failed"
+        if len(self.objectives) > 1:
+            summary += f"; the Pareto front of {', '.join(self.objectives)} holds {len(self._tally.front)} trials"
+        elif best:
+            summary += f"; best {self.objectives[0]} = {best[0].objective:.6g} (trial {best[0].id}): {best[0].sample}"
+        view.stop(summary)
+
+    def _rescue(self, store: Store, lost: str) -> str:
+        """Save what a run whose store vanished had recorded; the error's text."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        target = self.directory / f"{STORE_FILE}.rescued-{time.strftime('%Y%m%d-%H%M%S')}"
+        store.rescue(target)
+        store.close()
+        return (
+            f"{lost}; the run stopped (its running trials were cancelled). Everything it had recorded "
+            f"({self._tally.created + self._warm_trials} trials) is saved in {target}: move it to {self.store_path} "
+            "and call run(resume=True) to continue"
+        )
 
     def _record(
         self,
@@ -389,6 +643,7 @@ class Experiment:
         if event.trial_id not in running:
             return  # an event of a trial cancelled meanwhile
         if event.kind == "started":
+            self._started_any = True
             store.mark_running(event.trial_id, event.worker, event.at)
             return
         if event.kind == "intermediate":
@@ -429,6 +684,7 @@ class Experiment:
                 at=event.at,
                 stopped_early=stopped,
                 values=values if several else None,
+                output=getattr(event, "output", None),
             )
             self.strategy.tell(
                 FinishedTrial(event.trial_id, sample, status, value, event.metric, stopped, values if several else None)
@@ -456,13 +712,14 @@ class Experiment:
     def _run_oneshot(self, resume: bool) -> Experiment:
         from ._oneshot import run_oneshot
 
-        if self.store_path.exists() and not resume:
-            raise ExperimentError(
-                f"{self.directory} already holds an experiment; pass run(resume=True) to continue it, "
-                "or choose another ExperimentConfig(name=...) / workdir"
-            )
-        check_gpus(self.config)
-        run_oneshot(self, resume)
+        with self._driving():
+            existing = self._inspect_store(resume)
+            check_gpus(self.config)
+            store = self._open_store(existing)
+            try:
+                run_oneshot(self, store)
+            finally:
+                store.close()
         return self
 
     # Results -------------------------------------------------------------------------

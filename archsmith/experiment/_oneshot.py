@@ -25,68 +25,61 @@ if TYPE_CHECKING:
 CHECKPOINT_FILE = "supernet.pt"
 
 
-def run_oneshot(exp: Experiment, resume: bool) -> None:
+def run_oneshot(exp: Experiment, store: Store) -> None:
+    """Train ``exp``'s supernet, recording into ``store`` (created or resumed by the
+    experiment, which holds the driver lock)."""
     strategy, config = exp.strategy, exp.config
     assert isinstance(strategy, OneShotStrategy)
-    existing = exp.store_path.exists()
-    store = Store(exp.store_path)
+    seed = exp.begin(store, True)
+    score = strategy.score_name
+    store.set_meta("mode", "oneshot")
+    store.set_meta("status", "running")
+    store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
+    view = ProgressView(config.name or str(exp.directory), score)  # epoch lines, no live table
+    history: list[dict[str, Any]] = list(store.get_meta("oneshot_history", []))
+    started = time.time()
+
+    def on_epoch(epoch: int, epochs: int, metrics: dict[str, float]) -> None:
+        del history[epoch:]  # a resumed run repeats no epoch, but never keep stale ones
+        history.append({"epoch": epoch, **metrics})
+        with store.transaction():
+            store.set_meta("oneshot_history", history)
+            store.set_meta("heartbeat", time.time())
+        view.epoch_finished(epoch, epochs, metrics, time.time() - started)
+
+    status, message = "interrupted", "interrupted (Ctrl-C); run(resume=True) continues from the last epoch"
     try:
-        seed = exp.begin(store, existing)
-        store.set_meta("mode", "oneshot")
-        score, direction = strategy.score_name, strategy.score_direction
-        for key, value in (("objective", score), ("direction", direction)):
-            store.set_meta(key, value)
-        store.set_meta("objectives", [score])
-        store.set_meta("directions", [direction])
-        store.set_meta("status", "running")
-        store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
-        view = ProgressView(config.name or str(exp.directory), score)  # epoch lines, no live table
-        history: list[dict[str, Any]] = list(store.get_meta("oneshot_history", []))
-        started = time.time()
-
-        def on_epoch(epoch: int, epochs: int, metrics: dict[str, float]) -> None:
-            del history[epoch:]  # a resumed run repeats no epoch, but never keep stale ones
-            history.append({"epoch": epoch, **metrics})
-            with store.transaction():
-                store.set_meta("oneshot_history", history)
-                store.set_meta("heartbeat", time.time())
-            view.epoch_finished(epoch, epochs, metrics, time.time() - started)
-
-        status, message = "interrupted", "interrupted (Ctrl-C); run(resume=True) continues from the last epoch"
-        try:
-            limit = config.max_duration_seconds
-            ranking = strategy.search(
-                exp.space,
-                exp.evaluator,
-                seed=seed,
-                checkpoint=exp.directory / CHECKPOINT_FILE,
-                on_epoch=on_epoch,
-                deadline=None if limit is None else started + limit,
-                device="cuda" if config.gpus_per_trial else None,  # check_gpus made sure there is one
-            )
-            now = time.time()
-            with store.transaction():
-                store.delete_trials()  # a resumed, finished run ranks afresh
-                for sample, ranked_score in ranking:
-                    trial_id = store.add_trial(exp.search_space.validate(sample))
-                    store.finish_trial(
-                        trial_id, "succeeded", metric={score: ranked_score}, objective=ranked_score, at=now
-                    )
-            status = "done"
-            best = ranking[0] if ranking else None
-            stopped = strategy.stopped_after
-            reason = (
-                "" if stopped is None else f" (max_duration {config.max_duration} reached after epoch {stopped + 1})"
-            )
-            message = f"finished{reason}: {len(ranking)} architectures ranked" + (
-                f"; best {score} = {best[1]:.6g}: {best[0]}" if best else ""
-            )
-        except KeyboardInterrupt:
-            pass
-        finally:
-            store.set_meta("status", status)
-            store.set_meta("ended_at", time.time())
-            view.stop(message)
-        exp.supernet = strategy.supernet
+        limit = config.max_duration_seconds
+        ranking = strategy.search(
+            exp.space,
+            exp.evaluator,
+            seed=seed,
+            checkpoint=exp.directory / CHECKPOINT_FILE,
+            on_epoch=on_epoch,
+            deadline=None if limit is None else started + limit,
+            device="cuda" if config.gpus_per_trial else None,  # check_gpus made sure there is one
+        )
+        now = time.time()
+        with store.transaction():
+            store.delete_trials()  # a resumed, finished run ranks afresh
+            for sample, ranked_score in ranking:
+                sample = exp.search_space.validate(sample)
+                trial_id = store.add_trial(sample, arch_key=exp.search_space.architecture_key(sample))
+                store.finish_trial(trial_id, "succeeded", metric={score: ranked_score}, objective=ranked_score, at=now)
+        status = "done"
+        best = ranking[0] if ranking else None
+        stopped = strategy.stopped_after
+        reason = "" if stopped is None else f" (max_duration {config.max_duration} reached after epoch {stopped + 1})"
+        message = f"finished{reason}: {len(ranking)} architectures ranked" + (
+            f"; best {score} = {best[1]:.6g}: {best[0]}" if best else ""
+        )
+    except KeyboardInterrupt:
+        pass
+    except BaseException as e:
+        message = f"stopped by an error: {type(e).__name__}: {e}"
+        raise
     finally:
-        store.close()
+        store.set_meta("status", status)
+        store.set_meta("ended_at", time.time())
+        view.stop(message)
+    exp.supernet = strategy.supernet

@@ -55,7 +55,7 @@ def score(
 
     ``metric="dict"`` returns ``{"acc": objective, "loss": -objective}``;
     ``metric="loss_only"`` returns ``{"loss": ...}`` (no ``acc``). ``faults`` maps
-    a trial id to a fault: raise / nan / string / hang. A trial whose id is in
+    a trial id to a fault: raise / nan / string / hang / exit (the process ends). A trial whose id is in
     ``interrupt`` raises ``KeyboardInterrupt`` (as if the user pressed Ctrl-C
     during it) and leaves the set, so it passes when re-run."""
     trial_id = current_trial().trial_id  # type: ignore[union-attr]
@@ -71,6 +71,8 @@ def score(
         return "twelve"
     if fault == "hang":
         time.sleep(60)
+    if fault == "exit":  # takes its whole process down, as a segfault or the OOM killer would
+        os._exit(3)
     if interrupt is not None and trial_id in interrupt:  # a set: the evaluator gets this very object
         interrupt.discard(trial_id)
         raise KeyboardInterrupt

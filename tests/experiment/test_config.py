@@ -106,3 +106,68 @@ def test_defaults() -> None:
     assert config.engine == "process" and config.concurrency == 1
     assert config.objective == "default"
     assert config.gpus_per_trial == 0
+
+
+@pytest.mark.parametrize(("field", "value"), INVALID, ids=[f"{f}={v!r}" for f, v in INVALID])
+def test_invalid_value_fails_on_assignment_too(field: str, value: object) -> None:
+    config = ExperimentConfig(max_trials=3, direction="maximize")
+    before = config.to_dict()
+    with pytest.raises(ConfigError) as excinfo:
+        setattr(config, field, value)
+    assert field in str(excinfo.value), f"the message does not name {field!r}: {excinfo.value}"
+    assert config.to_dict() == before, "a refused assignment must leave the config as it was"
+
+
+NNI_FIELDS = [
+    ("max_trial_number", "max_trials"),
+    ("trial_concurrency", "concurrency"),
+    ("max_experiment_duration", "max_duration"),
+    ("trial_gpu_number", "gpus_per_trial"),
+    ("execution_engine", "engine"),
+    ("max_trial_duration", "trial_timeout"),
+    ("experiment_name", "name"),
+    ("training_service", "engine"),
+]
+
+
+@pytest.mark.parametrize(("nni", "ours"), NNI_FIELDS)
+def test_nni_names_are_refused_naming_ours(nni: str, ours: str) -> None:
+    config = ExperimentConfig(max_trials=3)
+    with pytest.raises(ConfigError, match=f"{nni}.*NNI's name.*use {ours}"):
+        setattr(config, nni, 3)
+    assert config.max_trials == 3
+    with pytest.raises(ConfigError, match=f"use {ours}"):
+        ExperimentConfig(**{nni: 3})  # type: ignore[arg-type]
+
+
+def test_unknown_and_derived_fields_are_refused() -> None:
+    config = ExperimentConfig()
+    with pytest.raises(ConfigError, match="did you mean 'concurrency'"):
+        config.concurency = 2  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match="derived from max_duration"):
+        config.max_duration_seconds = 5
+    with pytest.raises(ConfigError, match=r"has no field .trial_command.*evaluator"):
+        ExperimentConfig(trial_command="python train.py")  # type: ignore[call-arg]
+
+
+def test_valid_assignments_take_effect_with_derived_fields() -> None:
+    config = ExperimentConfig()
+    config.max_trials = 7
+    config.max_duration = "2m"
+    config.engine = "inprocess"
+    config.objective = {"acc": "maximize", "params": "minimize"}
+    assert config.max_duration_seconds == 120
+    assert config.objectives == ("acc", "params") and config.directions == ("maximize", "minimize")
+    config.objective = "loss"
+    config.direction = "minimize"
+    assert config.objectives == ("loss",) and config.directions == ("minimize",)
+    with pytest.raises(ConfigError, match="one direction each"):
+        config.objective = ["a", "b"]  # a list needs a list of directions: assign a dict instead
+    assert config.objectives == ("loss",)
+
+
+def test_an_unknown_engine_lists_the_registered_ones() -> None:
+    config = ExperimentConfig()
+    with pytest.raises(ConfigError) as info:
+        config.engine = "no-such-engine"
+    assert "unknown engine 'no-such-engine'" in str(info.value) and str(sorted(ENGINES)) in str(info.value)
