@@ -78,16 +78,49 @@ def loads_arch(text: str) -> dict[str, Any]:
     return decode_arch(json.loads(text))
 
 
-def read_json_file(path: str | os.PathLike[str], what: str) -> Any:
-    """The JSON data in ``path``; a clear error if it is missing or not JSON."""
+_ARCH_FILE_HINT = "expected a JSON file written by archsmith.save_arch or `archsmith export` (one sample object)"
+
+
+def _json_kind(data: Any) -> str:
+    """The JSON name of a parsed value's type (for messages: "array", not "list")."""
+    if data is None:
+        return "null"
+    if isinstance(data, bool):
+        return "boolean"
+    if isinstance(data, (int, float)):
+        return "number"
+    return {dict: "object", list: "array", str: "string"}.get(type(data), type(data).__name__)
+
+
+def read_json_file(
+    path: str | os.PathLike[str],
+    what: str,
+    expected: str = "expected a JSON file written by archsmith (save_arch, `archsmith export`)",
+) -> Any:
+    """The JSON data in ``path``. Every way of not being a readable JSON file (missing,
+    a directory, unreadable, not UTF-8, empty, not JSON) is a :class:`SpaceError`
+    that names ``what`` and the file and ends with ``expected``."""
+    where = f"{what} {str(path)!r}"
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except FileNotFoundError:
-        raise SpaceError(f"{what} {str(path)!r} does not exist") from None
+        raise SpaceError(f"{where} does not exist; {expected}") from None
+    except IsADirectoryError:
+        raise SpaceError(f"{where} is a directory, not a file; {expected}") from None
+    except OSError as e:
+        raise SpaceError(f"cannot read {where}: {e.strerror or e}") from None
+    try:
+        text = data.decode("utf-8-sig")  # -sig: a byte-order mark some editors add is not an error
+    except UnicodeDecodeError as e:
+        raise SpaceError(
+            f"{where} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}), so not a JSON file; {expected}"
+        ) from None
+    if not text.strip():
+        raise SpaceError(f"{where} is empty; {expected}")
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
-        raise SpaceError(f"{what} {str(path)!r} is not valid JSON: {e}") from None
+        raise SpaceError(f"{where} is not valid JSON ({e}); {expected}") from None
 
 
 def save_arch(sample: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
@@ -97,5 +130,13 @@ def save_arch(sample: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
 
 
 def load_arch(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read a sample written by :func:`save_arch` (or by hand)."""
-    return decode_arch(read_json_file(path, "architecture file"))
+    """Read a sample written by :func:`save_arch` (or by hand). A file that is not
+    one (missing, not JSON, a JSON list, ...) is a :class:`SpaceError` naming it."""
+    data = read_json_file(path, "architecture file", _ARCH_FILE_HINT)
+    if not isinstance(data, dict):
+        hint = " (a list of samples: read it with archsmith.experiment.load_samples)" if isinstance(data, list) else ""
+        raise SpaceError(
+            f"architecture file {str(path)!r} holds a JSON {_json_kind(data)}, not an object of label -> value"
+            f"{hint}; {_ARCH_FILE_HINT}"
+        )
+    return decode_arch(data)

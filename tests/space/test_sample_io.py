@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
 
 import pytest
 
-from archsmith.space import SpaceError, dumps_arch, load_arch, loads_arch, save_arch
+from archsmith.space import SpaceError, dumps_arch, load_arch, loads_arch, read_json_file, save_arch
 
 
 def same(a, b):
@@ -129,17 +131,86 @@ def test_save_error_leaves_no_partial_file(tmp_path):
     assert not path.exists()
 
 
-def test_load_missing_file(tmp_path):
-    missing = tmp_path / "nope.json"
-    with pytest.raises(SpaceError, match=r"'.*nope\.json' does not exist"):
-        load_arch(missing)
+EXPECTED = "expected a JSON file written by archsmith.save_arch or `archsmith export`"
 
 
-def test_load_invalid_json(tmp_path):
-    path = tmp_path / "bad.json"
-    path.write_text("{not json", encoding="utf-8")
-    with pytest.raises(SpaceError, match=r"bad\.json' is not valid JSON"):
+def _bad_file(tmp_path, kind):
+    """A path that is not a readable architecture file, of the given kind."""
+    path = tmp_path / f"{kind}.json"
+    contents = {
+        "not utf-8 (garbage bytes)": b"\xff\xfe\x00garbage",
+        "not utf-8 (latin-1 text)": '{"act": "caf\xe9"}'.encode("latin-1"),
+        "empty": b"",
+        "blank": b" \n\t\n",
+        "invalid json": b"{not json",
+        "truncated json": b'{"a": [1, 2',
+        "a json array": b"[1, 2]",
+        "a json number": b"3",
+        "a json string": b'"a"',
+        "json null": b"null",
+    }
+    if kind == "missing":
+        return path
+    if kind == "a directory":
+        path.mkdir()
+        return path
+    path.write_bytes(contents[kind])
+    return path
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("missing", "does not exist"),
+        ("a directory", "is a directory, not a file"),
+        ("not utf-8 (garbage bytes)", r"is not UTF-8 text \(byte 0xff at offset 0\)"),
+        ("not utf-8 (latin-1 text)", r"is not UTF-8 text \(byte 0xe9 at offset 12\)"),
+        ("empty", "is empty"),
+        ("blank", "is empty"),
+        ("invalid json", r"is not valid JSON \(Expecting property name .*line 1 column 2"),
+        ("truncated json", "is not valid JSON"),
+        ("a json array", r"holds a JSON array, not an object of label -> value \(a list of samples: .*load_samples\)"),
+        ("a json number", "holds a JSON number, not an object"),
+        ("a json string", "holds a JSON string, not an object"),
+        ("json null", "holds a JSON null, not an object"),
+    ],
+)
+def test_a_bad_architecture_file_is_named_with_the_problem_and_what_is_expected(tmp_path, kind, problem):
+    path = _bad_file(tmp_path, kind)
+    with pytest.raises(SpaceError) as e:
         load_arch(path)
+    message = str(e.value)
+    assert message.startswith(f"architecture file {str(path)!r} ")  # names the file first
+    assert re.search(problem, message), message
+    assert message.endswith(f"{EXPECTED} (one sample object)")
+
+
+def test_read_json_file_names_what_it_reads_and_the_expectation(tmp_path):
+    path = _bad_file(tmp_path, "not utf-8 (garbage bytes)")
+    with pytest.raises(SpaceError, match=r"^samples file '.*' is not UTF-8 text .*; expected a list$"):
+        read_json_file(path, "samples file", "expected a list")
+    with pytest.raises(
+        SpaceError, match=r"expected a JSON file written by archsmith \(save_arch, `archsmith export`\)$"
+    ):
+        read_json_file(path, "samples file")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root reads any file")
+def test_an_unreadable_file_is_named(tmp_path):
+    path = tmp_path / "locked.json"
+    path.write_text("{}", encoding="utf-8")
+    path.chmod(0)
+    try:
+        with pytest.raises(SpaceError, match=r"cannot read architecture file '.*locked\.json': Permission denied"):
+            load_arch(path)
+    finally:
+        path.chmod(0o600)
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path):
+    path = tmp_path / "bom.json"
+    path.write_bytes(b"\xef\xbb\xbf" + dumps_arch({"a": (1, 2)}).encode())
+    assert load_arch(path) == {"a": (1, 2)}
 
 
 @pytest.mark.parametrize("text", ["[1, 2]", "3", '"a"', "null"])
@@ -148,5 +219,5 @@ def test_load_non_object(text, tmp_path):
         loads_arch(text)
     path = tmp_path / "arr.json"
     path.write_text(text, encoding="utf-8")
-    with pytest.raises(SpaceError, match="holds a JSON object"):
+    with pytest.raises(SpaceError, match=r"arr\.json' holds a JSON \w+, not an object"):
         load_arch(path)
