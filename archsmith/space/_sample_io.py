@@ -89,7 +89,8 @@ def _json_kind(data: Any) -> str:
         return "boolean"
     if isinstance(data, (int, float)):
         return "number"
-    return {dict: "object", list: "array", str: "string"}.get(type(data), type(data).__name__)
+    names: dict[type, str] = {dict: "object", list: "array", str: "string"}
+    return names.get(type(data), type(data).__name__)
 
 
 def read_json_file(
