@@ -126,7 +126,7 @@ class _LockWait:
 
     def __init__(self, path: Path, patience: float) -> None:
         self.path, self.patience = path, patience
-        self.started = time.monotonic()
+        self.started = time.monotonic() - BUSY_TIMEOUT  # the failed first attempt waited that long
         self.next_report = self.started + _FIRST_REPORT
         self.delay = _FIRST_DELAY
 
@@ -148,7 +148,8 @@ class _LockWait:
                 flush=True,
             )
             self.next_report = now + _REPORT_EVERY
-        time.sleep(min(self.delay, max(self.patience - waited, 0.0)))
+        wake = min(now + self.delay, self.started + self.patience, self.next_report)  # reports come on time
+        time.sleep(max(wake - now, 0.0))
         self.delay = min(self.delay * 2, _MAX_DELAY)
 
 

@@ -149,8 +149,10 @@ class Store:
             self._columns = ", ".join([_BASE_COLUMNS, *added])
             #: The random id :meth:`create` gave this store (None for a store of an older archsmith).
             self.store_id: str | None = self.get_meta("store_id")
-            st = os.stat(self.path)
-            self._identity = (st.st_dev, st.st_ino)
+            self._identity = _file_id(self.path)
+            # The WAL and its index this connection uses, by name beside the file: unlinked
+            # if the file is deleted or replaced, so that they are never paired with another.
+            self._sidecars = [] if readonly else [(p, _file_id(p)) for p in _sidecars(self.path)]
         except BaseException:
             self.conn.close()
             raise
@@ -168,6 +170,8 @@ class Store:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             _remove_stale_creations(path)
+            for sidecar in _sidecars(path):  # a deleted store's WAL would be replayed into the new one
+                sidecar.unlink(missing_ok=True)
         except OSError as e:
             raise _cannot_create(path, e) from e
         tmp = path.parent / f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -205,7 +209,7 @@ class Store:
             # A read-only directory, where SQLite cannot create the WAL's index (-shm). With
             # no WAL content the file alone is the whole store, and nothing can be writing it.
             wal = Path(f"{path}-wal")
-            if not _kind(e).startswith("SQLITE_CANTOPEN") or (wal.exists() and wal.stat().st_size):
+            if not _kind(e).startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")) or (wal.exists() and wal.stat().st_size):
                 return conn  # the error resurfaces, translated, at the first query
             conn.close()
             conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
@@ -253,6 +257,8 @@ class Store:
                 self.conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
 
     def close(self) -> None:
+        if not self.readonly:
+            self.check_identity()  # a file replaced since the last check: detach from it first
         self.conn.close()
 
     # SQLite calls: direct while they succeed; waits and translated errors after ------
@@ -279,12 +285,17 @@ class Store:
     def check_identity(self) -> str | None:
         """None while ``self.path`` is still the file this connection uses; else what
         happened to it (deleted, or replaced by another file). A ``stat``: cheap."""
-        try:
-            st = os.stat(self.path)
-        except FileNotFoundError:
-            return f"{self.path} was deleted while the run was writing it"
-        if (st.st_dev, st.st_ino) == self._identity:
+        now = _file_id(self.path)
+        if now == self._identity:
             return None
+        # SQLite keeps writing our WAL under its name: a file put in our file's place (or
+        # one created there later) would read our frames as its own. Only our open
+        # descriptors need them now.
+        for sidecar, ident in self._sidecars:
+            if ident is not None and _file_id(sidecar) == ident:
+                sidecar.unlink(missing_ok=True)
+        if now is None:
+            return f"{self.path} was deleted while the run was writing it"
         return f"{self.path} was replaced by another file while the run was writing it"
 
     def rescue(self, dest: str | Path) -> Path:
@@ -495,6 +506,18 @@ class _Transaction:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise store_error(e, self.store.path, writing=True) from e
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _sidecars(path: Path) -> list[Path]:
+    return [Path(f"{path}-wal"), Path(f"{path}-shm")]
 
 
 def _cannot_create(path: Path, e: BaseException) -> StoreError:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from archsmith.experiment import STORE_FILE, ExperimentError, Store, StoreError
+from archsmith.experiment import STORE_FILE, ExperimentError, Store, StoreError, TrialRecord
 from archsmith.strategy import sample_key
 
 from ._experiment_helpers import deadline, make_experiment, read_meta, read_trials
@@ -122,3 +122,135 @@ def test_a_path_that_is_not_a_store_is_a_clear_error(tmp_path: Path) -> None:
         Store(tmp_path / STORE_FILE, readonly=True)
     with pytest.raises(StoreError, match="not an archsmith experiment"):
         Store(tmp_path / "missing", readonly=True)
+
+
+# The store's API, on real files ------------------------------------------------------------
+# The trials table of the first release, and of the release before output/arch_key.
+_FIRST_TRIALS = (
+    "CREATE TABLE trials (id INTEGER PRIMARY KEY, sample TEXT NOT NULL, status TEXT NOT NULL, objective REAL, "
+    "metric TEXT, error TEXT, worker TEXT, created_at REAL NOT NULL, started_at REAL, ended_at REAL, "
+    "attempts INTEGER NOT NULL DEFAULT 0"
+)
+_OLDER_SCHEMAS = {
+    "first": _FIRST_TRIALS + ")",
+    "previous": _FIRST_TRIALS + ", stopped_early INTEGER NOT NULL DEFAULT 0, objective_values TEXT)",
+}
+
+
+def old_store(path: Path, release: str) -> Path:
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        conn.execute(_OLDER_SCHEMAS[release])
+        conn.execute(
+            "CREATE TABLE intermediates (trial_id INTEGER NOT NULL, step INTEGER NOT NULL, metric TEXT NOT NULL, "
+            "objective REAL, at REAL NOT NULL, PRIMARY KEY (trial_id, step))"
+        )
+        conn.execute("INSERT INTO meta VALUES ('schema_version', '1'), ('seed', '4')")
+        conn.execute(
+            "INSERT INTO trials (sample, status, objective, metric, created_at, attempts) "
+            "VALUES ('{\"w\": 1}', 'succeeded', 0.5, '0.5', 1.0, 1)"
+        )
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("release", ["first", "previous"])
+def test_an_older_store_reads_as_it_is_and_gains_the_new_columns_when_written(tmp_path: Path, release: str) -> None:
+    path = old_store(tmp_path / STORE_FILE, release)
+    before = path.read_bytes()
+    reader = Store(path, readonly=True)
+    try:
+        (trial,) = reader.trials()
+        assert (trial.output, trial.arch_key, trial.stopped_early, trial.values) == (None, None, False, (0.5,))
+        assert reader.store_id is None
+    finally:
+        reader.close()
+    assert path.read_bytes() == before  # reading changed nothing
+    store = Store(path)
+    try:
+        columns = {row[1] for row in store.conn.execute("PRAGMA table_info(trials)")}
+        assert {"stopped_early", "objective_values", "output", "arch_key"} <= columns
+        assert store.store_id is not None and len(store.store_id) == 32 and store.get_meta("seed") == 4
+        trial_id = store.add_trial({"w": 2}, arch_key="w=2")
+        store.finish_trial(trial_id, "failed", error="boom", output="...\nValueError: bad", at=2.0)
+        assert store.trial(trial_id).arch_key == "w=2" and store.trial(trial_id).output == "...\nValueError: bad"
+        assert store.trial(1).output is None
+    finally:
+        store.close()
+
+
+def test_trial_records_keep_their_positional_fields() -> None:
+    record = TrialRecord(1, {"w": 1}, "waiting", None, None, None, None, 0.0, None, None, 0)
+    assert (record.output, record.arch_key, record.stopped_early, record.objective_values) == (None, None, False, None)
+
+
+def _trial_in(store: Store, status: str, attempts: int) -> int:
+    trial_id = store.add_trial({"w": attempts})
+    for _ in range(attempts):
+        store.mark_running(trial_id, "w0", 1.0)
+    if status == "waiting":
+        store.conn.execute("UPDATE trials SET status = 'waiting' WHERE id = ?", (trial_id,))
+    elif status != "running":
+        store.finish_trial(trial_id, status, at=2.0)
+    store.add_intermediate(trial_id, 0, 0.1, 0.1, 1.5)
+    return trial_id
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+def test_requeue_unfinished_and_cancelled_attempts(tmp_path: Path, cancelled: bool) -> None:
+    store = Store.create(tmp_path / STORE_FILE, {})
+    try:
+        done = _trial_in(store, "succeeded", 1)
+        waiting = _trial_in(store, "waiting", 1)
+        running = _trial_in(store, "running", 2)
+        assert store.requeue_unfinished(cancelled=cancelled) == [waiting, running]
+        by_id = {t.id: t for t in store.trials()}
+        assert by_id[done].status == "succeeded" and store.intermediates(done)
+        assert [(by_id[i].status, by_id[i].worker, by_id[i].started_at) for i in (waiting, running)] == [
+            ("waiting", None, None)
+        ] * 2
+        # Only the running trial's attempt was cut short by the run's own cancellation.
+        assert (by_id[waiting].attempts, by_id[running].attempts) == (1, 1 if cancelled else 2)
+        assert store.intermediates(waiting) == store.intermediates(running) == []
+    finally:
+        store.close()
+
+
+def test_fail_exhausted_fails_the_trials_out_of_attempts(tmp_path: Path) -> None:
+    store = Store.create(tmp_path / STORE_FILE, {})
+    try:
+        once = _trial_in(store, "running", 1)
+        thrice = _trial_in(store, "running", 3)
+        waiting_twice = _trial_in(store, "waiting", 2)
+        failed = _trial_in(store, "failed", 5)
+        reason = "crashed the driver {attempts} times in a row; not run again"
+        assert store.fail_exhausted(2, reason) == [thrice, waiting_twice]
+        by_id = {t.id: t for t in store.trials()}
+        assert by_id[thrice].status == by_id[waiting_twice].status == "failed"
+        assert by_id[thrice].error == "crashed the driver 3 times in a row; not run again"
+        assert by_id[waiting_twice].error == "crashed the driver 2 times in a row; not run again"
+        assert by_id[thrice].ended_at is not None and by_id[thrice].started_at is not None
+        assert by_id[once].status == "running" and by_id[failed].error is None
+        assert store.requeue_unfinished() == [once]
+        assert store.fail_exhausted(2, "{attempts}") == []
+    finally:
+        store.close()
+
+
+def test_a_transaction_inside_another_joins_it(tmp_path: Path) -> None:
+    store = Store.create(tmp_path / STORE_FILE, {})
+    try:
+        with pytest.raises(ValueError), store.transaction():
+            store.add_trial({"w": 1})
+            store.requeue_unfinished()  # a transaction of its own, joining this one
+            raise ValueError
+        assert store.trials() == []  # all rolled back together
+        with store.transaction():
+            store.add_trial({"w": 1})
+            with store.transaction():
+                store.set_meta("k", 1)
+        assert len(store.trials()) == 1 and store.get_meta("k") == 1
+    finally:
+        store.close()

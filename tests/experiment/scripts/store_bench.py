@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-from archsmith.experiment import Store  # noqa: E402
+from archsmith.experiment import Store
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
 REPEATS = int(sys.argv[2]) if len(sys.argv) > 2 else 5
@@ -40,4 +40,6 @@ def once(directory: Path) -> float:
 
 with tempfile.TemporaryDirectory() as tmp:
     times = [once(Path(tmp)) for _ in range(REPEATS)]
-print(f"{N} trials x {REPEATS}: best {min(times) * 1e6:.1f} µs/trial, median {statistics.median(times) * 1e6:.1f} µs/trial")
+print(
+    f"{N} trials x {REPEATS}: best {min(times) * 1e6:.1f} µs/trial, median {statistics.median(times) * 1e6:.1f} µs/trial"
+)
