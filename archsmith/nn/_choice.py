@@ -19,7 +19,7 @@ from archsmith.space import (
 )
 
 from ._frozen import REDUCTIONS, ChosenInputs
-from ._mutable_module import build_candidate, split_candidates
+from ._mutable_module import Branch, build_candidate, split_candidates
 from ._primitive import Primitive
 
 Candidate = Union[torch.nn.Module, Callable[[], torch.nn.Module]]
@@ -68,6 +68,9 @@ class LayerChoice(Primitive):
 
     def own_leaves(self) -> list[Leaf]:
         return [self.choice]
+
+    def branches(self) -> list[Branch]:
+        return [(candidate, self.label, [key]) for key, candidate in zip(self.names, self.candidates)]
 
     @property
     def candidates(self) -> list[torch.nn.Module]:

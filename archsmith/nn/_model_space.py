@@ -23,8 +23,6 @@ from typing import Any, TypeVar
 import torch
 
 from archsmith.space import (
-    Constraint,
-    Leaf,
     Sample,
     SampleError,
     Space,
@@ -38,30 +36,13 @@ from archsmith.space import (
     load_arch,
 )
 
-from ._mutable_module import MutableModule
+from ._collect import collect_space
 
 T = TypeVar("T", bound=type)
 
 
 def _snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
-
-
-def collect_space(module: torch.nn.Module, extra: list[Leaf] = ()) -> Space:  # type: ignore[assignment]
-    """The search space of a module tree: ``extra`` leaves (those made while it was
-    built), then the decisions of every primitive inside it."""
-    space = Space()
-    for leaf in extra:
-        space.add(leaf)
-    constraints: list[Constraint] = []
-    for sub in module.modules():
-        if isinstance(sub, MutableModule):
-            for leaf in sub.own_leaves():
-                space.add(leaf)
-            constraints += sub.own_constraints()
-    for c in constraints:
-        space.add_constraint(c)
-    return space
 
 
 class ModelSpaceMeta(type):
@@ -151,13 +132,18 @@ class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
     def freeze(self, sample: Mapping[str, Any], *, weights_from: Any = None) -> torch.nn.Module:
         """Build the plain model ``sample`` describes; only chosen candidates are built.
 
+        Labels that are not decisions of this space (an evaluator's ``lr`` in what
+        ``export_top_models`` returns) are set aside; a misspelt decision cannot
+        slip through, since the real label is then missing. Unused decisions may be
+        left out (see :meth:`Space.validate`).
+
         ``weights_from``: a one-shot supernet of this space; the model then gets the
         supernet's weights for this subnet (anything with
         ``subnet_state_dict(sample)`` works).
         """
         if self.is_frozen:
             raise SpaceError(f"{type(self).__name__} is already a frozen model; freeze the space it came from")
-        sample = self.validate(sample)
+        sample = self._architecture(sample)
         args, kwargs = self.init_arguments
         with fixed_arch(sample):
             model = type(self)(*args, **kwargs)
@@ -169,6 +155,22 @@ class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
                 )
             model.load_state_dict(weights_from.subnet_state_dict(sample))
         return model
+
+    def _architecture(self, sample: Mapping[str, Any]) -> Sample:
+        """The canonical sample of this space's decisions in ``sample``; other
+        labels (hyper-parameters) are set aside, and named if a decision is missing."""
+        space = self.search_space
+        if not isinstance(sample, Mapping):
+            return space.validate(sample)
+        others = [label for label in sample if label not in space]
+        try:
+            return space.validate({label: value for label, value in sample.items() if label in space})
+        except SampleError as e:
+            if not others:
+                raise
+            raise SampleError(
+                [*e.problems, f"set aside as not decisions of this space: {others} (is one of them misspelt?)"]
+            ) from None
 
 
 def model_wrapper(cls: T) -> T:

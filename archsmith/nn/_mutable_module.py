@@ -13,7 +13,10 @@ from typing import Any
 
 import torch
 
-from archsmith.space import Constraint, Leaf, NotFrozenError, SpaceError, sub_scope
+from archsmith.space import Condition, Constraint, Leaf, NotFrozenError, SpaceError, sub_scope
+
+#: A child used only where a label takes one of some values: ``(child, label, values)``.
+Branch = tuple[torch.nn.Module, str, list[Any]]
 
 
 def _unpickle(cls: type) -> Any:
@@ -28,6 +31,17 @@ class MutableModule(torch.nn.Module):
         return []
 
     def own_constraints(self) -> list[Constraint]:
+        return []
+
+    def own_conditions(self) -> list[Condition]:
+        """When this module's own decisions are used, in terms of its other own
+        decisions (a NAS-Bench-101 cell's ``op3`` only with 5 nodes or more)."""
+        return []
+
+    def branches(self) -> list[Branch]:
+        """The children used only under some value of one of this module's
+        decisions (a ``LayerChoice``'s candidates, a ``Repeat``'s blocks); any
+        other child is used whenever this module is."""
         return []
 
     def describe(self) -> str:

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from archsmith.space import Categorical, CategoricalMultiple, Constraint, Leaf, SpaceError, auto_label
+from archsmith.space import Categorical, CategoricalMultiple, Condition, Constraint, Leaf, SpaceError, auto_label
 
 from ._mutable_module import split_candidates
 from ._primitive import Primitive
@@ -229,8 +229,22 @@ class NasBench101Cell(Primitive):
     def own_leaves(self) -> list[Leaf]:
         return list(self.decisions.values())
 
+    def own_conditions(self) -> list[Condition]:
+        # A cell of n nodes uses the ops of vertices 1..n-2 and the inputs of vertices 1..n-1.
+        nodes = f"{self.label}/num_nodes"
+        counts = list(range(2, self.max_num_nodes + 1))
+        ops = [
+            Condition(f"{self.label}/op{j}", nodes, [n for n in counts if j <= n - 2])
+            for j in range(1, self.max_num_nodes - 1)
+        ]
+        inputs = [
+            Condition(f"{self.label}/input{j}", nodes, [n for n in counts if j <= n - 1])
+            for j in range(1, self.max_num_nodes)
+        ]
+        return ops + inputs
+
     def own_constraints(self) -> list[Constraint]:
-        label, limit, max_nodes = self.label, self.max_num_edges, self.max_num_nodes
+        label, limit, max_nodes, n_ops = self.label, self.max_num_edges, self.max_num_nodes, len(self.names)
 
         def valid(sample: Mapping[str, Any]) -> bool:
             n = sample[f"{label}/num_nodes"]
@@ -238,13 +252,15 @@ class NasBench101Cell(Primitive):
             return len(edges) <= limit and prune(n, edges) is not None
 
         def count(leaves: Mapping[str, Any]) -> int:
-            total = 0
-            for n in leaves[f"{label}/num_nodes"].values:
-                inactive = 2 ** sum(range(n, max_nodes))  # input<j> for j >= n are free
-                total += count_graphs(n, limit) * inactive
-            return total
+            # architectures: valid graphs of n nodes, times the ops of their n - 2 inner vertices
+            return sum(count_graphs(n, limit) * n_ops ** (n - 2) for n in leaves[f"{label}/num_nodes"].values)
 
-        labels = [f"{label}/num_nodes"] + [f"{label}/input{j}" for j in range(1, max_nodes)]
+        # The ops are listed although the predicate reads none: the counter counts them too.
+        labels = (
+            [f"{label}/num_nodes"]
+            + [f"{label}/op{j}" for j in range(1, max_nodes - 1)]
+            + [f"{label}/input{j}" for j in range(1, max_nodes)]
+        )
         name = f"{label}: at most {limit} edges and the output reachable from the input"
         return [Constraint(valid, name=name, labels=labels, counter=count)]
 

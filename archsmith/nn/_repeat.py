@@ -10,7 +10,7 @@ import torch
 
 from archsmith.space import Categorical, Leaf, Mutable, SpaceError, auto_label, evaluate, fixed_context
 
-from ._mutable_module import build_candidate
+from ._mutable_module import Branch, build_candidate
 from ._primitive import Primitive
 
 Blocks = Union[torch.nn.Module, Sequence[torch.nn.Module], Callable[[int], torch.nn.Module]]
@@ -93,6 +93,12 @@ class Repeat(Primitive):
 
     def own_leaves(self) -> list[Leaf]:
         return [self.depth_choice] if isinstance(self.depth_choice, Leaf) else []
+
+    def branches(self) -> list[Branch]:
+        if not isinstance(self.depth_choice, Leaf):
+            return []
+        label = self.depth_choice.label
+        return [(block, label, [d for d in self.depths if d > i]) for i, block in enumerate(self.blocks)]
 
     def forward(self, x: Any) -> Any:
         if isinstance(self.depth_choice, Leaf):

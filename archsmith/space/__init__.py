@@ -1,6 +1,7 @@
 """Framework-free search spaces: choices, expressions over them, constraints,
 sampling, enumeration and sample files. Depends on nothing but the stdlib (and numpy for Pareto fronts)."""
 
+from ._condition import Condition
 from ._constraint import Constraint
 from ._errors import (
     ArchsmithError,
@@ -43,6 +44,7 @@ __all__ = [
     "ArchsmithError",
     "Categorical",
     "CategoricalMultiple",
+    "Condition",
     "Constraint",
     "Expression",
     "ExpressionError",

@@ -11,9 +11,11 @@ import random as _random
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+from ._condition import Condition, Conditions
 from ._constraint import Constraint
 from ._errors import SampleError, SpaceError
 from ._leaf import Leaf
+from ._sample_io import dumps_arch
 from ._scope import label_conflict
 
 Sample = dict[str, Any]
@@ -38,7 +40,13 @@ def make_rng(seed: int | None = None, rng: _random.Random | None = None) -> _ran
 
 
 class Space(Mapping[str, Leaf]):
-    """An ordered mapping of labels to leaves, with constraints.
+    """An ordered mapping of labels to leaves, with constraints and conditions.
+
+    A :class:`Condition` says when a decision is used at all (inside which
+    candidate, up to which depth); samples that differ only in unused decisions are
+    one *architecture*: :meth:`size` counts architectures, :meth:`grid` lists each
+    once, :meth:`architecture_key` names one. Constraints judge architectures: they
+    read an unused decision at its default.
 
     >>> from archsmith.space import Space, choice, uniform
     >>> space = Space([choice("width", [16, 32]), uniform("dropout", 0.0, 0.5)])
@@ -47,15 +55,22 @@ class Space(Mapping[str, Leaf]):
     """
 
     def __init__(
-        self, leaves: Iterable[Leaf] | Mapping[str, Leaf] = (), constraints: Iterable[Constraint] = ()
+        self,
+        leaves: Iterable[Leaf] | Mapping[str, Leaf] = (),
+        constraints: Iterable[Constraint] = (),
+        conditions: Iterable[Condition] = (),
     ) -> None:
         self._leaves: dict[str, Leaf] = {}
         self.constraints: list[Constraint] = []
+        self._conditions = Conditions()
         self._samplers: list[tuple[str, Any]] | None = None
+        self._sorted_labels: list[str] | None = None
         for leaf in leaves.values() if isinstance(leaves, Mapping) else leaves:
             self.add(leaf)
         for c in constraints:
             self.add_constraint(c)
+        for condition in conditions:
+            self.add_condition(condition)
 
     # Building ---------------------------------------------------------------------
     def add(self, leaf: Leaf) -> None:
@@ -65,7 +80,7 @@ class Space(Mapping[str, Leaf]):
         known = self._leaves.get(leaf.label)
         if known is None:
             self._leaves[leaf.label] = leaf
-            self._samplers = None
+            self._samplers = self._sorted_labels = None
         elif known is not leaf and not known.same_decision(leaf):
             raise label_conflict(known, leaf)
 
@@ -76,6 +91,19 @@ class Space(Mapping[str, Leaf]):
         if unknown:
             raise SpaceError(f"constraint {constraint.name!r} reads labels not in the space: {unknown}")
         self.constraints.append(constraint)
+
+    def add_condition(self, condition: Condition) -> None:
+        """Record that ``condition.label`` is used only where ``condition.parent``
+        takes one of ``condition.values``; a second condition on the same label is
+        an alternative (the label is used if either holds)."""
+        if not isinstance(condition, Condition):
+            raise SpaceError(f"add_condition takes a Condition(label, parent, values), got {condition!r}")
+        self._conditions.add(self._leaves, condition)
+
+    @property
+    def conditions(self) -> dict[str, dict[str, list[Any]]]:
+        """label -> {parent: values}: the conditioned labels (any other is always used)."""
+        return {label: {p: list(v) for p, v in alts.items()} for label, alts in self._conditions.values.items()}
 
     # Mapping ----------------------------------------------------------------------
     def __getitem__(self, label: str) -> Leaf:
@@ -88,7 +116,11 @@ class Space(Mapping[str, Leaf]):
         return len(self._leaves)
 
     def __repr__(self) -> str:
-        body = "".join(f"\n  {label}: {leaf.describe()}" for label, leaf in self._leaves.items())
+        def when(label: str) -> str:
+            alts = self._conditions.values.get(label)
+            return "" if not alts else " (used if " + " or ".join(f"{p} in {v!r}" for p, v in alts.items()) + ")"
+
+        body = "".join(f"\n  {label}: {leaf.describe()}{when(label)}" for label, leaf in self._leaves.items())
         cons = "".join(f"\n  constraint: {c.name}" for c in self.constraints)
         return f"Space({len(self)} decisions){body}{cons}"
 
@@ -98,8 +130,13 @@ class Space(Mapping[str, Leaf]):
         if not isinstance(sample, Mapping):
             return {}, [f"a sample is a dict of label -> value, got {type(sample).__name__}"]
         problems, canon, present = [], {}, 0
+        # A decision the rest of the sample does not use may be left out (NNI's exports omit them).
+        active = self._conditions.active(self._leaves, sample) if self._conditions else None
         for label, leaf in self._leaves.items():
             if label not in sample:
+                if active is not None and label not in active:
+                    canon[label] = leaf.default()
+                    continue
                 problems.append(f"{label!r}: missing; expected {leaf.describe()}")
                 continue
             present += 1
@@ -112,8 +149,9 @@ class Space(Mapping[str, Leaf]):
             known = list(self._leaves)
             extra = [label for label in sample if label not in self._leaves]
             problems += [f"{label!r}: extra label, not in the space (known: {known[:8]}...)" for label in extra]
-        if not problems:
-            problems += [f"violates constraint {c.name!r}" for c in self.constraints if not c(canon)]
+        if not problems and self.constraints:
+            judged = self.representative(canon) if self._conditions else canon
+            problems += [f"violates constraint {c.name!r}" for c in self.constraints if not c(judged)]
         return canon, problems
 
     def check(self, sample: Mapping[str, Any]) -> list[str]:
@@ -133,7 +171,51 @@ class Space(Mapping[str, Leaf]):
         return not self.check(sample)
 
     def satisfies(self, sample: Mapping[str, Any]) -> bool:
+        """Whether ``sample``'s architecture meets every constraint (an unused
+        decision is read at its default)."""
+        if not self.constraints:
+            return True
+        if self._conditions:
+            sample = self.representative(sample)
         return all(c(sample) for c in self.constraints)
+
+    # Architectures ----------------------------------------------------------------
+    def active_labels(self, sample: Mapping[str, Any]) -> set[str]:
+        """The labels ``sample``'s model uses: not those inside an unchosen
+        candidate or a block beyond the chosen depth.
+
+        >>> from archsmith.space import Condition, Space, choice
+        >>> space = Space([choice("depth", [1, 2]), choice("op1", ["a", "b"])],
+        ...               conditions=[Condition("op1", "depth", [2])])
+        >>> sorted(space.active_labels({"depth": 1, "op1": "a"}))
+        ['depth']
+        """
+        if not self._conditions:
+            return set(self._leaves)
+        return self._conditions.active(self._leaves, sample)
+
+    def architecture_key(self, sample: Mapping[str, Any]) -> str:
+        """A canonical text of ``sample``'s architecture: equal for two samples that
+        differ only in decisions neither uses (labels outside the space are ignored)."""
+        if self._sorted_labels is None:
+            self._sorted_labels = sorted(self._leaves)
+        if self._conditions:
+            active = self._conditions.active(self._leaves, sample)
+            used = {label: sample[label] for label in self._sorted_labels if label in active and label in sample}
+        else:
+            used = {label: sample[label] for label in self._sorted_labels if label in sample}
+        return dumps_arch(used, indent=None)
+
+    def representative(self, sample: Mapping[str, Any]) -> Sample:
+        """``sample`` with every unused decision at its default: the one sample
+        :meth:`grid` gives for this architecture."""
+        if not self._conditions:
+            return {label: sample[label] for label in self._leaves if label in sample}
+        active = self._conditions.active(self._leaves, sample)
+        return {
+            label: sample[label] if label in active and label in sample else leaf.default()
+            for label, leaf in self._leaves.items()
+        }
 
     def random(self, seed: int | None = None, *, rng: _random.Random | None = None) -> Sample:
         """A random sample (each leaf by its prior) that meets every constraint."""
@@ -167,8 +249,12 @@ class Space(Mapping[str, Leaf]):
         return sample
 
     def grid(self, granularity: int | None = None) -> Iterator[Sample]:
-        """Every combination of leaf grids (discrete leaves exhaustively, continuous
-        ones at ``granularity``), skipping those that break a constraint."""
+        """Every architecture once: each combination of the used decisions' grids
+        (discrete leaves exhaustively, continuous ones at ``granularity``), unused
+        decisions at their default, skipping those that break a constraint."""
+        if self._conditions:
+            yield from self._conditional_grid(granularity)
+            return
         labels = list(self._leaves)
         grids = [self._leaves[label].grid(granularity) for label in labels]
         for values in itertools.product(*grids):
@@ -176,16 +262,29 @@ class Space(Mapping[str, Leaf]):
             if not self.constraints or self.satisfies(sample):
                 yield sample
 
-    def size(self, *, constrained: bool = True) -> int | float:
-        """Number of distinct samples: exact for discrete spaces, ``inf`` otherwise.
+    def _conditional_grid(self, granularity: int | None) -> Iterator[Sample]:
+        for leaf in self._leaves.values():
+            leaf.grid(granularity)  # a continuous leaf without granularity: its clear error, before anything
+        defaults = {label: leaf.default() for label, leaf in self._leaves.items()}
+        for used in self._conditions.architectures(self._leaves, granularity):
+            sample = {label: used[label] if label in used else defaults[label] for label in self._leaves}
+            if all(c(sample) for c in self.constraints):  # unused decisions are already at their default
+                yield sample
 
-        With constraints, the decisions each constraint couples are enumerated (up
-        to ``ENUMERATION_LIMIT`` combinations per group); ``constrained=False``
-        counts without constraints.
+    def size(self, *, constrained: bool = True) -> int | float:
+        """Number of distinct architectures: exact for discrete spaces, ``inf`` otherwise.
+
+        Decisions a sample does not use (see :meth:`active_labels`) do not make
+        another architecture. With constraints, the decisions each constraint couples
+        are enumerated (up to ``ENUMERATION_LIMIT`` architectures per group);
+        ``constrained=False`` counts without constraints.
         """
         sizes = {label: leaf.size() for label, leaf in self._leaves.items()}
         if any(s == math.inf for s in sizes.values()):
             return math.inf
+        if self._conditions:
+            constraints = self.constraints if constrained else []
+            return self._conditions.count(self._leaves, constraints, ENUMERATION_LIMIT)
         if not constrained or not self.constraints:
             return math.prod(sizes.values())  # type: ignore[arg-type]
         total = 1

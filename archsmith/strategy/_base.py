@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Union
 
@@ -89,7 +89,18 @@ class Strategy(ABC):
 
     @abstractmethod
     def tell(self, trial: FinishedTrial) -> None:
-        """Learn from a finished trial."""
+        """Learn from a finished trial, also one this strategy never proposed (a
+        trial of an earlier run, when an experiment warm-starts): it must not fail."""
+
+    def restore_history(self, samples: Iterable[Sample]) -> None:  # noqa: B027 - optional hook
+        """The samples of every trial already in the experiment, in order, called
+        after ``load_state_dict`` when a run resumes or warm-starts; a
+        deduplicating strategy remembers them as proposed.
+
+        The history is not part of ``state_dict()`` (which stays small however
+        long the run): the experiment stores each proposal as a trial and hands
+        them back here. Trials of an earlier run this strategy never proposed
+        then arrive through ``tell`` like its own."""
 
     def can_exhaust(self, space: Space) -> bool:
         """Whether this strategy ends a run by itself on ``space`` (so no budget is

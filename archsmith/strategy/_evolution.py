@@ -52,9 +52,11 @@ def mutate_value(leaf: Leaf, value: Any, rng: random.Random) -> Any:
 
 
 def mutate(space: Space, parent: Sample, prob: float, rng: random.Random) -> Sample:
-    """``parent`` with each mutable gene changed with probability ``prob``, and
-    at least one changed."""
-    genes = [label for label, leaf in space.items() if can_mutate(leaf)]
+    """``parent`` with each mutable gene its architecture uses changed with
+    probability ``prob``, and at least one changed (an unused gene would change
+    nothing)."""
+    used = space.active_labels(parent)
+    genes = [label for label, leaf in space.items() if can_mutate(leaf) and label in used]
     chosen = [label for label in genes if rng.random() < prob] or [rng.choice(genes)]
     child = dict(parent)
     for label in chosen:
@@ -101,12 +103,15 @@ class RegularizedEvolution(Dedup, Strategy):
     proposal mutates the winner of a tournament among ``sample_size`` random
     members (with ``crossover``, of two winners crossed over first). A mutated gene
     always takes a different value, and at least one gene mutates. Each finished
-    trial joins the population and the oldest leaves. With several objectives the
+    trial joins the population and the oldest leaves, also a trial it never
+    proposed (an earlier run's, when an experiment warm-starts). With several objectives the
     tournament is won by Pareto rank, then crowding distance (as in NSGA-II).
     ``on_failure="ignore"``
     drops failed trials; ``"worst"`` keeps them, ranked below every success. With
-    ``dedup`` no sample is proposed twice while an unseen one can be found, and a
-    finite space ends the search once every sample was proposed.
+    ``dedup`` no architecture is proposed twice while an unseen one can be found,
+    and a finite space ends the search once every architecture was proposed. The
+    state holds the population and the proposals in flight: bounded, however long
+    the run.
 
     >>> from archsmith.space import Space, choice
     >>> strategy = RegularizedEvolution(population_size=2, sample_size=2)
@@ -137,12 +142,12 @@ class RegularizedEvolution(Dedup, Strategy):
         self.population_size, self.sample_size = population_size, min(sample_size, population_size)
         self.mutation_prob, self.crossover, self.dedup, self.on_failure = mutation_prob, crossover, dedup, on_failure
         self._population: list[Member] = []
-        self._pending = 0
+        self._pending: list[str] = []  # architecture keys asked and not told yet
         self._forget(math.inf)
 
     def attach(self, space: Space, *, seed: int, direction: Directions = "maximize") -> None:
         super().attach(space, seed=seed, direction=direction)
-        self._population, self._pending = [], 0
+        self._population, self._pending = [], []
         self._forget(countable_size(space))
 
     # Proposing --------------------------------------------------------------------
@@ -162,7 +167,7 @@ class RegularizedEvolution(Dedup, Strategy):
         return mutate(self.space, parent, self.mutation_prob, self.rng)
 
     def _propose(self) -> Sample | None:
-        filling = len(self._population) + self._pending < self.population_size or not self._population
+        filling = len(self._population) + len(self._pending) < self.population_size or not self._population
         if filling or len(self.space) == 0 or not any(can_mutate(leaf) for leaf in self.space.values()):
             make = self._random
         else:
@@ -175,19 +180,23 @@ class RegularizedEvolution(Dedup, Strategy):
             sample = self._random()
             if self._is_new(sample):
                 return sample
-        return None
+        return next(self._unseen(), None)
 
     def ask(self) -> Sample | None:
         if self.is_exhausted():
             return None
         sample = self._propose()
         if sample is not None:
-            self._pending += 1
+            self._pending.append(self.space.architecture_key(sample))
             self._remember(sample)
         return sample
 
     def tell(self, trial: FinishedTrial) -> None:
-        self._pending = max(0, self._pending - 1)
+        key = self.space.architecture_key(trial.sample)
+        if key in self._pending:
+            self._pending.remove(key)
+        elif "" in self._pending:  # in flight when an older state (a bare count) was saved
+            self._pending.remove("")
         values = trial.objective_values() if trial.status == "succeeded" else None
         if values is None and self.on_failure == "ignore":
             return
@@ -197,12 +206,13 @@ class RegularizedEvolution(Dedup, Strategy):
     # State ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         population = [[sample, value] for sample, value in self._population]
-        return {**super().state_dict(), "population": population, "pending": self._pending, **self._seen_state()}
+        return {**super().state_dict(), "population": population, "pending": list(self._pending)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._population = [(dict(sample), value) for sample, value in state["population"]]
-        self._pending = int(state["pending"])
+        pending = state["pending"]
+        self._pending = [""] * int(pending) if isinstance(pending, int) else [str(key) for key in pending]
         self._load_seen(state)
 
     def __repr__(self) -> str:

@@ -16,8 +16,12 @@ space becomes Optuna parameters:
 
 Failed trials are told ``FAIL``. A proposal that breaks one of the space's
 constraints is told ``PRUNED`` (so the sampler learns to avoid the region) and
-Optuna is asked again; after ``max_rejections`` in a row a random valid sample is
-enqueued instead.
+Optuna is asked again. With ``dedup`` (the default) a proposal of an architecture
+already proposed is not run either: Optuna is told the earlier trial's result if
+it has one (so the sampler learns the region is known), ``FAIL`` while it is still
+running, and asked again. After ``max_rejections`` rejections in a row a random
+valid (and unseen) sample is enqueued instead; once every architecture of a finite
+space was proposed, ``ask`` returns ``None`` and the strategy is exhausted.
 
 Optuna is imported only when a strategy is built, so ``import archsmith`` does not
 load it.
@@ -29,15 +33,28 @@ import contextlib
 import functools
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from archsmith.space import Categorical, CategoricalMultiple, Numerical, Sample, Space, SpaceError
+from archsmith.space import (
+    Categorical,
+    CategoricalMultiple,
+    Numerical,
+    Sample,
+    SampleError,
+    Space,
+    SpaceError,
+    loads_arch,
+)
 from archsmith.space._leaf import value_key
 
 from ._base import Directions, FinishedTrial, Strategy
-from ._dedup import sample_key
+from ._dedup import SWEEP_LIMIT, countable_size
 from ._registry import register_strategy
+
+#: Random draws the fallback of ``ask`` tries for an unseen architecture before it
+#: sweeps a small space in grid order.
+_FALLBACK_TRIES = 100
 
 _STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
 
@@ -73,11 +90,12 @@ class OptunaStrategy(Strategy):
 
     With several objectives the study is multi-objective; the sampler must
     support that (TPE, NSGA-II, NSGA-III, random, GP do; CMA-ES does not).
+    ``dedup``: never run one architecture twice (see the module docstring).
     """
 
     multi_objective = True
 
-    def __init__(self, sampler: Any = None, *, max_rejections: int = 100) -> None:
+    def __init__(self, sampler: Any = None, *, max_rejections: int = 100, dedup: bool = True) -> None:
         import optuna
 
         if sampler is not None and not isinstance(sampler, optuna.samplers.BaseSampler) and not callable(sampler):
@@ -86,17 +104,22 @@ class OptunaStrategy(Strategy):
             raise SpaceError(f"max_rejections must be a positive integer, got {max_rejections!r}")
         self.sampler = sampler
         self.max_rejections = max_rejections
+        self.dedup = bool(dedup)
         self._seed = 0
         self._study: Any = None
-        # per Optuna trial number: [params, value, state, sample key, the trial's system attributes]
+        # per Optuna trial number: [params, value, state, architecture key, the trial's system attributes]
         self._records: list[list[Any]] = []
-        self._pending: dict[str, list[int]] = {}  # sample key -> asked, untold trial numbers
+        self._pending: dict[str, list[int]] = {}  # architecture key -> asked, untold trial numbers
+        # architecture key -> the Optuna trial that ran it first (None: known from the history only)
+        self._proposed: dict[str, int | None] = {}
+        self._size: float = math.inf
 
     # Binding -------------------------------------------------------------------------
     def attach(self, space: Space, *, seed: int, direction: Directions = "maximize") -> None:
         super().attach(space, seed=seed, direction=direction)
         self._seed = int(seed)
         self._distributions = self._make_distributions(space)
+        self._size = countable_size(space) if self.dedup else math.inf
         self._reset_study()
 
     def check_space(self, space: Space) -> None:
@@ -122,7 +145,7 @@ class OptunaStrategy(Strategy):
 
         with _quiet():
             self._study = optuna.create_study(directions=list(self.directions), sampler=self._make_sampler(0))
-        self._records, self._pending = [], {}
+        self._records, self._pending, self._proposed = [], {}, {}
 
     @staticmethod
     def _make_distributions(space: Space) -> dict[str, Any]:
@@ -188,18 +211,62 @@ class OptunaStrategy(Strategy):
 
     # Ask / tell ------------------------------------------------------------------------
     def ask(self) -> Sample | None:
+        if self.is_exhausted():
+            return None
         with _quiet():
             for _ in range(self.max_rejections):
                 trial = self._new_trial()
                 sample = self._to_sample(trial.params)
-                if self.space.satisfies(sample):
+                if not self.space.satisfies(sample):
+                    self._finish(trial.number, None, "PRUNED")  # rejected by a constraint: learn, re-ask
+                elif self.dedup and (key := self.space.architecture_key(sample)) in self._proposed:
+                    self._answer_duplicate(trial.number, self._proposed[key])
+                else:
                     return self._issued(trial, sample)
-                self._finish(trial.number, None, "PRUNED")  # rejected by a constraint: learn, re-ask
-            # The sampler keeps proposing infeasible samples: run a random valid one instead.
-            sample = self.space.random(rng=self.rng)
-            self._study.enqueue_trial(self._to_params(sample), skip_if_exists=False)
+            # The sampler keeps proposing infeasible or known samples: run a random valid, unseen one instead.
+            fallback = self._fallback()
+            if fallback is None:
+                return None
+            self._study.enqueue_trial(self._to_params(fallback), skip_if_exists=False)
             trial = self._new_trial()
-            return self._issued(trial, sample)
+            return self._issued(trial, fallback)
+
+    def _answer_duplicate(self, number: int, earlier: int | None) -> None:
+        """Tell Optuna trial ``number``, a repeat of trial ``earlier``'s architecture,
+        what that one gave (so the sampler learns), or FAIL while it has no result."""
+        record = None if earlier is None else self._records[earlier]
+        if record is not None and record[2] == "COMPLETE":
+            self._finish(number, record[1], "COMPLETE")
+        else:
+            self._finish(number, None, "FAIL")
+
+    def _fallback(self) -> Sample | None:
+        for _ in range(_FALLBACK_TRIES):
+            sample = self.space.random(rng=self.rng)
+            if not self.dedup or self.space.architecture_key(sample) not in self._proposed:
+                return sample
+        if self._size <= SWEEP_LIMIT:  # a small space nearly used up: the first unseen one in grid order
+            for sample in self.space.grid():
+                if self.space.architecture_key(sample) not in self._proposed:
+                    return sample
+        return None
+
+    def can_exhaust(self, space: Space) -> bool:
+        return self.dedup and countable_size(space) != math.inf
+
+    def is_exhausted(self) -> bool:
+        return self.dedup and len(self._proposed) >= self._size
+
+    def restore_history(self, samples: Iterable[Sample]) -> None:
+        """Remember the architectures of ``samples`` (every trial in the experiment)
+        as proposed; the study itself is rebuilt from the state."""
+        if not self.dedup:
+            return
+        for sample in samples:
+            try:
+                self._proposed.setdefault(self.space.architecture_key(self.space.validate(sample)), None)
+            except SampleError:
+                continue  # not an architecture of this space: it cannot collide with a proposal
 
     def _new_trial(self) -> Any:
         self._study.sampler = self._make_sampler(len(self._records))
@@ -216,9 +283,11 @@ class OptunaStrategy(Strategy):
         return dict(storage.get_trial_system_attrs(trial_id))
 
     def _issued(self, trial: Any, sample: Sample) -> Sample:
-        key = sample_key(sample)
+        key = self.space.architecture_key(sample)
         self._pending.setdefault(key, []).append(trial.number)
         self._records[trial.number][3] = key
+        if self._proposed.get(key) is None:
+            self._proposed[key] = trial.number
         return sample
 
     def _finish(self, number: int, value: Any, state: str) -> None:
@@ -238,14 +307,22 @@ class OptunaStrategy(Strategy):
             # one float for one objective, a list for several (as Optuna takes them)
             value = [float(v) for v in values] if self.is_multi_objective else float(values[0])
         state = "COMPLETE" if value is not None else "FAIL"
-        numbers = self._pending.get(sample_key(trial.sample))
+        try:
+            sample = self.space.validate(trial.sample)
+        except SampleError:
+            return  # not an architecture of this space (an earlier run's, of another space): nothing to learn
+        key = self.space.architecture_key(sample)
+        numbers = self._pending.get(key)
         with _quiet():
             if numbers:
                 self._finish(numbers.pop(0), value, state)
                 if not numbers:
-                    del self._pending[sample_key(trial.sample)]
-            else:  # a trial this study did not propose (e.g. added by hand): learn from it too
-                self._add_finished(self._to_params(trial.sample), value, state)
+                    del self._pending[key]
+            else:  # a trial this study did not propose (an earlier run's, or added by hand): learn from it too
+                self._add_finished(self._to_params(sample), value, state)
+                self._records[-1][3] = key
+                if self._proposed.get(key) is None:
+                    self._proposed[key] = len(self._records) - 1
 
     def _add_finished(
         self, params: dict[str, Any], value: Any, state: str, system_attrs: dict[str, Any] | None = None
@@ -285,14 +362,21 @@ class OptunaStrategy(Strategy):
                 if status not in _STATES:
                     raise SpaceError(f"OptunaStrategy state: unknown trial state {status!r}")
                 self._add_finished(dict(params), value, status, system_attrs)
+                number = len(self._records) - 1
+                if key is None:
+                    continue
+                # older states keyed whole samples: the same text read as an architecture
+                key = self.space.architecture_key(loads_arch(key))
+                self._records[number][3] = key
                 if status == "RUNNING":
-                    self._pending.setdefault(key, []).append(len(self._records) - 1)
-                    self._records[-1][3] = key
+                    self._pending.setdefault(key, []).append(number)
+                if self.dedup and self._proposed.get(key) is None:
+                    self._proposed[key] = number
             for name, attr in state.get("study_attrs", {}).items():
                 self._study._storage.set_study_system_attr(self._study._study_id, name, attr)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(sampler={_name(self.sampler)})"
+        return f"{type(self).__name__}(sampler={_name(self.sampler)}, dedup={self.dedup})"
 
 
 def _name(sampler: Any) -> str:
@@ -321,12 +405,13 @@ class TPE(OptunaStrategy):
         constant_liar: bool = True,
         n_ei_candidates: int = 24,
         max_rejections: int = 100,
+        dedup: bool = True,
     ) -> None:
         self.n_startup_trials = n_startup_trials
         self.multivariate = multivariate
         self.constant_liar = constant_liar
         self.n_ei_candidates = n_ei_candidates
-        super().__init__(self._sampler, max_rejections=max_rejections)
+        super().__init__(self._sampler, max_rejections=max_rejections, dedup=dedup)
 
     def _sampler(self, seed: int) -> Any:
         import optuna
@@ -342,7 +427,7 @@ class TPE(OptunaStrategy):
     def __repr__(self) -> str:
         return (
             f"TPE(n_startup_trials={self.n_startup_trials}, multivariate={self.multivariate}, "
-            f"constant_liar={self.constant_liar})"
+            f"constant_liar={self.constant_liar}, dedup={self.dedup})"
         )
 
 
@@ -360,6 +445,7 @@ class NSGAII(OptunaStrategy):
         mutation_prob: float | None = None,
         crossover_prob: float = 0.9,
         max_rejections: int = 100,
+        dedup: bool = True,
     ) -> None:
         if isinstance(population_size, bool) or not isinstance(population_size, int) or population_size < 2:
             raise SpaceError(f"population_size must be an integer >= 2, got {population_size!r}")
@@ -370,7 +456,7 @@ class NSGAII(OptunaStrategy):
         if not 0.0 <= crossover_prob <= 1.0:
             raise SpaceError(f"crossover_prob must be in [0, 1], got {crossover_prob!r}")
         self.population_size, self.mutation_prob, self.crossover_prob = population_size, mutation_prob, crossover_prob
-        super().__init__(self._sampler, max_rejections=max_rejections)
+        super().__init__(self._sampler, max_rejections=max_rejections, dedup=dedup)
 
     def _sampler(self, seed: int) -> Any:
         import optuna
@@ -385,5 +471,5 @@ class NSGAII(OptunaStrategy):
     def __repr__(self) -> str:
         return (
             f"NSGAII(population_size={self.population_size}, mutation_prob={self.mutation_prob}, "
-            f"crossover_prob={self.crossover_prob})"
+            f"crossover_prob={self.crossover_prob}, dedup={self.dedup})"
         )

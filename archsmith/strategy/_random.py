@@ -16,8 +16,9 @@ _DEDUP_TRIES = 1000
 
 @register_strategy("random")
 class Random(Dedup, Strategy):
-    """Random search. With ``dedup`` no architecture is proposed twice, and the
-    search ends once a finite space is exhausted.
+    """Random search. With ``dedup`` no architecture is proposed twice (samples
+    that differ only in unused decisions are one architecture), and the search
+    ends once a finite space is exhausted.
 
     >>> from archsmith.space import Space, choice
     >>> strategy = Random()
@@ -46,13 +47,13 @@ class Random(Dedup, Strategy):
             if self._is_new(sample):
                 self._remember(sample)
                 return sample
-        return None  # nearly exhausted: so few unseen samples that rejection cannot find them
+        for sample in self._unseen():  # nearly exhausted: the first unseen one in grid order
+            self._remember(sample)
+            return sample
+        return None  # so few unseen architectures in a large space that rejection cannot find them
 
     def tell(self, trial: FinishedTrial) -> None:
-        pass  # random search learns nothing
-
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), **self._seen_state()}
+        pass  # random search learns nothing (from its own trials or an earlier run's)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import torch
 
-from archsmith.space import Categorical, CategoricalMultiple, Leaf, Sample, Space, SpaceError
+from archsmith.space import Categorical, CategoricalMultiple, Leaf, Sample, SampleError, Space, SpaceError
 
 from ._base import Directions, FinishedTrial, Strategy
 from ._dedup import Dedup
@@ -146,7 +146,8 @@ class PolicyBasedRL(Dedup, Strategy):
     is the objective (negated to minimize), the advantage is the reward minus a
     moving-average baseline (``baseline_decay``) divided by the batch's reward
     spread, and ``log p`` is the current policy's log-probability of the sample.
-    ``ask`` never waits: it samples from the current policy. Failed trials are
+    ``ask`` never waits: it samples from the current policy; with ``dedup`` it
+    never proposes one architecture twice. Failed trials are
     dropped (``on_failure="ignore"``) or get the worst reward seen so far
     (``"worst"``). Weights, optimizer state and the batch are in the state.
 
@@ -224,6 +225,9 @@ class PolicyBasedRL(Dedup, Strategy):
                 if self.space.satisfies(sample) and self._is_new(sample):
                     self._remember(sample)
                     return sample
+        for sample in self._unseen():  # nearly exhausted: the first unseen one in grid order
+            self._remember(sample)
+            return sample
         return None
 
     # Learning ---------------------------------------------------------------------
@@ -233,6 +237,15 @@ class PolicyBasedRL(Dedup, Strategy):
         return log_prob, entropy
 
     def tell(self, trial: FinishedTrial) -> None:
+        """Learn from a finished trial. One this strategy never proposed (an earlier
+        run's, on warm start) is learnt from too: its log-probability under the
+        current policy is recomputed at the update, as for the strategy's own
+        (REINFORCE then leans off-policy). A sample that does not fit the space
+        is ignored."""
+        try:
+            sample = self.space.validate(trial.sample)
+        except SampleError:
+            return
         if trial.status == "succeeded" and trial.value is not None:
             reward = float(trial.value) if self.direction == "maximize" else -float(trial.value)
             self._worst = reward if self._worst is None else min(self._worst, reward)
@@ -240,7 +253,7 @@ class PolicyBasedRL(Dedup, Strategy):
             reward = self._worst
         else:
             return
-        self._batch.append((dict(trial.sample), reward))
+        self._batch.append((sample, reward))
         if len(self._batch) >= self.samples_per_update:
             self._update()
 
@@ -282,7 +295,6 @@ class PolicyBasedRL(Dedup, Strategy):
             "batch": [[sample, reward] for sample, reward in self._batch],
             "baseline": self._baseline,
             "worst": self._worst,
-            **self._seen_state(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -236,8 +236,10 @@ def test_freeze_reports_every_problem_at_once() -> None:
     assert "'inp': 1 chosen; expected" in text
     assert "'depth': missing" in text
     assert "'p': 0.9 is out of range" in text
-    assert "'extra': extra label" in text
+    assert "set aside as not decisions of this space: ['extra'] (is one of them misspelt?)" in text
     assert "(6 problems)" in str(info.value)
+    with pytest.raises(SampleError, match="'extra': extra label"):
+        Net().validate(bad)  # validate itself still names labels outside the space
 
 
 def test_validate_reports_wrong_types() -> None:

@@ -148,7 +148,8 @@ def test_candidate_choices_are_decisions_of_the_space() -> None:
 
     space = Inner()
     assert list(space.search_space) == ["lin_w", "op", "seq_w"]
-    assert space.size() == 8
+    assert space.size() == 2 + 2  # lin_w is used by candidate 0 only, seq_w by candidate 1
+    assert space.search_space.active_labels({"lin_w": 2, "op": 1, "seq_w": 5}) == {"op", "seq_w"}
     model = space.freeze({"lin_w": 3, "op": 1, "seq_w": 6})
     assert type(model.op) is torch.nn.Sequential
     assert model(torch.zeros(1, 4)).shape == (1, 6)

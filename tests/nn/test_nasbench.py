@@ -157,8 +157,9 @@ def test_nb101_truncates_wider_predecessors() -> None:
 
 
 def count_nb101_samples(max_nodes: int, max_edges: int, n_ops: int) -> int:
-    """Samples of the NB101 space by brute force: every adjacency of the active
-    vertices, times the free inputs of inactive vertices and every op."""
+    """Architectures of the NB101 space by brute force: every adjacency of the
+    used vertices, times the ops of its inner vertices (the inputs and ops of
+    vertices beyond ``num_nodes`` are unused: they make no other architecture)."""
     total = 0
     for n in range(2, max_nodes + 1):
         bits = n * (n - 1) // 2
@@ -168,15 +169,15 @@ def count_nb101_samples(max_nodes: int, max_edges: int, n_ops: int) -> int:
             inputs = (masks >> (j * (j - 1) // 2)) & ((1 << j) - 1)
             reach |= ((inputs & reach) != 0).astype(np.int64) << j
         valid = (np.bitwise_count(masks) <= max_edges) & (((reach >> (n - 1)) & 1) == 1)
-        total += int(valid.sum()) * 2 ** sum(range(n, max_nodes))
-    return total * n_ops ** (max_nodes - 2)
+        total += int(valid.sum()) * n_ops ** (n - 2)
+    return total
 
 
 @pytest.mark.parametrize(("max_nodes", "max_edges"), [(3, 9), (4, 2), (4, 9), (5, 4), (7, 9)])
 def test_nb101_size_counts_valid_samples_exactly(max_nodes: int, max_edges: int) -> None:
     space = NB101(max_num_nodes=max_nodes, max_num_edges=max_edges)
     assert space.size() == count_nb101_samples(max_nodes, max_edges, 3)
-    assert space.size(constrained=False) == (max_nodes - 1) * 3 ** (max_nodes - 2) * 2 ** sum(range(max_nodes))
+    assert space.size(constrained=False) == sum(3 ** (n - 2) * 2 ** sum(range(n)) for n in range(2, max_nodes + 1))
 
 
 def test_nb101_grid_yields_exactly_the_valid_samples() -> None:

@@ -166,7 +166,7 @@ def test_a_factory_makes_choices_per_block() -> None:
 
     space = PerBlock()
     assert list(space.search_space) == ["pb", "pb/0/choice_1", "pb/0/choice_2", "pb/1/choice_1", "pb/1/choice_2"]
-    assert space.size() == 2 * 16
+    assert space.size() == 4 + 16  # depth 1 uses block 0's two choices, depth 2 both blocks'
 
 
 def test_a_factory_with_explicit_labels_per_block() -> None:
@@ -186,7 +186,7 @@ def test_a_factory_with_explicit_labels_per_block() -> None:
 
     space = PerBlock()
     assert list(space.search_space) == ["pb", "h0", "h1", "h2"]
-    assert space.size() == 3 * 8
+    assert space.size() == 2 + 4 + 8  # depth d uses h0 .. h(d-1)
     model = space.freeze({"pb": 2, "h0": 1, "h1": 2, "h2": 1})
     assert [block[0].out_features for block in model.body] == [1, 2]
     assert model(torch.zeros(2, 3)).shape == (2, 3)

@@ -70,6 +70,7 @@ def test_resume_from_json_state_continues_identically(name: str, direction: str)
     resumed = make(name)
     resumed.attach(mixed_space(), seed=5, direction=direction)  # type: ignore[arg-type]
     resumed.load_state_dict(json_round_trip(first.state_dict()))
+    resumed.restore_history(head)  # the experiment hands back every stored trial
     tail = drive(resumed, 17, fail_every=6, start=13)
     assert head + tail == expected
 
@@ -86,6 +87,7 @@ def test_resume_with_trials_in_flight(name: str) -> None:
             fresh = make(name)
             fresh.attach(mixed_space(), seed=1)
             fresh.load_state_dict(json_round_trip(strategy.state_dict()))
+            fresh.restore_history(asked)
             strategy = fresh
         for i, sample in enumerate(asked):
             strategy.tell(FinishedTrial(i, sample, "succeeded", objective(sample)))  # type: ignore[arg-type]

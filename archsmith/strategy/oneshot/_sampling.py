@@ -42,9 +42,6 @@ class ChoiceOp(MixedOp):
     def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
         return recurse(self.candidates[self.index(sample)], sample, prefix)  # the frozen op is the candidate
 
-    def active_children(self, sample: Mapping[str, Any]) -> list[torch.nn.Module]:
-        return [self.candidates[self.index(sample)]]
-
 
 @register_mixed_op("sampling", LayerChoice)
 class SampledLayerChoice(ChoiceOp):
@@ -100,9 +97,6 @@ class RepeatOp(MixedOp):
         for i in range(self.depth(sample)):  # the frozen Repeat is Sequential(blocks[:depth])
             state.update(recurse(self.blocks[i], sample, f"{prefix}{i}."))
         return state
-
-    def active_children(self, sample: Mapping[str, Any]) -> list[torch.nn.Module]:
-        return list(self.blocks[: self.depth(sample)])
 
 
 @register_mixed_op("sampling", Repeat)

@@ -144,10 +144,6 @@ class MixedOp(torch.nn.Module):
         ``recurse(module, sample, prefix)`` exports a child module."""
         raise NotImplementedError
 
-    def active_children(self, sample: Mapping[str, Any]) -> list[torch.nn.Module]:
-        """The children ``sample``'s subnet uses (all, unless the op picks some)."""
-        return list(self.children())
-
 
 ExportFn = Callable[[torch.nn.Module, Mapping[str, Any], str], dict[str, torch.Tensor]]
 
@@ -313,28 +309,14 @@ class Supernet(torch.nn.Module):
 
     def active_labels(self, sample: Mapping[str, Any]) -> set[str]:
         """The labels that matter for ``sample``'s subnet: not those inside an
-        unchosen candidate or a block beyond the chosen depth."""
-        active: set[str] = set()
-
-        def walk(module: torch.nn.Module) -> None:
-            if isinstance(module, MixedOp):
-                active.update(module.labels())
-                children = module.active_children(sample)
-            else:
-                children = list(module.children())
-            for child in children:
-                walk(child)
-
-        walk(self.model)
-        return active
+        unchosen candidate or a block beyond the chosen depth (the space's own
+        :meth:`~archsmith.space.Space.active_labels`)."""
+        return self.search_space.active_labels(sample)
 
     def architecture_key(self, sample: Mapping[str, Any]) -> str:
         """The same for two samples of one architecture (that differ only in
         decisions the subnet does not use)."""
-        from archsmith.strategy._dedup import sample_key
-
-        active = self.active_labels(sample)
-        return sample_key({label: value for label, value in sample.items() if label in active})
+        return self.search_space.architecture_key(sample)
 
     def set_sample(self, sample: Mapping[str, Any]) -> None:
         """Make the sampling ops run ``sample``'s path from the next forward on."""
