@@ -13,9 +13,11 @@ import sqlite3
 import stat
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import quote
 
 from archsmith.space import ArchsmithError
 
@@ -27,6 +29,7 @@ BUSY_TIMEOUT = 0.1
 _FIRST_REPORT, _REPORT_EVERY = 2.0, 10.0  # seconds of waiting before the first report, between reports
 _FIRST_DELAY, _MAX_DELAY = 0.01, 1.0  # backoff between attempts, doubling up to the cap
 
+STALE_CREATION = 600.0  # seconds after which a creation's temporary file is stale even if its pid lives
 _READ_FIX = "reading it (archsmith show / Experiment.trials) works as it is"
 
 
@@ -181,6 +184,25 @@ def fsync_path(path: Path) -> None:
         os.close(fd)
 
 
+def write_new(path: Path, fill: Callable[[sqlite3.Connection], None]) -> None:
+    """Write a new database with ``fill(connection)`` into a temporary file beside
+    ``path``, flush it, and only then give it the name ``path`` (never replacing a file:
+    ``FileExistsError``): whoever looks sees no file or a whole one."""
+    tmp = path.parent / f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            fill(conn)
+        finally:
+            conn.close()  # the last connection: its WAL is checkpointed into the file and removed
+        fsync_path(tmp)
+        publish(tmp, path)
+    except BaseException:
+        for leftover in (tmp, *sidecars(tmp)):
+            leftover.unlink(missing_ok=True)
+        raise
+
+
 def publish(tmp: Path, path: Path) -> None:
     """Give the finished, flushed file ``tmp`` the name ``path`` atomically, never
     replacing an existing ``path`` (``FileExistsError``); ``tmp`` is gone afterwards."""
@@ -195,3 +217,62 @@ def publish(tmp: Path, path: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_path(path.parent)
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to ``path``, also in a read-only directory."""
+    uri = f"file:{quote(path.as_posix())}?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, check_same_thread=False)
+    try:
+        conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+    except sqlite3.OperationalError as e:
+        # A read-only directory, where SQLite cannot create the WAL's index (-shm). With
+        # no WAL content the file alone is the whole store, and nothing can be writing it.
+        wal = Path(f"{path}-wal")
+        if not _kind(e).startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")) or (wal.exists() and wal.stat().st_size):
+            return conn  # the error resurfaces, translated, at the first query
+        conn.close()
+        conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
+    except sqlite3.DatabaseError:
+        pass  # corrupted: reported by the first query
+    return conn
+
+
+def file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def sidecars(path: Path) -> list[Path]:
+    return [Path(f"{path}-wal"), Path(f"{path}-shm")]
+
+
+def cannot_create(path: Path, e: BaseException) -> StoreError:
+    reason = unwritable_reason(path)
+    return readonly_error(reason) if reason else StoreError(f"cannot create {path}: {e}")
+
+
+def remove_stale_creations(path: Path) -> None:
+    """Remove the temporary files of :func:`write_new` s that were killed."""
+    prefix = f".{path.name}.creating-"
+    for leftover in path.parent.glob(f"{prefix}*"):
+        pid = leftover.name[len(prefix) :].split("-")[0]
+        try:
+            stale = not _alive(int(pid)) or time.time() - leftover.stat().st_mtime > STALE_CREATION
+        except (ValueError, OSError):
+            continue
+        if stale:
+            leftover.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, another user's
+        return True
+    return True

@@ -9,7 +9,6 @@ the fix; a lock held by another program is waited out, with reports (``_sqlite.p
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 import uuid
@@ -17,20 +16,22 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from archsmith.space import dumps_arch, loads_arch
 
 from ._sqlite import (
     BUSY_TIMEOUT,
     StoreError,
-    _kind,
-    fsync_path,
-    publish,
+    cannot_create,
+    connect_readonly,
+    file_id,
     readonly_error,
+    remove_stale_creations,
     retry_locked,
+    sidecars,
     store_error,
     unwritable_reason,
+    write_new,
 )
 
 __all__ = ["LOCK_PATIENCE", "STORE_FILE", "Store", "StoreError", "TrialRecord", "find_store", "iter_experiments"]
@@ -39,7 +40,6 @@ STORE_FILE = "experiment.db"
 SCHEMA_VERSION = 1
 #: Seconds a write waits for a lock held by another program before a StoreError.
 LOCK_PATIENCE = 120.0
-_STALE_CREATION = 600.0  # seconds after which a creation's temporary file is stale even if its pid lives
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -149,10 +149,10 @@ class Store:
             self._columns = ", ".join([_BASE_COLUMNS, *added])
             #: The random id :meth:`create` gave this store (None for a store of an older archsmith).
             self.store_id: str | None = self.get_meta("store_id")
-            self._identity = _file_id(self.path)
+            self._identity = file_id(self.path)
             # The WAL and its index this connection uses, by name beside the file: unlinked
             # if the file is deleted or replaced, so that they are never paired with another.
-            self._sidecars = [] if readonly else [(p, _file_id(p)) for p in _sidecars(self.path)]
+            self._sidecars = [] if readonly else [(p, file_id(p)) for p in sidecars(self.path)]
         except BaseException:
             self.conn.close()
             raise
@@ -169,59 +169,39 @@ class Store:
             raise StoreError(f"{path} already exists: resume it, or choose another directory for a new experiment")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _remove_stale_creations(path)
-            for sidecar in _sidecars(path):  # a deleted store's WAL would be replayed into the new one
+            remove_stale_creations(path)
+            for sidecar in sidecars(path):  # a deleted store's WAL would be replayed into the new one
                 sidecar.unlink(missing_ok=True)
         except OSError as e:
-            raise _cannot_create(path, e) from e
-        tmp = path.parent / f".{path.name}.creating-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            raise cannot_create(path, e) from e
         rows = {**meta, "schema_version": SCHEMA_VERSION, "store_id": uuid.uuid4().hex}
+
+        def fill(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _STATEMENTS:
+                conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()]
+            )
+            conn.execute("COMMIT")
+
         try:
-            conn = sqlite3.connect(tmp, isolation_level=None)
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("BEGIN IMMEDIATE")
-                for statement in _STATEMENTS:
-                    conn.execute(statement)
-                conn.executemany(
-                    "INSERT INTO meta (key, value) VALUES (?, ?)", [(k, json.dumps(v)) for k, v in rows.items()]
-                )
-                conn.execute("COMMIT")
-            finally:
-                conn.close()  # the last connection: its WAL is checkpointed into the file and removed
-            fsync_path(tmp)
-            publish(tmp, path)
+            write_new(path, fill)
         except FileExistsError:
             raise StoreError(f"{path} was created by another process meanwhile: resume it instead") from None
         except (OSError, sqlite3.Error) as e:
-            for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-                leftover.unlink(missing_ok=True)
-            raise _cannot_create(path, e) from e
+            raise cannot_create(path, e) from e
         return cls(path, **kwargs)
 
     def _open_readonly(self) -> sqlite3.Connection:
-        path = find_store(self.path)
-        uri = f"file:{quote(path.as_posix())}?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT, check_same_thread=False)
-        try:
-            conn.execute("SELECT 1 FROM sqlite_master LIMIT 1")
-        except sqlite3.OperationalError as e:
-            # A read-only directory, where SQLite cannot create the WAL's index (-shm). With
-            # no WAL content the file alone is the whole store, and nothing can be writing it.
-            wal = Path(f"{path}-wal")
-            if not _kind(e).startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY")) or (wal.exists() and wal.stat().st_size):
-                return conn  # the error resurfaces, translated, at the first query
-            conn.close()
-            conn = sqlite3.connect(f"{uri}&immutable=1", uri=True, check_same_thread=False)
-        except sqlite3.DatabaseError:
-            pass  # corrupted: reported by the first query
-        return conn
+        return connect_readonly(find_store(self.path))
 
     def _open_writable(self) -> sqlite3.Connection:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise _cannot_create(self.path, e) from e
+            raise cannot_create(self.path, e) from e
         reason = unwritable_reason(self.path)
         if reason is not None:
             raise readonly_error(reason)
@@ -285,14 +265,14 @@ class Store:
     def check_identity(self) -> str | None:
         """None while ``self.path`` is still the file this connection uses; else what
         happened to it (deleted, or replaced by another file). A ``stat``: cheap."""
-        now = _file_id(self.path)
+        now = file_id(self.path)
         if now == self._identity:
             return None
         # SQLite keeps writing our WAL under its name: a file put in our file's place (or
         # one created there later) would read our frames as its own. Only our open
         # descriptors need them now.
         for sidecar, ident in self._sidecars:
-            if ident is not None and _file_id(sidecar) == ident:
+            if ident is not None and file_id(sidecar) == ident:
                 sidecar.unlink(missing_ok=True)
         if now is None:
             return f"{self.path} was deleted while the run was writing it"
@@ -306,18 +286,14 @@ class Store:
         if dest.exists():
             raise StoreError(f"cannot rescue {self.path} to {dest}: it exists; choose a new path")
         dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.parent / f".{dest.name}.rescue-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+        def fill(target: sqlite3.Connection) -> None:
+            self.conn.backup(target)
+            target.execute("PRAGMA journal_mode=WAL")
+
         try:
-            target = sqlite3.connect(tmp)
-            try:
-                self.conn.backup(target)
-                target.execute("PRAGMA journal_mode=WAL")
-            finally:
-                target.close()
-            fsync_path(tmp)
-            publish(tmp, dest)
+            write_new(dest, fill)
         except (OSError, sqlite3.Error) as e:
-            tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot rescue {self.path} to {dest}: {e}") from e
         return dest
 
@@ -506,46 +482,6 @@ class _Transaction:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise store_error(e, self.store.path, writing=True) from e
-
-
-def _file_id(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _sidecars(path: Path) -> list[Path]:
-    return [Path(f"{path}-wal"), Path(f"{path}-shm")]
-
-
-def _cannot_create(path: Path, e: BaseException) -> StoreError:
-    reason = unwritable_reason(path)
-    return readonly_error(reason) if reason else StoreError(f"cannot create {path}: {e}")
-
-
-def _remove_stale_creations(path: Path) -> None:
-    """Remove the temporary files of :meth:`Store.create` s that were killed."""
-    prefix = f".{path.name}.creating-"
-    for leftover in path.parent.glob(f"{prefix}*"):
-        pid = leftover.name[len(prefix) :].split("-")[0]
-        try:
-            stale = not _alive(int(pid)) or time.time() - leftover.stat().st_mtime > _STALE_CREATION
-        except (ValueError, OSError):
-            continue
-        if stale:
-            leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, another user's
-        return True
-    return True
 
 
 def iter_experiments(root: str | Path) -> Iterator[Path]:
