@@ -17,13 +17,28 @@ from archsmith.experiment import StoreError, TrialRecord
 NON_TERMINAL_WIDTH = 160
 
 
+class CommandError(Exception):
+    """A sub-command's failure: ``archsmith: error: <message>`` and exit ``code``."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        # rich's own handling exits with 1; a reader that has gone (`| head`) is
+        # handled once, in cli.main, like any other write to the closed pipe.
+        raise BrokenPipeError
+
+
 def console() -> Console:
     """A rich console on the current stdout: plain text when it is not a terminal,
     then wide (``COLUMNS`` or 160) so that lines piped to a file or grep are not
     folded."""
-    out = Console(file=sys.stdout, highlight=False)
+    out = _Console(file=sys.stdout, highlight=False)
     if not out.is_terminal and "COLUMNS" not in os.environ:
-        out = Console(file=sys.stdout, highlight=False, width=NON_TERMINAL_WIDTH)
+        out = _Console(file=sys.stdout, highlight=False, width=NON_TERMINAL_WIDTH)
     return out
 
 
@@ -52,7 +67,7 @@ def add_experiment_argument(parser: argparse.ArgumentParser) -> None:
 
 def require_trials(store_counts: Mapping[str, int], exp: str) -> None:
     if not sum(store_counts.values()):
-        raise StoreError(f"experiment {exp!r} has no trials yet")
+        raise StoreError(f"experiment {exp!r} has no trials yet; its run has not proposed one: try again once it has")
 
 
 def objective_header(objective: str) -> str:

@@ -9,17 +9,38 @@ from rich.table import Table
 
 from archsmith.experiment import DEFAULT_ROOT, STORE_FILE, list_experiments
 
-from ._common import STATUS_STYLE, console, number, plain, timestamp
+from ._common import STATUS_STYLE, CommandError, console, number, plain, timestamp
 
 HELP = "list the experiments under DIR (default ./archsmith-experiments)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("directory", metavar="DIR", nargs="?", default=str(DEFAULT_ROOT), help="where to look")
+    parser.add_argument("directory", metavar="DIR", nargs="?", help="where to look (default ./archsmith-experiments)")
 
 
 def run(args: argparse.Namespace) -> int:
     out = console()
+    if args.directory is None:  # the default: no directory yet means no search has run here
+        default = Path(DEFAULT_ROOT)
+        if not default.is_dir():
+            out.print(
+                f"no experiments: ./{default} does not exist (looked in {default.absolute()}); "
+                "run a search first, or pass the directory: archsmith list DIR",
+                markup=False,
+                soft_wrap=True,
+            )
+            return 0
+        args.directory = str(default)
+    directory = Path(args.directory)
+    if not directory.exists():  # a directory named on purpose: a mistyped path is an error
+        raise CommandError(
+            f"no experiments: {args.directory} does not exist (looked in {directory.absolute()}); "
+            "check the path, or run `archsmith list` where ./archsmith-experiments is",
+            2,
+        )
+    if not directory.is_dir():
+        hint = f"; for this experiment: archsmith show {directory.parent}" if directory.name == STORE_FILE else ""
+        raise CommandError(f"{args.directory} is a file, not a directory of experiments{hint}", 2)
     summaries = list_experiments(args.directory)
     if not summaries:
         hint = f" ({args.directory} is one itself: see `archsmith show {args.directory}`)"

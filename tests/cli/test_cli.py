@@ -164,7 +164,7 @@ def test_list_of_a_directory_without_experiments(capsys: pytest.CaptureFixture[s
     code, out, _ = cli(capsys, "list", tmp_path)
     assert code == 0 and "no experiments" in out
     code, _, err = cli(capsys, "list", tmp_path / "missing")
-    assert code == 2 and "is not a directory" in err
+    assert code == 2 and f"{tmp_path / 'missing'} does not exist (looked in {tmp_path / 'missing'})" in err
 
 
 # show -----------------------------------------------------------------------------------
@@ -302,9 +302,10 @@ def test_errors_exit_2_with_one_line(
     assert "Traceback" not in err
 
 
-def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys)
-    assert code == 2 and all(name in out for name in COMMANDS)
+def test_no_command_is_a_usage_error_naming_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = cli(capsys)
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert err.startswith("archsmith: error: no command given") and all(name in err for name in COMMANDS)
     assert cli(capsys, "--help")[0] == 0
     code, out, _ = cli(capsys, "--version")
     assert code == 0 and archsmith.__version__ in out
