@@ -1,17 +1,51 @@
-"""``InProcessEngine``: trials run one by one in the driver (pdb works)."""
+"""``InProcessEngine``: trials run one by one in the driver (pdb works).
+
+Faults it survives, each ending as a failed trial: a trial that raises (even
+``SystemExit``), returns NaN or a non-number, or runs past ``trial_timeout``.
+It cannot survive a trial that ends the process (segfault, ``os._exit``, OOM
+kill): use ``engine="process"`` for such code.
+
+Timeouts (main thread of a Unix process only) raise ``_TrialTimeout`` from
+SIGALRM. A trial that catches ``BaseException`` and goes on is pushed out: for
+``timeout_grace`` seconds the timeout is raised again every ``TICK`` and, through
+a trace function, on every line the trial's own code runs, an ``except`` clause's
+body included, so it escapes each handler that catches it and the process lives
+on. A trial still running after the grace period (a double handler in one frame,
+a C call that never returns) is recorded as failed through ``listener`` and the
+process ends (``os._exit(EXIT_CODE)``) with a message saying ``run(resume=True)``
+continues; a watchdog thread does the same if the trial never returns to Python
+code to see the signal.
+"""
 
 from __future__ import annotations
 
 import collections
+import os
 import signal
+import sys
 import threading
 import time
+import traceback
+from pathlib import Path
+from types import CodeType, FrameType
 from typing import Any
 
+import archsmith
+
 from ._base import Engine
+from ._output import tail, tee_output
 from ._registry import register_engine
 from ._run import Runner
 from ._trial import Trial, TrialEvent, TrialPayload
+
+#: How often the timeout is raised again while a trial does not stop (seconds).
+TICK = 0.1
+#: The process's exit status when a trial could not be stopped (EX_SOFTWARE).
+EXIT_CODE = 70
+#: How long past the grace period the watchdog thread waits for the main thread.
+WATCHDOG_EXTRA = 1.0
+
+_ARCHSMITH_DIR = os.path.dirname(os.path.abspath(archsmith.__file__)) + os.sep
 
 
 class _TrialTimeout(BaseException):
@@ -19,17 +53,49 @@ class _TrialTimeout(BaseException):
     Exception`` cannot swallow it."""
 
 
+def _ours(code: CodeType) -> bool:
+    """archsmith's own frames, never interrupted by the escalation: they let the
+    timeout through and their clean-up must run."""
+    return code.co_filename.startswith(_ARCHSMITH_DIR)
+
+
+def in_callback(frame: FrameType | None) -> bool:
+    """Whether ``frame`` runs inside archsmith code that the trial called (a report
+    going to the store, ``should_stop``...): the timeout must not cut that short.
+    Seen from the inside out: an archsmith frame, then a frame of the trial's."""
+    stop = InProcessEngine.wait.__code__
+    seen_ours = False
+    while frame is not None and frame.f_code is not stop:
+        if _ours(frame.f_code):
+            seen_ours = True
+        elif seen_ours:
+            return True
+        frame = frame.f_back
+    return False
+
+
 @register_engine("inprocess")
 class InProcessEngine(Engine):
     """Sequential, in the driver's process. ``trial_timeout`` is enforced with
-    SIGALRM when running in the main thread of a Unix process."""
+    SIGALRM when running in the main thread of a Unix process.
 
-    def __init__(self, trial_timeout: float | None = None) -> None:
+    With ``log_dir``, what a trial prints to ``sys.stdout``/``sys.stderr`` is
+    copied to ``<log_dir>/<trial id>/output.log`` (and still shown on the
+    terminal, for pdb); a failed trial's event carries its tail
+    (``TrialEvent.output``)."""
+
+    #: After ``trial_timeout``, how long a trial that catches the timeout is pushed before the process ends.
+    timeout_grace: float = 2.0
+
+    def __init__(self, trial_timeout: float | None = None, *, log_dir: Path | None = None) -> None:
         super().__init__(trial_timeout)
+        self.log_dir = None if log_dir is None else Path(log_dir).absolute()
         self._queue: collections.deque[Trial] = collections.deque()
         self._started: Trial | None = None  # announced by one wait(), run by the next
         self._runner: Runner | None = None
         self._stop: set[int] = set()
+        self._watchdog: _Watchdog | None = None
+        self._ending = threading.Lock()  # held by whoever ends the process over a trial that did not stop
 
     def start(self, payload: TrialPayload) -> None:
         self._runner = Runner(payload)
@@ -60,7 +126,8 @@ class InProcessEngine(Engine):
             # Announce first, so the store shows the trial running while it runs.
             self._started = self._queue.popleft()
             return [TrialEvent("started", self._started.id, "main", at=time.time())]
-        assert self._runner is not None, "start() the engine first"
+        runner = self._runner
+        assert runner is not None, "start() the engine first"
         trial, self._started = self._started, None
         events: list[TrialEvent] = []
 
@@ -72,42 +139,199 @@ class InProcessEngine(Engine):
                 events.append(event)
 
         start = time.time()
-        with _alarm(self.trial_timeout):
+        timed_out = f"timed out after {self.trial_timeout} s (trial_timeout)"
+        with tee_output(self.log_dir, trial.id) as output, _Deadline(self, trial, start) as deadline:
             try:
-                done = self._runner.run(trial, "main", on_intermediate, lambda: trial.id in self._stop)
+                done = runner.run(trial, "main", on_intermediate, lambda: trial.id in self._stop)
             except _TrialTimeout:
-                done = TrialEvent(
-                    "finished",
-                    trial.id,
-                    "main",
-                    status="failed",
-                    error=f"timed out after {self.trial_timeout} s (trial_timeout)",
-                    duration=time.time() - start,
-                )
+                deadline.disarm()  # before any more code runs (format_exc is traced code)
+                done = self._failed(trial, start, f"{timed_out}; where it was:\n{traceback.format_exc()}")
+        if deadline.fired and done.status == "succeeded":
+            done = self._failed(trial, start, f"{timed_out}; it caught the timeout and went on (except BaseException?)")
+        if done.status != "succeeded" and output.path is not None:
+            done.output = tail(output.path)
         done.at = time.time()
         events.append(done)
         return events
+
+    def _failed(self, trial: Trial, start: float, error: str) -> TrialEvent:
+        return TrialEvent("finished", trial.id, "main", status="failed", error=error, duration=time.time() - start)
+
+    def _end_process(self, deadline: _Deadline) -> None:
+        """The trial did not stop: record it as failed, say why, end the process.
+
+        Runs in the main thread (from the alarm handler) or in the watchdog thread;
+        the first caller wins, the other blocks until the process is gone. Returns
+        only if the trial ended meanwhile."""
+        self._ending.acquire()
+        if not deadline.active:
+            self._ending.release()
+            return
+        trial, start, output = deadline.trial, deadline.start, deadline.log
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        event = self._failed(
+            trial,
+            start,
+            f"timed out after {self.trial_timeout} s (trial_timeout) and did not stop within "
+            f"{self.timeout_grace} s after (it catches BaseException, or is stuck in C code); the process was ended",
+        )
+        event.at = time.time()
+        event.output = None if output is None else tail(output)
+        recorded = "it is recorded as failed"
+        try:
+            if self.listener is None:
+                recorded = "it could not be recorded (no listener)"
+            else:
+                self.listener(event)  # the experiment stores it durably before returning
+        except BaseException:
+            recorded = f"recording it failed:\n{traceback.format_exc()}"
+        message = (
+            f"\narchsmith: trial {trial.id} did not stop at its timeout (it catches BaseException?); {recorded}; "
+            "run(resume=True) continues; use engine='process' to contain such code\n"
+        )
+        try:
+            os.write(2, message.encode())
+        finally:
+            os._exit(EXIT_CODE)
 
     def shutdown(self) -> None:
         self._queue.clear()
         self._started = None
 
 
-class _alarm:
-    def __init__(self, seconds: float | None) -> None:
+class _Deadline:
+    """``trial_timeout`` for one trial: SIGALRM raises ``_TrialTimeout``; if the
+    trial swallows it, it is raised again each ``TICK`` and on each line of the
+    trial's code, for ``timeout_grace`` seconds; then the process ends."""
+
+    def __init__(self, engine: InProcessEngine, trial: Trial, start: float) -> None:
+        seconds = engine.trial_timeout
         usable = seconds and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
         self.seconds = seconds if usable else None
+        self.engine, self.trial, self.start = engine, trial, start
+        self.active = False
+        self.disarmed = False
+        self.fired_at: float | None = None
+        self.trace = self._trace  # one bound method, so sys.gettrace() can be compared with it
+        self.log: Path | None = None
 
-    def __enter__(self) -> None:
-        if self.seconds:
-            self.previous = signal.signal(signal.SIGALRM, self._fire)
-            signal.setitimer(signal.ITIMER_REAL, self.seconds)
+    @property
+    def fired(self) -> bool:
+        return self.fired_at is not None
+
+    def __enter__(self) -> _Deadline:
+        if not self.seconds:
+            return self
+        engine = self.engine
+        if engine.log_dir is not None:
+            from ._output import log_path
+
+            self.log = log_path(engine.log_dir, self.trial.id)
+        self.previous = signal.signal(signal.SIGALRM, self._fire)
+        self.previous_trace, self.previous_profile = sys.gettrace(), sys.getprofile()
+        self.active = True
+        signal.setitimer(signal.ITIMER_REAL, self.seconds)
+        if engine._watchdog is None:
+            engine._watchdog = _Watchdog()
+        engine._watchdog.arm(self, time.monotonic() + self.seconds + engine.timeout_grace + WATCHDOG_EXTRA)
+        return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.seconds:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-            signal.signal(signal.SIGALRM, self.previous)
+        self.disarm()
 
-    @staticmethod
-    def _fire(signum: int, frame: Any) -> None:
+    def disarm(self) -> None:
+        """The trial is over: no more raising (idempotent)."""
+        if not self.seconds or self.disarmed:
+            return
+        self.active = False  # first: a late tick does nothing now
+        with self.engine._ending:
+            pass  # the watchdog is not ending the process over this trial (or we wait for it to)
+        self.disarmed = True
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        if self.fired_at is not None:
+            sys.setprofile(self.previous_profile)  # first: the profile hook would set the tracer again
+            sys.settrace(self.previous_trace)
+        signal.signal(signal.SIGALRM, self.previous)
+        assert self.engine._watchdog is not None
+        self.engine._watchdog.arm(None, 0.0)
+
+    def _fire(self, signum: int, frame: FrameType | None) -> None:
+        if not self.active:
+            return
+        now = time.monotonic()
+        if self.fired_at is None:
+            self.fired_at = now
+            signal.setitimer(signal.ITIMER_REAL, TICK, TICK)
+        if in_callback(frame):
+            return  # the trial called into archsmith (a report, the store): the next tick raises
+        if now - self.fired_at >= self.engine.timeout_grace:
+            self.engine._end_process(self)
+        self._escalate(frame)
         raise _TrialTimeout()
+
+    # Pushing a trial that swallows the timeout --------------------------------------------
+    def _escalate(self, frame: FrameType | None) -> None:
+        """Trace the trial's frames: their next line raises again (see ``_trace``)."""
+        sys.settrace(self.trace)
+        sys.setprofile(self._profile)
+        stop = InProcessEngine.wait.__code__
+        while frame is not None and frame.f_code is not stop:
+            if not _ours(frame.f_code):
+                frame.f_trace = self.trace
+            frame = frame.f_back
+
+    def _trace(self, frame: FrameType, event: str, arg: Any) -> Any:
+        # Raising here also switches tracing off (CPython's rule); _profile turns it back on at the next call.
+        if event == "line" and self.active and not _ours(frame.f_code) and not in_callback(frame):
+            raise _TrialTimeout()
+        return self.trace
+
+    def _profile(self, frame: FrameType, event: str, arg: Any) -> None:
+        if not self.active:
+            return
+        if sys.gettrace() is not self.trace:
+            sys.settrace(self.trace)
+        for f in (frame, frame.f_back):
+            if f is not None and f.f_trace is None and not _ours(f.f_code):
+                f.f_trace = self.trace
+
+
+class _Watchdog(threading.Thread):
+    """Ends the process over a trial that never came back to Python code to see
+    its timeout (the alarm handler only runs between bytecodes)."""
+
+    def __init__(self) -> None:
+        super().__init__(name="archsmith-trial-watchdog", daemon=True)
+        self._cond = threading.Condition()
+        self._target: _Deadline | None = None
+        self._at = 0.0
+        self.start()
+
+    def arm(self, target: _Deadline | None, at: float) -> None:
+        with self._cond:
+            self._target, self._at = target, at
+            self._cond.notify()
+
+    def run(self) -> None:
+        while True:
+            with self._cond:
+                target = self._target
+                if target is None:
+                    self._cond.wait()
+                    continue
+                left = self._at - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                self._target = None
+            frame = sys._current_frames().get(threading.main_thread().ident or 0)
+            if in_callback(frame):  # not while it writes to the store: a little later
+                with self._cond:
+                    if self._target is None and target.active:
+                        self._target, self._at = target, time.monotonic() + TICK
+                continue
+            target.engine._end_process(target)

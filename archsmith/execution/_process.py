@@ -1,12 +1,33 @@
 """``ProcessEngine``: trials in persistent local worker processes.
 
 Each worker gets the pickled space recipe and evaluator once, at start, then runs
-trials sent over its pipe. A worker that dies (segfault, ``os._exit``, OOM kill)
-or runs a trial past ``trial_timeout`` is replaced; its trial fails.
+trials sent over its socket. The engine watches each worker *process* (a pidfd,
+or ``poll()`` where pidfds are unavailable), not only its socket, which a child
+the trial forked may hold open.
+
+Faults it survives, each ending as a failed trial (the engine goes on):
+
+- a trial that raises, returns NaN or a non-number (see ``Runner``);
+- a worker that dies while running a trial (segfault, ``os._exit``, the OOM
+  killer's SIGKILL), even with a forked child holding its socket: the messages it
+  sent before dying are kept, the trial fails with the exit reason (and, with
+  ``log_dir``, the Python stack ``faulthandler`` wrote), the worker is replaced;
+- a trial past ``trial_timeout``: the worker is asked for its stack (SIGUSR1,
+  with ``log_dir``), then killed with its process group and replaced;
+- a worker dying between trials (a thread or ``atexit`` of the previous trial):
+  a trial it had been sent but not started is resubmitted to its replacement;
+  sending to a dead worker never raises.
+
+Processes a trial starts never outlive it: workers are child subreapers that kill
+them after each trial, and a replaced worker's whole process group is killed.
+Workers die with the driver (even by SIGKILL), taking their trial's processes
+along. See ``_worker`` and ``_processes`` for the mechanisms (Linux-strong,
+portable fallbacks elsewhere).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,6 +35,7 @@ import subprocess
 import sys
 import time
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -21,8 +43,19 @@ import cloudpickle
 from archsmith.space import ArchsmithError
 
 from ._base import Engine
+from ._output import fault_stack, log_path, size, tail
+from ._processes import pidfd
 from ._registry import register_engine
 from ._trial import Trial, TrialEvent, TrialPayload
+
+#: How many times a trial is resubmitted after workers died before it started.
+MAX_RESUBMITS = 3
+#: Workers dying one after another before they are ready: the payload kills them.
+MAX_FAILED_STARTS = 3
+#: Without pidfds, dead workers are noticed by polling this often (seconds).
+POLL_DEAD = 0.5
+#: How long a timed-out worker gets to write its stack before it is killed.
+STACK_DUMP_WAIT = 0.2
 
 
 class EngineError(ArchsmithError, RuntimeError):
@@ -40,45 +73,83 @@ def _exit_reason(code: int | None) -> str:
     return f"it exited with code {code}"
 
 
-def _failed(worker: _Worker, error: str) -> TrialEvent:
-    """The finished event of the trial a dead or killed worker was running."""
-    now = time.time()
-    assert worker.trial is not None
-    return TrialEvent(
-        "finished",
-        worker.trial,
-        worker.name,
-        status="failed",
-        error=error,
-        duration=now - (worker.started or now),
-        at=now,
-    )
-
-
 class _Worker:
-    def __init__(self, name: str, process: Any, conn: Connection) -> None:
+    def __init__(self, name: str, process: subprocess.Popen[bytes], conn: Connection) -> None:
         self.name, self.process, self.conn = name, process, conn
-        self.trial: int | None = None
+        self.pidfd = pidfd(process.pid)  # readable once the process exits, whoever holds its socket
+        self.trial: Trial | None = None
         self.started: float | None = None  # when the trial began running (not when it was sent)
         self.ready = False
+
+    @property
+    def trial_id(self) -> int | None:
+        return None if self.trial is None else self.trial.id
+
+    def send(self, msg: tuple[Any, ...]) -> None:
+        """Send, ignoring a dead worker (``wait()`` notices the death and deals with it)."""
+        try:
+            self.conn.send(msg)
+        except OSError:
+            pass
+
+    def kill_group(self) -> None:
+        """SIGKILL the worker and every process of its group (its trial's). Call
+        before reaping it: an unreaped worker keeps its group id from reuse."""
+        pid = self.process.pid
+        try:
+            group = os.getpgid(pid)
+        except OSError:
+            group = None
+        if group == pid and group != os.getpgrp():  # its own group, never the driver's
+            with contextlib.suppress(OSError):
+                os.killpg(group, signal.SIGKILL)
+        elif self.process.returncode is None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+
+    def reap(self) -> int | None:
+        try:
+            return self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            try:
+                return self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                return None
+
+    def close(self) -> None:
+        self.conn.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
 
 
 @register_engine("process")
 class ProcessEngine(Engine):
-    """``concurrency`` persistent worker processes on this machine."""
+    """``concurrency`` persistent worker processes on this machine.
+
+    With ``log_dir``, each trial's output (fds 1 and 2: C code and child processes
+    included) goes to ``<log_dir>/<trial id>/output.log``, and a failed trial's
+    event carries the log's tail (``TrialEvent.output``) and, for a crash or a
+    timeout, the Python stack ``faulthandler`` wrote there (in ``error``)."""
 
     def __init__(
         self,
         concurrency: int = 2,
         trial_timeout: float | None = None,
         gpus_per_trial: int = 0,
+        *,
+        log_dir: Path | None = None,
     ) -> None:
         super().__init__(trial_timeout)
         self.concurrency = concurrency
         self.gpus_per_trial = gpus_per_trial
+        self.log_dir = None if log_dir is None else Path(log_dir).absolute()
         self._workers: list[_Worker] = []
         self._payload = b""
         self._spawned = 0
+        self._failed_starts = 0
+        self._resubmits: dict[int, int] = {}
         self._devices: list[str | None] = [None] * concurrency
 
     # Workers --------------------------------------------------------------------
@@ -92,6 +163,8 @@ class ProcessEngine(Engine):
                 "or use engine='inprocess'."
             ) from e
         self._devices = self._assign_devices()
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
         self._workers = [self._spawn(i) for i in range(self.concurrency)]
 
     def _assign_devices(self) -> list[str | None]:
@@ -117,24 +190,33 @@ class ProcessEngine(Engine):
         env = dict(os.environ, OMP_NUM_THREADS=str(threads))
         if self._devices[slot] is not None:
             env["CUDA_VISIBLE_DEVICES"] = self._devices[slot]  # type: ignore[assignment]
+        args = [str(theirs.fileno()), name, str(threads), str(os.getpid())]
+        if self.log_dir is not None:
+            args.append(str(self.log_dir))
         process = subprocess.Popen(
-            [sys.executable, "-m", "archsmith.execution._worker", str(theirs.fileno()), name, str(threads)],
+            [sys.executable, "-m", "archsmith.execution._worker", *args],
             pass_fds=[theirs.fileno()],
             env=env,
             stdin=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: killed as a whole, never with the driver's
         )
         theirs.close()
         conn = Connection(ours.detach())
-        conn.send_bytes(self._payload)  # once per worker, not per trial
-        return _Worker(name, process, conn)
+        worker = _Worker(name, process, conn)
+        try:
+            conn.send_bytes(self._payload)  # once per worker, not per trial
+        except OSError:
+            pass  # it died at once: wait() finds out
+        return worker
 
-    def _replace(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker) -> _Worker:
+        """Kill ``worker`` with its process group and start another in its slot."""
         slot = self._workers.index(worker)
-        if worker.process.poll() is None:
-            worker.process.kill()
-        worker.process.wait(5)
-        worker.conn.close()
-        self._workers[slot] = self._spawn(slot)
+        worker.kill_group()
+        worker.reap()
+        worker.close()
+        new = self._workers[slot] = self._spawn(slot)
+        return new
 
     # Engine interface -----------------------------------------------------------------
     @property
@@ -143,21 +225,24 @@ class ProcessEngine(Engine):
 
     def submit(self, trial: Trial) -> None:
         worker = next(w for w in self._workers if w.trial is None)
-        worker.trial, worker.started = trial.id, None
-        worker.conn.send(("trial", trial.id, trial.sample, trial.seed))
+        self._send_trial(worker, trial)
+
+    def _send_trial(self, worker: _Worker, trial: Trial) -> None:
+        worker.trial, worker.started = trial, None
+        worker.send(("trial", trial.id, trial.sample, trial.seed))
 
     def running(self) -> list[int]:
-        return [w.trial for w in self._workers if w.trial is not None]
+        return [w.trial.id for w in self._workers if w.trial is not None]
 
     def cancel(self, trial_id: int) -> None:
-        for worker in self._workers:
-            if worker.trial == trial_id:
+        for worker in list(self._workers):
+            if worker.trial_id == trial_id:
                 self._replace(worker)
 
     def request_stop(self, trial_id: int) -> None:
         for worker in self._workers:
-            if worker.trial == trial_id:
-                worker.conn.send(("stop_trial", trial_id))
+            if worker.trial_id == trial_id:
+                worker.send(("stop_trial", trial_id))
 
     def wait(self, timeout: float) -> list[TrialEvent]:
         events: list[TrialEvent] = []
@@ -165,73 +250,154 @@ class ProcessEngine(Engine):
             busy = [w.started + self.trial_timeout - time.time() for w in self._workers if w.started is not None]
             if busy:
                 timeout = max(0.0, min(timeout, *busy))
-        # A worker that dies closes its socket, so its connection turns readable.
-        handles: dict[Any, _Worker] = {w.conn: w for w in self._workers}
+        if any(w.pidfd is None for w in self._workers):
+            timeout = min(timeout, POLL_DEAD)
+        handles: dict[Any, _Worker] = {}
+        for w in self._workers:
+            handles[w.conn] = w
+            if w.pidfd is not None:
+                handles[w.pidfd] = w
+        dead: list[_Worker] = []
         for handle in wait(list(handles), timeout):
             worker = handles[handle]
+            if worker in dead:
+                continue
+            if handle is worker.conn and self._collect(worker, events):
+                continue
+            dead.append(worker)  # its process exited, or its socket closed
+        for worker in self._workers:
+            if worker.pidfd is None and worker not in dead and worker.process.poll() is not None:
+                dead.append(worker)
+        for worker in dead:
             if worker in self._workers:
-                self._collect(worker, events)
+                self._bury(worker, events)
         self._enforce_timeouts(events)
         return events
 
-    def _collect(self, worker: _Worker, events: list[TrialEvent]) -> None:
+    def _collect(self, worker: _Worker, events: list[TrialEvent]) -> bool:
+        """Handle the messages waiting on the worker's socket; False once it is closed."""
         try:
             while worker.conn.poll():
                 self._handle(worker, worker.conn.recv(), events)
-            return
         except (EOFError, OSError):
-            pass
-        try:
-            worker.process.wait(5)
-        except subprocess.TimeoutExpired:
-            worker.process.kill()
-        if worker.trial is not None:
-            reason = _exit_reason(worker.process.returncode)
-            events.append(_failed(worker, f"the worker process died while running the trial: {reason}"))
-        self._replace(worker)
+            return False
+        return True
+
+    def _bury(self, worker: _Worker, events: list[TrialEvent]) -> None:
+        """A worker exited (or closed its socket): keep what it sent, kill what is
+        left of its process group, fail or resubmit its trial, replace it."""
+        self._collect(worker, events)  # messages sent before it died: a "finished" among them
+        worker.kill_group()  # e.g. a forked child holding its socket, processes its trial started
+        reason = _exit_reason(worker.reap())
+        trial, started, was_ready = worker.trial, worker.started, worker.ready
+        if not was_ready:
+            self._failed_starts += 1
+            if self._failed_starts >= MAX_FAILED_STARTS:
+                self.shutdown()
+                raise EngineError(
+                    f"{MAX_FAILED_STARTS} worker processes died while loading the model space and evaluator "
+                    f"(the last: {reason}); run a trial with engine='inprocess' to see the fault"
+                )
+        new = self._replace(worker)
+        if trial is None:
+            return
+        if started is None:  # it never began: not the trial's fault
+            count = self._resubmits[trial.id] = self._resubmits.get(trial.id, 0) + 1
+            if count <= MAX_RESUBMITS:
+                self._send_trial(new, trial)
+                return
+            events.append(
+                self._failed(
+                    worker,
+                    trial,
+                    f"{count} worker processes died before the trial could start (the last: {reason})",
+                    started,
+                )
+            )
+            return
+        error = f"the worker process died while running the trial: {reason}"
+        stack = fault_stack(log_path(self.log_dir, trial.id)) if self.log_dir is not None else None
+        events.append(self._failed(worker, trial, error + (f"\n\n{stack}" if stack else ""), started))
 
     def _handle(self, worker: _Worker, msg: tuple[Any, ...], events: list[TrialEvent]) -> None:
         kind = msg[0]
         if kind == "ready":
             worker.ready = True
+            self._failed_starts = 0
         elif kind == "fatal":
             self.shutdown()
             raise EngineError(f"a worker could not load the model space and evaluator:\n{msg[1]}")
         elif kind == "started":
-            worker.started = msg[2]
-            events.append(TrialEvent("started", msg[1], worker.name, at=msg[2]))
+            if msg[1] == worker.trial_id:
+                worker.started = msg[2]
+                self._resubmits.pop(msg[1], None)
+                events.append(TrialEvent("started", msg[1], worker.name, at=msg[2]))
         elif kind == "intermediate":
             events.append(TrialEvent("intermediate", msg[1], worker.name, step=msg[2], metric=msg[3], at=msg[4]))
         elif kind == "finished":
             event: TrialEvent = msg[1]
-            if event.trial_id == worker.trial:
+            if event.trial_id == worker.trial_id:
                 worker.trial, worker.started = None, None
+                if event.status != "succeeded" and self.log_dir is not None:
+                    event.output = tail(log_path(self.log_dir, event.trial_id))
                 events.append(event)
+
+    def _failed(self, worker: _Worker, trial: Trial, error: str, started: float | None) -> TrialEvent:
+        """The finished event of the trial a dead or killed worker had."""
+        now = time.time()
+        output = tail(log_path(self.log_dir, trial.id)) if self.log_dir is not None else None
+        return TrialEvent(
+            "finished",
+            trial.id,
+            worker.name,
+            status="failed",
+            error=error,
+            duration=now - (started or now),
+            at=now,
+            output=output,
+        )
 
     def _enforce_timeouts(self, events: list[TrialEvent]) -> None:
         if not self.trial_timeout:
             return
         now = time.time()
-        for worker in list(self._workers):
-            if worker.trial is not None and worker.started is not None and now - worker.started > self.trial_timeout:
-                error = f"timed out after {self.trial_timeout} s (trial_timeout); the worker was replaced"
-                events.append(_failed(worker, error))
-                self._replace(worker)
+        late = [
+            w
+            for w in self._workers
+            if w.trial is not None and w.started is not None and now - w.started > self.trial_timeout
+        ]
+        if not late:
+            return
+        marks: dict[int, int] = {}
+        if self.log_dir is not None:  # ask each for the stack it is stuck in (faulthandler writes it to the log)
+            for worker in late:
+                assert worker.trial is not None
+                marks[id(worker)] = size(log_path(self.log_dir, worker.trial.id))
+                with contextlib.suppress(OSError):
+                    os.kill(worker.process.pid, signal.SIGUSR1)
+            time.sleep(STACK_DUMP_WAIT)
+        for worker in late:
+            trial, started = worker.trial, worker.started
+            assert trial is not None
+            self._replace(worker)
+            error = f"timed out after {self.trial_timeout} s (trial_timeout); the worker was replaced"
+            if self.log_dir is not None:
+                stack = fault_stack(log_path(self.log_dir, trial.id), since=marks[id(worker)])
+                if stack:
+                    error += f"\n\nwhere it was (faulthandler):\n{stack}"
+            events.append(self._failed(worker, trial, error, started))
 
     def shutdown(self) -> None:
         for worker in self._workers:
-            try:
-                worker.conn.send(("shutdown",))
-            except OSError:
-                pass
+            worker.send(("shutdown",))
             if worker.trial is not None:
-                worker.process.kill()  # a running trial is cancelled, not awaited
+                worker.kill_group()  # a running trial is cancelled, not awaited
         deadline = time.time() + 5
         for worker in self._workers:
             try:
                 worker.process.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
-                worker.process.kill()
-                worker.process.wait(1)
-            worker.conn.close()
+                worker.kill_group()
+                worker.reap()
+            worker.close()
         self._workers = []

@@ -11,7 +11,6 @@ import random
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
 
 import torch
 
@@ -56,13 +55,8 @@ class Runner:
                 "the evaluator neither returned a metric nor called report_final_result(); "
                 "return the score (or report it) at the end of training"
             )
-        bad = non_finite(final)
-        if bad:
-            return failed(f"the final metric is not finite ({bad}); the trial is counted as failed")
+        # A plain number is the objective: NaN/inf fails the trial. In a dict only the objective
+        # counts, and only the experiment knows which key that is (it fails a non-finite objective).
+        if not isinstance(final, dict) and not math.isfinite(final):
+            return failed(f"the final metric is not finite ({final}); the trial is counted as failed")
         return TrialEvent("finished", trial.id, worker, metric=final, status="succeeded", duration=time.time() - start)
-
-
-def non_finite(metric: Any) -> str:
-    """A description of the NaN/inf values in ``metric`` ("" if there are none)."""
-    values = metric.items() if isinstance(metric, dict) else [("value", metric)]
-    return ", ".join(f"{k}={v}" for k, v in values if not math.isfinite(v))

@@ -22,7 +22,10 @@ class TrialEvent:
     """Something that happened to a trial: it started, reported, or finished.
 
     A finished event has ``status`` ``"succeeded"`` (with ``metric``) or
-    ``"failed"`` (with ``error``)."""
+    ``"failed"`` (with ``error``: the traceback of an exception, or the reason a
+    process died or timed out plus, where the engine keeps logs, the Python stack
+    it was in). ``output`` is, for a failed trial of an engine given a
+    ``log_dir``, the tail of its output log (the last 50 lines, at most ~8 KB)."""
 
     kind: EventKind
     trial_id: int
@@ -33,6 +36,7 @@ class TrialEvent:
     error: str | None = None
     duration: float | None = None
     at: float = field(default=0.0)
+    output: str | None = None
 
 
 @dataclass

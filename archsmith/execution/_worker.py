@@ -1,8 +1,19 @@
-"""A worker process: ``python -m archsmith.execution._worker FD NAME THREADS``.
+"""A worker process: ``python -m archsmith.execution._worker FD NAME THREADS DRIVER_PID [LOG_DIR]``.
 
 Workers are plain subprocesses talking over an inherited socket, not
 ``multiprocessing`` children, so a user's script is never re-imported in them (an
 unguarded script works) and the payload, pickled by value, is all they need.
+
+A worker leads its own process group (the driver starts it in a new session) and:
+
+- dies with its driver (``PR_SET_PDEATHSIG``; a ``getppid`` watch elsewhere);
+- forks a guard that kills the worker's process group once the worker is gone, so
+  processes a trial started never outlive a worker killed by SIGKILL;
+- is a child subreaper and, after each trial, kills the processes that appeared
+  during it (a ``subprocess``, ``DataLoader`` workers, a forked child...);
+- with ``LOG_DIR``, sends each trial's fds 1 and 2 to ``LOG_DIR/<trial id>/output.log``
+  (C code and child processes included) and has ``faulthandler`` write the Python
+  stack there on a crash, or on SIGUSR1 (the driver's timeout asks for it).
 
 Protocol, over one duplex pipe:
 driver -> worker: ("trial", id, sample, seed) | ("stop_trial", id) | ("shutdown",)
@@ -12,16 +23,68 @@ worker -> driver: ("ready",) | ("fatal", text) | ("started", id, at) |
 
 from __future__ import annotations
 
+import faulthandler
+import os
 import signal
 import sys
 import time
 import traceback
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
+from ._processes import TrialProcesses, die_with_parent, start_group_guard
 
-def worker_main(conn: Connection, name: str, threads: int) -> None:
+
+class _redirected:
+    """Send fds 1 and 2 to the trial's log while it runs (a no-op without a log dir)."""
+
+    def __init__(self, log_dir: Path | None, trial_id: int) -> None:
+        self.log_dir, self.trial_id = log_dir, trial_id
+        self.saved: tuple[int, int] | None = None
+
+    def __enter__(self) -> None:
+        if self.log_dir is None:
+            return
+        from ._output import open_log
+
+        try:
+            fd = open_log(self.log_dir, self.trial_id)
+        except OSError as e:
+            print(f"archsmith: cannot write the log of trial {self.trial_id}: {e}", file=sys.stderr)
+            return
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.saved = os.dup(1), os.dup(2)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.saved is None:
+            return
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os.dup2(self.saved[0], 1)
+        os.dup2(self.saved[1], 2)
+        os.close(self.saved[0])
+        os.close(self.saved[1])
+        self.saved = None
+
+
+def worker_main(conn: Connection, name: str, threads: int, driver: int, log_dir: Path | None) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
+    start_group_guard()  # first: one thread yet, so forking is safe and cheap
+    die_with_parent(driver)
+    processes = TrialProcesses()
+    if log_dir is not None:
+        faulthandler.enable(all_threads=True)  # fd 2: the trial's log while a trial runs
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
+        if hasattr(sys.stdout, "reconfigure"):
+            sys.stdout.reconfigure(line_buffering=True)  # a print before a crash reaches the log
     try:
         payload = conn.recv_bytes()
         import cloudpickle
@@ -54,7 +117,7 @@ def worker_main(conn: Connection, name: str, threads: int) -> None:
     while not shutdown:
         try:
             msg = pending.pop(0) if pending else conn.recv()
-        except EOFError:
+        except (EOFError, OSError):
             return  # the driver is gone
         if msg[0] == "shutdown":
             return
@@ -71,11 +134,16 @@ def worker_main(conn: Connection, name: str, threads: int) -> None:
             drain()
             return trial_id in stop
 
-        event = runner.run(Trial(trial_id, sample, seed), name, on_intermediate, stop_requested)
+        processes.mark()
+        with _redirected(log_dir, trial_id):
+            event = runner.run(Trial(trial_id, sample, seed), name, on_intermediate, stop_requested)
+        processes.end()  # before "finished": a finished trial has no process left
         event.at = time.time()
         conn.send(("finished", event))
 
 
 if __name__ == "__main__":
-    fd, worker_name, thread_count = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    worker_main(Connection(int(fd)), worker_name, thread_count)
+    fd, worker_name, thread_count, driver_pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    worker_main(
+        Connection(int(fd)), worker_name, thread_count, driver_pid, Path(sys.argv[5]) if len(sys.argv) > 5 else None
+    )

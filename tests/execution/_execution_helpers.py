@@ -12,7 +12,9 @@ import ctypes
 import inspect
 import os
 import signal
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,13 @@ ACTIONS = [
     "exit",
     "segv_ctypes",
     "sigkill",
+    "nan_aux",
+    "fork_segv",
+    "die_soon",
+    "popen",
+    "popen_hang",
+    "print_raise",
+    "fork_hang",
 ]
 
 
@@ -66,7 +75,41 @@ def behave(model: torch.nn.Module, action: str) -> Any:
     elif action == "nan":
         return float("nan")
     elif action == "inf":
-        return {"value": float("inf"), "pid": float(os.getpid())}
+        return float("inf")
+    elif action == "nan_aux":  # NaN in a key that is not the objective: not the engine's business
+        return {"value": float(width), "aux": float("nan"), "pid": float(os.getpid())}
+    elif action == "fork_segv":  # the forked child keeps the worker's socket open after the segfault
+        child = os.fork()
+        if child == 0:
+            time.sleep(60)
+            os._exit(0)
+        report_intermediate_result({"child": float(child)})
+        ctypes.string_at(0)
+    elif action == "fork_hang":
+        child = os.fork()
+        if child == 0:
+            time.sleep(1000)
+            os._exit(0)
+        report_intermediate_result({"child": float(child)})
+        time.sleep(120)
+    elif action == "die_soon":  # e.g. a thread of the evaluator kills the process after the trial returned
+        threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGKILL)).start()
+    elif action in ("popen", "popen_hang"):
+        sleeper = subprocess.Popen(["sleep", "1000"])
+        shell = subprocess.run(["sh", "-c", "sleep 1000 > /dev/null 2>&1 & echo $!"], capture_output=True, text=True)
+        orphan = int(shell.stdout)  # its parent (the shell) has exited: an orphan now
+        pids = {"sleep": float(sleeper.pid), "orphan": float(orphan)}
+        report_intermediate_result(pids)
+        if action == "popen_hang":
+            time.sleep(120)
+        return {"value": float(width), "pid": float(os.getpid()), **pids}
+    elif action == "print_raise":
+        print("hello from print")
+        sys.stdout.flush()
+        os.write(1, b"hello from fd 1\n")
+        subprocess.run(["echo", "hello from a child process"])
+        print("hello from stderr", file=sys.stderr)
+        raise ValueError("boom after printing")
     elif action == "string":
         return "not a number"
     elif action == "none":
@@ -89,12 +132,14 @@ def payload() -> TrialPayload:
     return TrialPayload(Net, (), {}, FunctionalEvaluator(behave, action=nn.choice("action", ACTIONS)))
 
 
-def make_engine(name: str, *, concurrency: int = 2, trial_timeout: float | None = None) -> Engine:
+def make_engine(
+    name: str, *, concurrency: int = 2, trial_timeout: float | None = None, log_dir: Path | None = None
+) -> Engine:
     """Build the engine registered as ``name`` with the settings it accepts, so an
     engine registered later gets every parametrized test without edits here."""
     cls = ENGINES[name]
     accepted = inspect.signature(cls).parameters
-    settings = {"concurrency": concurrency, "trial_timeout": trial_timeout}
+    settings = {"concurrency": concurrency, "trial_timeout": trial_timeout, "log_dir": log_dir}
     return cls(**{k: v for k, v in settings.items() if k in accepted})  # type: ignore[no-any-return]
 
 
@@ -159,6 +204,35 @@ def worker_processes() -> set[int]:
         if int(ppid) == os.getpid() and state != "Z" and b"archsmith.execution._worker" in cmdline:
             pids.add(int(entry.name))
     return pids
+
+
+def descendants_of(root: int) -> set[int]:
+    """Pids of the live descendants of ``root`` (a scan of /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, todo = set(), [root]
+    while todo:
+        parent = todo.pop()
+        for pid, ppid in parents.items():
+            if ppid == parent and pid not in found:
+                found.add(pid)
+                todo.append(pid)
+    return found
+
+
+def wait_gone(pids: set[int], deadline: float = 5.0) -> set[int]:
+    """Wait up to ``deadline`` seconds for ``pids`` to be gone; return those still alive."""
+    end = time.time() + deadline
+    while True:
+        alive = {p for p in pids if not process_gone(p)}
+        if not alive or time.time() > end:
+            return alive
+        time.sleep(0.02)
 
 
 def process_gone(pid: int) -> bool:

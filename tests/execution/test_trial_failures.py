@@ -18,6 +18,7 @@ from archsmith.execution import ENGINES, Engine, TrialEvent
 from ._execution_helpers import finished, make_engine, payload, run_trials, trial, worker_processes
 
 TRIAL_TIMEOUT = 1.5
+NAN_AUX = 999  # the trial whose metric dict holds NaN in a key that is not the objective
 
 # action -> text the failed trial's error must contain (one of them, for a tuple). Faults that end a worker come
 # early and alternate with cheap ones, so worker restarts overlap with other trials.
@@ -25,7 +26,7 @@ FAULTS = {
     "hang": "trial_timeout",
     "raise": "ValueError: boom from the trial",
     "exit": "exited with code 3",
-    "nan": "not finite",
+    "nan": "not finite",  # a plain number is the objective
     "segv_ctypes": "SIGSEGV",  # a real segfault (os.kill(pid, SIGSEGV) would end the same way)
     "inf": "not finite",
     "sigkill": "SIGKILL",  # what the kernel's OOM killer sends
@@ -59,6 +60,7 @@ def outcome(request: pytest.FixtureRequest) -> Iterator[Outcome]:
     for n, fault in enumerate(faults_for(name)):
         ids[fault] = 10 * n + 1
         trials += [trial(10 * n + 1, fault), trial(10 * n + 2, "ok")]
+    trials.append(trial(NAN_AUX, "nan_aux"))
     events = run_trials(engine, trials, deadline=90)
     yield Outcome(engine, events, ids)
     engine.shutdown()
@@ -124,3 +126,12 @@ def test_dead_workers_are_replaced_and_the_engine_goes_on(outcome: Outcome) -> N
     assert len(alive) == capacity, f"expected one live worker per slot, found {len(alive)}"
     assert pids <= alive
     assert not (set(killed.values()) & alive), f"processes of killed trials are still alive: {killed}"
+
+
+def test_nan_in_a_key_that_is_not_the_objective_is_not_a_failure(outcome: Outcome) -> None:
+    """Only the experiment knows which key is the objective (it fails a non-finite
+    one); the engine passes a dict metric through, NaN included."""
+    done = finished(outcome.events[NAN_AUX])
+    assert done.status == "succeeded", done.error
+    assert done.metric["value"] == 3.0
+    assert done.metric["aux"] != done.metric["aux"]  # NaN

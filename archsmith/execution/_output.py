@@ -1,0 +1,124 @@
+"""A trial's output log: where it lives, its tail for the store, the
+``faulthandler`` stack a crash or a timeout left in it, and the in-process tee."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+TAIL_LINES = 50
+TAIL_BYTES = 8192
+STACK_BYTES = 16384
+_CRASH = re.compile(rb"^Fatal Python error: .*$", re.MULTILINE)
+_THREAD = re.compile(rb"^(Current thread|Thread) 0x[0-9a-f]+ ", re.MULTILINE)
+
+
+def log_path(log_dir: Path, trial_id: int) -> Path:
+    """``<log_dir>/<trial id>/output.log``."""
+    return log_dir / str(trial_id) / "output.log"
+
+
+def open_log(log_dir: Path, trial_id: int) -> int:
+    """Create the trial's log afresh (a re-run trial starts a new one); return its fd."""
+    path = log_path(log_dir, trial_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0), 0o644)
+
+
+def size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_end(path: Path, limit: int, start: int = 0) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            end = f.seek(0, os.SEEK_END)
+            f.seek(max(start, end - limit))
+            return f.read()
+    except OSError:
+        return b""
+
+
+def tail(path: Path) -> str | None:
+    """The last ``TAIL_LINES`` lines (at most ``TAIL_BYTES``) of the log, or None
+    if it is empty or missing."""
+    data = _read_end(path, TAIL_BYTES)
+    if not data:
+        return None
+    text = data.decode("utf-8", "replace")
+    if len(data) == TAIL_BYTES and size(path) > TAIL_BYTES:
+        text = text.split("\n", 1)[-1]  # drop the partial first line
+    return "\n".join(text.splitlines()[-TAIL_LINES:])
+
+
+def fault_stack(path: Path, since: int | None = None) -> str | None:
+    """The Python stack ``faulthandler`` wrote into the log: the last crash report
+    ("Fatal Python error: ..."), or, with ``since`` (the log's size before a
+    dump was asked for), the thread stacks written after that point."""
+    if since is not None:
+        data = _read_end(path, STACK_BYTES, start=since)
+        found = _THREAD.search(data)
+        return data[found.start() :].decode("utf-8", "replace").rstrip() if found else None
+    data = _read_end(path, STACK_BYTES)
+    crashes = list(_CRASH.finditer(data))
+    if not crashes:
+        return None
+    return data[crashes[-1].start() :].decode("utf-8", "replace").rstrip()
+
+
+class Tee:
+    """A text stream writing to the terminal's stream and to a log file (for the
+    in-process engine, where pdb still needs the terminal)."""
+
+    def __init__(self, stream: Any, log: IO[str]) -> None:
+        self._stream, self._log = stream, log
+
+    def write(self, text: str) -> int:
+        try:
+            self._log.write(text)
+        except (OSError, ValueError):
+            pass  # a full disk must not fail the trial through its prints
+        return int(self._stream.write(text))
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._stream.flush()
+        try:
+            self._log.flush()
+        except (OSError, ValueError):
+            pass
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding, ... of the terminal's stream
+        return getattr(self._stream, name)
+
+
+class tee_output:
+    """``with tee_output(log_dir, trial_id):`` copies ``sys.stdout``/``sys.stderr``
+    into the trial's log; a no-op without ``log_dir``."""
+
+    def __init__(self, log_dir: Path | None, trial_id: int) -> None:
+        self.log_dir, self.trial_id = log_dir, trial_id
+        self.path = None if log_dir is None else log_path(log_dir, trial_id)
+        self._log: IO[str] | None = None
+
+    def __enter__(self) -> tee_output:
+        if self.log_dir is not None:
+            self._log = os.fdopen(open_log(self.log_dir, self.trial_id), "w", buffering=1)
+            self._saved = sys.stdout, sys.stderr
+            sys.stdout, sys.stderr = Tee(sys.stdout, self._log), Tee(sys.stderr, self._log)  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._log is not None:
+            sys.stdout, sys.stderr = self._saved
+            self._log.close()
+            self._log = None

@@ -1,0 +1,81 @@
+"""The in-process engine against a trial that swallows its timeout (``except
+BaseException``), run in a subprocess: it is pushed out and the run goes on; one
+that cannot be pushed out is recorded as failed and the process ends with a
+clear message, never a hang."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import archsmith.nn as nn
+from archsmith.evaluator import FunctionalEvaluator
+from archsmith.execution import InProcessEngine, Trial, TrialPayload
+
+from ._execution_helpers import Net, finished, run_trials
+
+SCRIPT = Path(__file__).parent / "scripts" / "inprocess_timeout.py"
+EXIT_CODE = 70
+
+
+def run_script(*actions: str) -> tuple[subprocess.CompletedProcess[str], list[dict[str, object]], float]:
+    start = time.time()
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), *actions], capture_output=True, text=True, timeout=60, cwd=SCRIPT.parent
+    )
+    finished = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return result, finished, time.time() - start
+
+
+def test_trials_that_swallow_their_timeout_are_pushed_out_and_the_run_goes_on() -> None:
+    # A loop catching BaseException around its work; the same, called from another such loop.
+    result, finished, took = run_script("swallow", "swallow_deeper")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "DONE" in result.stdout
+    assert [(e["id"], e["status"]) for e in finished] == [(1, "failed"), (2, "failed"), (3, "succeeded")]
+    for event in finished[:2]:
+        assert "timed out after 0.5 s (trial_timeout)" in str(event["error"])
+        assert "in swallow" in str(event["error"]), "the error says where it was"
+    assert took < 30
+
+
+@pytest.mark.parametrize("action", ["nested", "blocked"])
+def test_trial_that_cannot_be_stopped_is_recorded_and_the_process_ends(action: str) -> None:
+    result, finished, took = run_script(action)
+    assert result.returncode == EXIT_CODE, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "DONE" not in result.stdout
+    assert [(e["id"], e["status"]) for e in finished] == [(1, "failed")], "the listener recorded it before the end"
+    assert "did not stop" in str(finished[0]["error"])
+    assert "trial 1 did not stop at its timeout (it catches BaseException?); it is recorded as failed" in result.stderr
+    assert "run(resume=True) continues" in result.stderr and "engine='process'" in result.stderr
+    assert took < 20
+
+
+def noisy(model: object, fail: bool) -> float:
+    print("to stdout")
+    print("to stderr", file=sys.stderr)
+    if fail:
+        raise RuntimeError("noisy failure")
+    return 1.0
+
+
+def test_in_process_output_is_copied_to_the_log_and_still_shown(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    engine = InProcessEngine(log_dir=tmp_path)
+    engine.start(TrialPayload(Net, (), {}, FunctionalEvaluator(noisy, fail=nn.choice("fail", [True, False]))))
+    events = run_trials(engine, [Trial(1, {"width": 2, "fail": True}), Trial(2, {"width": 2, "fail": False})])
+    shown = capfd.readouterr()
+    assert shown.out.count("to stdout") == 2 and shown.err.count("to stderr") == 2, "the terminal still shows it"
+
+    failed, ok = finished(events[1]), finished(events[2])
+    assert failed.status == "failed" and "RuntimeError: noisy failure" in (failed.error or "")
+    assert failed.output is not None and "to stdout" in failed.output and "to stderr" in failed.output
+    assert ok.status == "succeeded" and ok.output is None
+    assert (tmp_path / "2" / "output.log").read_text() == "to stdout\nto stderr\n"
+    assert sys.stdout is not None and type(sys.stdout).__name__ != "Tee", "the streams are restored"

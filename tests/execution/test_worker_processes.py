@@ -1,0 +1,170 @@
+"""The process engine against faults injected with real processes: a worker that
+segfaults while a child it forked holds its socket, a worker that dies just after
+its trial, processes a trial leaves behind, a driver killed with SIGKILL, and the
+trial log (output tail, faulthandler stack) of failed trials."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from archsmith.execution import ProcessEngine, TrialEvent
+
+from ._execution_helpers import descendants_of, finished, payload, process_gone, run_trials, trial, wait_gone
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and Linux process control")
+
+TRIAL_TIMEOUT = 2.0
+SCRIPTS = Path(__file__).parent / "scripts"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("trials")
+
+
+@pytest.fixture(scope="module")
+def engine(log_dir: Path) -> Iterator[ProcessEngine]:
+    """One engine for the module (workers take a second to start), with a log dir."""
+    engine = ProcessEngine(concurrency=2, trial_timeout=TRIAL_TIMEOUT, log_dir=log_dir)
+    engine.start(payload())
+    yield engine
+    engine.shutdown()
+
+
+def pids_reported(events: list[TrialEvent], *keys: str) -> set[int]:
+    return {
+        int(e.metric[k])
+        for e in events
+        if e.kind == "intermediate" and isinstance(e.metric, dict)
+        for k in keys
+        if k in e.metric
+    }
+
+
+def test_segfault_is_noticed_although_a_forked_child_holds_the_socket(engine: ProcessEngine) -> None:
+    start = time.time()
+    events = run_trials(engine, [trial(1, "fork_segv"), trial(2)], deadline=20)
+    done = finished(events[1])
+    assert done.status == "failed"
+    assert "SIGSEGV" in (done.error or "")
+    assert time.time() - start < TRIAL_TIMEOUT + 5, (
+        "the death was noticed from the socket or the timeout, not the process"
+    )
+    assert "timed out" not in (done.error or "")
+    assert [e.step for e in events[1] if e.kind == "intermediate"] == [0, 1, 2], "messages sent before the crash"
+    (child,) = pids_reported(events[1], "child")
+    assert not wait_gone({child}, 5), "the forked child outlived its worker"
+    assert finished(events[2]).status == "succeeded"
+
+
+def test_segfault_error_holds_the_python_stack(engine: ProcessEngine) -> None:
+    events = run_trials(engine, [trial(3, "segv_ctypes")], deadline=20)
+    error = finished(events[3]).error or ""
+    assert "SIGSEGV" in error
+    assert "Fatal Python error: Segmentation fault" in error
+    assert "in behave" in error, error  # the trial's own function, from faulthandler
+
+
+def test_worker_dying_after_its_trial_fails_no_other_trial(engine: ProcessEngine) -> None:
+    capacity = engine.capacity
+    for n in range(2):
+        events = run_trials(engine, [trial(10 + n, "die_soon")], deadline=20)
+        assert finished(events[10 + n]).status == "succeeded"
+        time.sleep(0.3)  # the worker is dead now, and wait() has not looked
+        engine.request_stop(10 + n)  # to a dead worker: no error
+        next_trials = [trial(20 + 2 * n + i) for i in range(capacity)]  # one lands on the dead worker
+        events = run_trials(engine, next_trials, deadline=30)
+        for t in next_trials:
+            done = finished(events[t.id])
+            assert done.status == "succeeded", f"trial {t.id}, sent to a worker that had died, failed: {done.error}"
+    assert engine.capacity == capacity
+
+
+def test_processes_a_trial_started_end_with_it(engine: ProcessEngine) -> None:
+    events = run_trials(engine, [trial(30, "popen")], deadline=20)
+    done = finished(events[30])
+    assert done.status == "succeeded", done.error
+    pids = {int(done.metric["sleep"]), int(done.metric["orphan"])}
+    assert not wait_gone(pids, 2), "a process the trial started outlived the trial"
+    assert finished(run_trials(engine, [trial(31)])[31]).status == "succeeded"
+
+
+def test_timeout_kills_the_trials_processes_and_says_where_it_hung(engine: ProcessEngine) -> None:
+    events = run_trials(engine, [trial(40, "popen_hang")], deadline=30)
+    done = finished(events[40])
+    assert done.status == "failed"
+    assert "trial_timeout" in (done.error or "")
+    assert "faulthandler" in (done.error or "") and "in behave" in (done.error or ""), done.error
+    pids = pids_reported(events[40], "sleep", "orphan")
+    assert len(pids) == 2 and not wait_gone(pids, 5)
+
+
+def test_failed_trial_carries_its_output_tail(engine: ProcessEngine, log_dir: Path) -> None:
+    events = run_trials(engine, [trial(50, "print_raise"), trial(51)], deadline=20)
+    done = finished(events[50])
+    assert done.status == "failed"
+    assert "ValueError: boom after printing" in (done.error or "")
+    assert "Traceback" in (done.error or "")
+    output = done.output or ""
+    for line in ("hello from print", "hello from fd 1", "hello from a child process", "hello from stderr"):
+        assert line in output, f"{line!r} missing from the output tail: {output!r}"
+    assert (log_dir / "50" / "output.log").read_text().count("hello") == 4
+    ok = finished(events[51])
+    assert ok.status == "succeeded" and ok.output is None
+    assert (log_dir / "51" / "output.log").exists()
+
+
+def test_output_tail_is_bounded(tmp_path: Path) -> None:
+    from archsmith.execution._output import tail
+
+    log = tmp_path / "output.log"
+    log.write_text("".join(f"line {i} " + "x" * 300 + "\n" for i in range(1000)))
+    text = tail(log) or ""
+    assert len(text.encode()) <= 8192
+    assert text.splitlines()[-1].startswith("line 999 ")
+    assert len(text.splitlines()) <= 50 and text.splitlines()[0].startswith("line ")
+    log.write_text("".join(f"line {i}\n" for i in range(100)))
+    assert (tail(log) or "").splitlines() == [f"line {i}" for i in range(50, 100)]
+
+
+def test_workers_and_their_trials_processes_die_with_a_killed_driver() -> None:
+    driver = subprocess.Popen(
+        [sys.executable, str(SCRIPTS / "driver_killed.py")],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        start_new_session=True,
+    )
+    started: set[int] = set()
+    try:
+        assert driver.stdout is not None
+        line = driver.stdout.readline()
+        reported = set(json.loads(line).values())
+        assert len(reported) == 3, line
+        started = descendants_of(driver.pid) | reported  # workers, their guards, the trials' processes
+        assert reported <= descendants_of(driver.pid), "the orphaned sleep reparents to its worker (a subreaper)"
+        workers = {p for p in started if b"archsmith.execution._worker" in Path(f"/proc/{p}/cmdline").read_bytes()}
+        assert len(workers) >= 2
+
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(10)
+
+        alive = wait_gone(started, 5)
+        assert not alive, f"processes outlived their killed driver: {sorted(alive)}"
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(10)
+        for pid in started:  # only processes this test started
+            if not process_gone(pid):
+                os.kill(pid, signal.SIGKILL)
