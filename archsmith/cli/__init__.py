@@ -107,8 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         _drop_stdout()
         return 0
     except KeyboardInterrupt:  # Ctrl-C: stop quietly, as a shell expects (128 + SIGINT)
+        return _finish(130)
+    except OSError as e:  # the output itself cannot be written (`> /dev/full`, a full disk)
         _drop_stdout()
-        return 130
+        return _error(f"cannot write the output: {e.strerror or e}", 1)
 
 
 def _main(argv: Sequence[str] | None) -> int:
@@ -131,10 +133,10 @@ def _main(argv: Sequence[str] | None) -> int:
         return _error(str(e), 2)
     except sqlite3.Error as e:  # a store that opened as one but fails while being read
         return _error(f"cannot read {_store_of(args)} (SQLite says: {e}); {_SQLITE_FIX}", 1)
-    except BrokenPipeError:
-        raise
     except OSError as e:
-        return _error(f"{e.strerror or e}: {e.filename!r}" if e.filename else str(e), 1)
+        if e.filename is None:  # stdout: handled in main, with the flush
+            raise
+        return _error(f"{e.strerror or e}: {e.filename!r}", 1)
 
 
 __all__ = ["COMMANDS", "CommandError", "UsageError", "build_parser", "main"]

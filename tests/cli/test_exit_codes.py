@@ -165,6 +165,17 @@ def test_list_without_the_default_directory_says_where_it_looked(tmp_path: Path)
     )
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
+@pytest.mark.parametrize("argv", [["trials", "big"], ["export", "ok"], ["show", "ok"]], ids=" ".join)
+def test_output_that_cannot_be_written_exits_1(base: Path, argv: list[str]) -> None:
+    with open("/dev/full", "w") as full:
+        process = subprocess.run(
+            [sys.executable, "-m", "archsmith", *argv], cwd=base, stdout=full, stderr=subprocess.PIPE, text=True
+        )
+    assert process.returncode == 1
+    assert process.stderr == "archsmith: error: cannot write the output: No space left on device\n"
+
+
 def test_export_writes_the_file_it_was_given(base: Path) -> None:
     got, _, err = run(base, "export", "ok", "--out", "exported.json")
     assert got == 0 and "wrote the best sample of ok to exported.json" in err
