@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 from archsmith.space import Sample, Space, SpaceError
+from archsmith.space._leaf import value_key
 
 from ._base import Directions, FinishedTrial, Strategy
 from ._registry import register_strategy
@@ -57,14 +58,23 @@ class Permutation:
         return x
 
 
+def _first_index(value: Any, grid: list[Any]) -> int:
+    """The position of ``value`` in ``grid``, or 0 if it is not on it."""
+    key = value_key(value)
+    return next((i for i, point in enumerate(grid) if value_key(point) == key), 0)
+
+
 @register_strategy("grid")
 class GridSearch(Strategy):
-    """Grid search: each point of the space once (in a shuffled order unless
-    ``shuffle=False``), then the search ends by itself.
+    """Grid search: each architecture of the space once (in a shuffled order
+    unless ``shuffle=False``), then the search ends by itself.
 
     Continuous decisions need ``granularity=g``: they take the ``2**g - 1``
-    quantiles of :meth:`Space.grid`. Points that break a constraint are skipped.
-    The state is a permutation seed and a position, whatever the grid's size.
+    quantiles of :meth:`Space.grid`. The index space is every combination of the
+    decisions' grids; a point is skipped if it breaks a constraint, or if it is not
+    its architecture's representative (a decision it does not use is not at its
+    default), so samples that differ only in unused decisions run once. The state
+    is a permutation seed and a position, whatever the grid's size.
 
     >>> from archsmith.space import Space, choice
     >>> strategy = GridSearch(shuffle=False)
@@ -97,17 +107,29 @@ class GridSearch(Strategy):
         self._labels = list(space)
         self._grids = [space[label].grid(self.granularity) for label in self._labels]
         self._total = math.prod(len(g) for g in self._grids)
+        # an unused decision's grid point standing for all its values: its default (or the first point)
+        self._canonical = {
+            label: _first_index(space[label].default(), grid) for label, grid in zip(self._labels, self._grids)
+        }
+        self._conditional = bool(space.conditions)
         self._permutation_seed = self.rng.getrandbits(63)
         self._position = 0
         self._order: Permutation | None = None
 
-    def _point(self, index: int) -> Sample:
-        """The ``index``-th grid point (mixed radix, last label fastest)."""
+    def _point(self, index: int) -> tuple[Sample, dict[str, int]]:
+        """The ``index``-th grid point (mixed radix, last label fastest) and its digits."""
         sample: Sample = {}
+        digits: dict[str, int] = {}
         for label, grid in zip(reversed(self._labels), reversed(self._grids)):
             index, digit = divmod(index, len(grid))
-            sample[label] = grid[digit]
-        return {label: sample[label] for label in self._labels}
+            sample[label], digits[label] = grid[digit], digit
+        return {label: sample[label] for label in self._labels}, digits
+
+    def _represents(self, sample: Sample, digits: dict[str, int]) -> bool:
+        """Whether this point is its architecture's representative: every decision
+        it does not use at its canonical grid point."""
+        used = self.space.active_labels(sample)
+        return all(digits[label] == self._canonical[label] for label in self._labels if label not in used)
 
     def _index(self, position: int) -> int:
         if not self.shuffle:
@@ -118,14 +140,16 @@ class GridSearch(Strategy):
 
     def ask(self) -> Sample | None:
         while self._position < self._total:
-            sample = self._point(self._index(self._position))
+            sample, digits = self._point(self._index(self._position))
             self._position += 1
+            if self._conditional and not self._represents(sample, digits):
+                continue  # another point runs this architecture
             if self.space.satisfies(sample):
                 return sample
         return None
 
     def tell(self, trial: FinishedTrial) -> None:
-        pass  # the grid is fixed in advance
+        pass  # the grid is fixed in advance (an earlier run's trials change nothing either)
 
     def can_exhaust(self, space: Space) -> bool:
         return self.granularity is not None or space.is_discrete

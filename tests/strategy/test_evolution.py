@@ -76,3 +76,17 @@ def test_without_dedup_it_keeps_proposing() -> None:
     assert sample is not None
     strategy.tell(FinishedTrial(0, sample, "succeeded", 1.0))
     assert len(drive(strategy, 600, start=1)) == 600
+
+
+def test_a_mutation_changes_the_architecture_not_an_unused_gene() -> None:
+    from archsmith.space import Condition, Space, choice
+
+    space = Space(
+        [choice("depth", [1, 2]), choice("op0", ["a", "b"]), *(choice(f"op{i}", ["a", "b"]) for i in range(1, 6))],
+        conditions=[Condition(f"op{i}", "depth", [2]) for i in range(1, 6)],
+    )
+    rng = random.Random(0)
+    parent = {"depth": 1, "op0": "a", **{f"op{i}": "a" for i in range(1, 6)}}
+    for _ in range(100):  # of 7 genes only depth and op0 are used: one of them changes
+        child = mutate(space, parent, 0.0, rng)
+        assert space.architecture_key(child) != space.architecture_key(parent)

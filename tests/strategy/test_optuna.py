@@ -147,3 +147,54 @@ def test_an_experiment_with_tpe_on_the_benchmark_engine_resumes(tmp_path: Path) 
     resumed = experiment(30, "a").run(resume=True)
     straight = experiment(30, "b").run()
     assert resumed.export_top_models(k=30) == straight.export_top_models(k=30)
+
+
+def test_tpe_never_runs_one_cell_twice(nb201: Space, table: NasBench201Table) -> None:
+    """Without dedup TPE proposed one NAS-Bench-201 cell 7 times in 100 trials."""
+    strategy = TPE()
+    strategy.attach(nb201, seed=0)
+    proposals = []
+    for t in range(100):
+        sample = strategy.ask()
+        assert sample is not None
+        proposals.append(nb201.architecture_key(sample))
+        strategy.tell(FinishedTrial(t, sample, "succeeded", table.query(sample)))
+    assert len(set(proposals)) == 100
+
+
+def test_a_repeated_proposal_is_answered_with_the_earlier_result_and_re_asked() -> None:
+    space = Space([choice("a", [0, 1, 2])])
+    strategy = TPE(n_startup_trials=1)
+    strategy.attach(space, seed=0)
+    values = {}
+    for t in range(3):
+        sample = strategy.ask()
+        assert sample is not None and sample["a"] not in values
+        values[sample["a"]] = float(sample["a"])
+        strategy.tell(FinishedTrial(t, sample, "succeeded", values[sample["a"]]))
+    assert strategy.is_exhausted() and strategy.ask() is None
+    records = strategy.state_dict()["trials"]
+    repeats = [r for r in records if r[3] is None]  # answered, never run
+    assert repeats, "TPE proposed no architecture twice on a 3-point space"
+    for params, value, state, _, _ in repeats:
+        assert state == "COMPLETE" and value == float(params["a"])  # the earlier trial's result
+
+
+def test_a_repeat_of_a_running_trial_is_told_failed() -> None:
+    space = Space([choice("a", [0, 1])])
+    strategy = OptunaStrategy(optuna.samplers.RandomSampler)
+    strategy.attach(space, seed=0)
+    first, second = strategy.ask(), strategy.ask()  # both in flight
+    assert first is not None and second is not None and first != second
+    states = [r[2] for r in strategy.state_dict()["trials"]]
+    assert set(states) <= {"RUNNING", "FAIL"} and states.count("RUNNING") == 2
+    assert strategy.ask() is None and strategy.is_exhausted()
+
+
+def test_dedup_off_keeps_proposing() -> None:
+    space = Space([choice("a", [0, 1])])
+    strategy = TPE(dedup=False)
+    strategy.attach(space, seed=0)
+    assert not strategy.can_exhaust(space)
+    assert all(strategy.ask() is not None for _ in range(5))
+    assert "dedup=False" in repr(strategy)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from archsmith.space import SpaceError
-from archsmith.strategy import STRATEGIES, FinishedTrial
+from archsmith.strategy import STRATEGIES, FinishedTrial, sample_key
 
 from ._helpers import (
     RANDOM_ONLY,
@@ -140,3 +140,35 @@ def test_a_finite_space_ends_cleanly_if_the_strategy_says_so(name: str) -> None:
     keys = {tuple(sorted(s.items())) for s in proposals}
     assert len(keys) == len(proposals) == space.size()
     assert strategy.is_exhausted() and strategy.ask() is None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_trials_of_an_earlier_run_are_told_without_being_asked(name: str) -> None:
+    """Warm start: the experiment hands back an earlier run's trials (history, then
+    ``tell``) that this strategy never proposed; it learns from them or ignores
+    them, never fails, and a deduplicating one does not propose them again."""
+    earlier = make("random")
+    earlier.attach(mixed_space(), seed=11)
+    foreign = drive(earlier, 25, fail_every=5)
+    strategy = make(name)
+    strategy.attach(mixed_space(), seed=3)
+    strategy.restore_history(foreign)
+    for i, sample in enumerate(foreign):
+        failed = i % 5 == 4
+        strategy.tell(
+            FinishedTrial(i, sample, "failed" if failed else "succeeded", None if failed else objective(sample))
+        )
+    strategy.tell(FinishedTrial(99, {"op": "nope"}, "succeeded", 1.0))  # not even a sample of this space
+    proposals = drive(strategy, 30, start=100)
+    assert len(proposals) == 30
+    if getattr(strategy, "dedup", False):
+        known = {sample_key(s) for s in foreign}
+        assert not known & {sample_key(s) for s in proposals}
+
+
+def test_evolution_learns_from_trials_it_never_proposed() -> None:
+    strategy = make("regularized_evolution")
+    strategy.attach(mixed_space(), seed=0)
+    best = {"op": "none", "inputs": [1, 2, 3], "pair": ["b", "c"], "depth": 8}
+    strategy.tell(FinishedTrial(0, best, "succeeded", objective(best)))
+    assert strategy.state_dict()["population"] == [[best, 19.0]]
