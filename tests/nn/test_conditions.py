@@ -211,7 +211,12 @@ def _tree(draw: Any, depth: int) -> Any:
     if kind == "choice":
         return lambda: nn.LayerChoice([c for c in children], label=label)
     low = draw(st.integers(0, len(children)))
-    return lambda: nn.Repeat(lambda i: children[i](), depth=(low, len(children)), label=label)
+    mark = next(_WIDTHS)  # so that even an empty stack names its place in the model
+    return lambda: nn.Sequential(
+        nn.Linear(4, mark),
+        nn.Linear(mark, 4),
+        nn.Repeat(lambda i: children[i](), depth=(low, len(children)), label=label),
+    )
 
 
 @settings(max_examples=25, deadline=None)
