@@ -25,6 +25,7 @@ from ._sqlite import (
     cannot_create,
     connect_readonly,
     file_id,
+    is_locked,
     readonly_error,
     remove_stale_creations,
     retry_locked,
@@ -138,6 +139,7 @@ class Store:
         self.path = Path(path)
         self.readonly = readonly
         self.lock_patience = LOCK_PATIENCE if lock_patience is None else lock_patience
+        self._opened = False
         self.conn = self._open_readonly() if readonly else self._open_writable()
         try:
             tables = {r[0] for r in self._rows("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -153,6 +155,7 @@ class Store:
             # The WAL and its index this connection uses, by name beside the file: unlinked
             # if the file is deleted or replaced, so that they are never paired with another.
             self._sidecars = [] if readonly else [(p, file_id(p)) for p in sidecars(self.path)]
+            self._opened = True
         except BaseException:
             self.conn.close()
             raise
@@ -256,7 +259,12 @@ class Store:
 
     def _failed(self, e: sqlite3.DatabaseError, again: Callable[[], Any]) -> Any:
         """Wait out a lock held by another program (not inside a transaction, which
-        holds the locks it needs), or raise the StoreError for ``e``."""
+        holds the locks it needs), or raise the StoreError for ``e``.
+
+        A read-only store that opened as a store but is damaged further in raises
+        SQLite's own error: the CLI tells that case apart (exit 1, docs/cli.md)."""
+        if self.readonly and self._opened and not is_locked(e):
+            raise e
         if self.conn.in_transaction:
             raise store_error(e, self.path, writing=not self.readonly) from e
         return retry_locked(again, self.path, self.lock_patience, writing=not self.readonly)

@@ -28,7 +28,9 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_one_sqlite_file_in_wal_mode(finished_run: Path) -> None:
     files = {p.name for p in finished_run.iterdir()}
     assert STORE_FILE in files
-    assert files <= {STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm"}, f"unexpected files: {files}"
+    # Beside the store only its WAL files, and the directory of the trials' output logs.
+    assert files <= {STORE_FILE, f"{STORE_FILE}-wal", f"{STORE_FILE}-shm", "trials"}, f"unexpected files: {files}"
+    assert not (finished_run / "trials").is_file()
     conn = sqlite3.connect(finished_run / STORE_FILE)
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -86,7 +88,11 @@ def test_store_holds_the_strategy_state(finished_run: Path) -> None:
     state = read_meta(finished_run, "strategy_state")
     assert "rng" in state
     json.dumps(state)  # JSON all the way down
-    assert sorted(state["seen"]) == sorted(sample_key(t.sample) for t in read_trials(finished_run))
+    # What the strategy has seen is rebuilt from the stored trials on resume (restore_history),
+    # so the state holds no copy of it; an older state's copy matched the trials.
+    assert "seen" not in state or sorted(state["seen"]) == sorted(
+        sample_key(t.sample) for t in read_trials(finished_run)
+    )
 
 
 def test_the_store_is_plain_sqlite_readable_without_archsmith(finished_run: Path) -> None:
