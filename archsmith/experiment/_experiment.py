@@ -27,7 +27,7 @@ import torch
 from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value, objective_values
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
 from archsmith.nn import ModelSpace
-from archsmith.space import ArchsmithError, Space, SpaceError, pareto_front
+from archsmith.space import ArchsmithError, Condition, Space, SpaceError, pareto_front
 from archsmith.strategy import EarlyStopping, FinishedTrial, OneShotStrategy, Strategy
 
 from ._config import ExperimentConfig
@@ -48,7 +48,13 @@ class ExperimentError(ArchsmithError, RuntimeError):
 
 def build_search_space(space: ModelSpace, evaluator: Evaluator) -> Space:
     """The model's decisions, the evaluator's hyper-parameter choices, and constraints."""
-    full = Space(space.search_space.values(), space.search_space.constraints)
+    model = space.search_space
+    conditions = [
+        Condition(label, parent, values)
+        for label, alternatives in model.conditions.items()
+        for parent, values in alternatives.items()
+    ]
+    full = Space(model.values(), model.constraints, conditions)  # the model's unused decisions stay unused
     for leaf in evaluator.search_space_leaves():
         full.add(leaf)
     return full
@@ -330,6 +336,8 @@ class Experiment:
         """Whether this run continues a stored one (checked to be the same search);
         a store that holds nothing (a run that never started) is replaced."""
         if not self.store_path.exists():
+            if resume:
+                self._check_nothing_was_lost()
             return False
         store = Store(self.store_path, readonly=True)
         try:
@@ -344,6 +352,24 @@ class Experiment:
             return True
         finally:
             store.close()
+
+    def _check_nothing_was_lost(self) -> None:
+        """``resume=True`` where the store is missing but a run left traces: its store
+        was deleted or moved, and starting afresh would silently lose it."""
+        from ._oneshot import CHECKPOINT_FILE
+
+        rescued = sorted(self.directory.glob(f"{STORE_FILE}.rescued-*"))
+        traces = [p for p in (self.directory / TRIALS_DIR, self.directory / CHECKPOINT_FILE) if p.exists()]
+        if rescued:
+            raise ExperimentError(
+                f"cannot resume {self.directory}: it has no {STORE_FILE}, but a rescued store {rescued[-1].name}; "
+                f"move it to {self.store_path} to continue, or run() without resume to start a new search"
+            )
+        if traces:
+            raise ExperimentError(
+                f"cannot resume {self.directory}: a run was here ({traces[0].name} exists) but {STORE_FILE} is "
+                "missing (deleted or moved?); put it back to continue, or run() without resume to start a new search"
+            )
 
     def identity(self) -> dict[str, Any]:
         """What a resumed run must share with the stored one (see :meth:`run`)."""

@@ -14,7 +14,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +55,10 @@ def read_experiment(exp: str | os.PathLike[str], root: str | os.PathLike[str] | 
         try:
             yield store
         finally:
-            store.conn.execute("COMMIT")
+            if store.conn.in_transaction:
+                # ends the snapshot; on a damaged store the error already raised is the one to see
+                with suppress(sqlite3.Error):
+                    store.conn.execute("COMMIT")
     finally:
         store.close()
 
@@ -240,7 +243,11 @@ def loads_samples(text: str) -> list[dict[str, Any]]:
 def load_samples(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read the samples of a file written by ``archsmith export`` (either shape) or
     by :func:`archsmith.save_arch`."""
-    return _samples(read_json_file(path, "samples file"))
+    data = read_json_file(path, "samples file")
+    try:
+        return _samples(data)
+    except SpaceError as e:
+        raise SpaceError(f"samples file {str(path)!r}: {e}") from None
 
 
 def export_text(samples: Sequence[Mapping[str, Any]], k: int = 1, *, as_list: bool | None = None) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import random
+from collections.abc import Iterable
 from typing import Any
 
-from archsmith.space import Sample, Space, SpaceError
+from archsmith.space import Sample, SampleError, Space, SpaceError
 from archsmith.space._leaf import value_key
 
 from ._base import Directions, FinishedTrial, Strategy
@@ -112,6 +114,7 @@ class GridSearch(Strategy):
             label: _first_index(space[label].default(), grid) for label, grid in zip(self._labels, self._grids)
         }
         self._conditional = bool(space.conditions)
+        self._done: set[str] = set()
         self._permutation_seed = self.rng.getrandbits(63)
         self._position = 0
         self._order: Permutation | None = None
@@ -144,12 +147,21 @@ class GridSearch(Strategy):
             self._position += 1
             if self._conditional and not self._represents(sample, digits):
                 continue  # another point runs this architecture
+            if self._done and self.space.architecture_key(sample) in self._done:
+                continue  # already in the experiment (a warm start's trials)
             if self.space.satisfies(sample):
                 return sample
         return None
 
     def tell(self, trial: FinishedTrial) -> None:
-        pass  # the grid is fixed in advance (an earlier run's trials change nothing either)
+        pass  # the grid is fixed in advance
+
+    def restore_history(self, samples: Iterable[Sample]) -> None:
+        """Skip the architectures already in the experiment (an earlier run's
+        trials, on a warm start; on resume they lie behind the position anyway)."""
+        for sample in samples:
+            with contextlib.suppress(SampleError):
+                self._done.add(self.space.architecture_key(self.space.validate(sample)))
 
     def can_exhaust(self, space: Space) -> bool:
         return self.granularity is not None or space.is_discrete

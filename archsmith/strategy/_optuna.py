@@ -57,6 +57,8 @@ from ._registry import register_strategy
 _FALLBACK_TRIES = 100
 
 _STATES = ("COMPLETE", "FAIL", "PRUNED", "RUNNING")
+#: Repeated architectures told back to the sampler before one unseen is run instead.
+MAX_DUPLICATES = 5
 
 
 @contextlib.contextmanager
@@ -214,6 +216,7 @@ class OptunaStrategy(Strategy):
         if self.is_exhausted():
             return None
         with _quiet():
+            duplicates = 0
             for _ in range(self.max_rejections):
                 trial = self._new_trial()
                 sample = self._to_sample(trial.params)
@@ -221,6 +224,11 @@ class OptunaStrategy(Strategy):
                     self._finish(trial.number, None, "PRUNED")  # rejected by a constraint: learn, re-ask
                 elif self.dedup and (key := self.space.architecture_key(sample)) in self._proposed:
                     self._answer_duplicate(trial.number, self._proposed[key])
+                    duplicates += 1
+                    if duplicates >= MAX_DUPLICATES:
+                        # A sampler that has converged repeats itself; each repeat grows the study
+                        # (and the cost of the next proposal): explore an unseen architecture instead.
+                        break
                 else:
                     return self._issued(trial, sample)
             # The sampler keeps proposing infeasible or known samples: run a random valid, unseen one instead.

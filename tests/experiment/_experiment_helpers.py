@@ -55,7 +55,8 @@ def score(
 
     ``metric="dict"`` returns ``{"acc": objective, "loss": -objective}``;
     ``metric="loss_only"`` returns ``{"loss": ...}`` (no ``acc``). ``faults`` maps
-    a trial id to a fault: raise / nan / string / hang / exit (the process ends). A trial whose id is in
+    a trial id to a fault: raise / nan / nan_loss / string / hang / exit (the
+    process ends). A trial whose id is in
     ``interrupt`` raises ``KeyboardInterrupt`` (as if the user pressed Ctrl-C
     during it) and leaves the set, so it passes when re-run."""
     trial_id = current_trial().trial_id  # type: ignore[union-attr]
@@ -67,6 +68,8 @@ def score(
         raise RuntimeError(f"trial {trial_id} failed on purpose")
     if fault == "nan":
         return float("nan")
+    if fault == "nan_loss":  # NaN in a key that is not the objective
+        return {"acc": value, "loss": float("nan")}
     if fault == "string":
         return "twelve"
     if fault == "hang":

@@ -107,3 +107,14 @@ def test_warm_start_from_another_space_or_objective_is_refused(tmp_path: Path) -
     with pytest.raises(ExperimentError, match=r"warm_start: .*not an archsmith experiment"):
         make_experiment(tmp_path / "c", max_trials=3, warm_start=tmp_path / "nowhere").run()
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists(), "a refused run leaves nothing"
+
+
+def test_warm_started_grid_search_skips_what_the_earlier_run_tried(tmp_path: Path) -> None:
+    first = tmp_path / "random"
+    with deadline(60):
+        make_experiment(first, max_trials=5).run()
+    with deadline(60):
+        make_experiment(tmp_path / "grid", strategy=strategy.GridSearch(), warm_start=first).run()
+    trials = read_trials(tmp_path / "grid")
+    assert len(trials) == 16, "the grid completes the space: 5 told, 11 run"
+    assert len({sample_key(t.sample) for t in trials}) == 16

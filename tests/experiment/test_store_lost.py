@@ -9,7 +9,9 @@ import shutil
 import signal
 from pathlib import Path
 
-from archsmith.experiment import STORE_FILE, Store
+import pytest
+
+from archsmith.experiment import STORE_FILE, ExperimentError, Store
 
 from ._experiment_helpers import count, kill_group, make_experiment, poll_store, read_trials, start_run
 
@@ -66,3 +68,15 @@ def test_a_replaced_store_is_not_taken_for_this_run(tmp_path: Path) -> None:
     # The replacement is left as it was: 2 trials of the other run.
     assert len(read_trials(workdir)) == 2
     assert _rescued(out).exists()
+
+
+def test_resume_of_a_directory_whose_store_vanished_is_refused(tmp_path: Path) -> None:
+    workdir = tmp_path / "exp"
+    make_experiment(workdir, max_trials=2).run()
+    (workdir / "trials").mkdir(exist_ok=True)  # what a run leaves beside its store (trial logs)
+    (workdir / STORE_FILE).rename(tmp_path / "moved.db")
+    with pytest.raises(ExperimentError, match=r"experiment\.db is missing"):
+        make_experiment(workdir, max_trials=4).run(resume=True)
+    (tmp_path / "moved.db").rename(workdir / f"{STORE_FILE}.rescued-20260101-000000")
+    with pytest.raises(ExperimentError, match="rescued store"):
+        make_experiment(workdir, max_trials=4).run(resume=True)

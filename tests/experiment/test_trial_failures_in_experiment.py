@@ -4,7 +4,10 @@ the remaining trials succeed. (Process-killing faults: tests/execution.)"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+
+import pytest
 
 from ._experiment_helpers import deadline, make_experiment, read_meta, read_trials
 
@@ -30,3 +33,15 @@ def test_faults_fail_their_trials_and_the_run_goes_on(tmp_path: Path) -> None:
             assert t.objective == t.sample["width"] * t.sample["scale"]
     assert 1.0 <= trials[6].duration < 4  # type: ignore[operator]
     assert read_meta(tmp_path, "status") == "done"
+
+
+@pytest.mark.parametrize("engine", ["inprocess", "process"])
+def test_nan_in_a_metric_that_is_not_an_objective_is_kept(tmp_path: Path, engine: str) -> None:
+    with deadline(90):
+        make_experiment(
+            tmp_path, max_trials=3, engine=engine, metric="dict", objective="acc", faults={2: "nan_loss"}
+        ).run()
+    trial = {t.id: t for t in read_trials(tmp_path)}[2]
+    assert trial.status == "succeeded", trial.error
+    assert trial.objective == trial.sample["width"] * trial.sample["scale"]
+    assert math.isnan(trial.metric["loss"])
