@@ -11,8 +11,13 @@ from ._trial import Trial, TrialEvent, TrialPayload
 
 class Engine(ABC):
     """Submit trials, collect their events. A trial that raises, crashes its
-    process, hangs past ``trial_timeout`` or reports NaN ends as a *failed*
-    finished event; the engine itself goes on."""
+    process, hangs past ``trial_timeout`` or reports a non-finite plain-number
+    metric ends as a *failed* finished event; the engine itself goes on. (In a
+    dict metric only the objective counts: the experiment judges it.)
+
+    Engines that keep trial logs take a keyword ``log_dir``: each trial's output
+    goes to ``<log_dir>/<trial id>/output.log`` and a failed trial's event carries
+    its tail in ``TrialEvent.output``."""
 
     #: Engines that run a trial inside ``wait()`` hand its intermediate events to
     #: this callback as they happen (so an early-stopping rule can act in time)

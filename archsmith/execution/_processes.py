@@ -113,8 +113,11 @@ def start_group_guard() -> None:
         return
     try:  # the guard
         os.setpgid(0, 0)
-        with contextlib.suppress(OSError):
-            os.closerange(3, 1 << 16)  # never hold the worker's socket (or anything else) open
+        with contextlib.suppress(OSError):  # hold nothing open: the worker's socket, a caller's output pipe
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.closerange(3, 1 << 16)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         wait_for_exit(me, parent_check=me)
         with contextlib.suppress(OSError):
