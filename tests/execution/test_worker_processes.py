@@ -173,3 +173,39 @@ def test_workers_and_their_trials_processes_die_with_a_killed_driver() -> None:
         for pid in started:  # only processes this test started
             if not process_gone(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_without_pidfds_a_dead_worker_is_found_by_polling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where ``os.pidfd_open`` is unavailable (old kernels, other systems), the
+    engine polls its workers instead; a forked child holding the socket still
+    cannot hide the death."""
+    import archsmith.execution._process as process_module
+
+    monkeypatch.setattr(process_module, "pidfd", lambda pid: None)
+    engine = ProcessEngine(concurrency=1, trial_timeout=30)
+    engine.start(payload())
+    try:
+        start = time.time()
+        events = run_trials(engine, [trial(1, "fork_segv"), trial(2)], deadline=40)
+        done = finished(events[1])
+        assert done.status == "failed" and "SIGSEGV" in (done.error or "")
+        assert done.duration is not None and done.duration < 10, "noticed by polling, not by the timeout"
+        assert finished(events[2]).status == "succeeded"
+        assert not wait_gone(pids_reported(events[1], "child"), 5)
+        assert time.time() - start < 40
+    finally:
+        engine.shutdown()
+
+
+def test_descendants_found_with_and_without_children_lists() -> None:
+    from archsmith.execution import _processes
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        me = os.getpid()
+        assert sleeper.pid in _processes.descendants(me, group=os.getpgrp())  # the /proc scan
+        if _processes.CHILDREN_LISTS:
+            assert sleeper.pid in _processes.descendants(me)  # per-task children lists
+    finally:
+        sleeper.kill()
+        sleeper.wait()
