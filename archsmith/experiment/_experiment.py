@@ -710,7 +710,7 @@ class Experiment:
                 at=event.at,
                 stopped_early=stopped,
                 values=values if several else None,
-                output=getattr(event, "output", None),
+                output=event.output,
             )
             self.strategy.tell(
                 FinishedTrial(event.trial_id, sample, status, value, event.metric, stopped, values if several else None)

@@ -11,6 +11,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from ._results import error_summary
+
 
 @dataclass
 class Snapshot:
@@ -23,12 +25,6 @@ class Snapshot:
     elapsed: float
     max_duration: float | None
     front: int | None = None  # trials on the Pareto front (several objectives only)
-
-
-def last_line(text: str | None) -> str:
-    """The last non-empty line of an error (the exception, for a traceback)."""
-    lines = (text or "").strip().splitlines()
-    return lines[-1] if lines else "unknown error"
 
 
 def _clock(seconds: float | None) -> str:
@@ -81,7 +77,7 @@ class ProgressView:
             self.live.update(self._table())
             return
         if value is None:
-            outcome = last_line(error)
+            outcome = error_summary(error) or "unknown error"
         else:
             values = (value,) if isinstance(value, (int, float)) else tuple(value)
             outcome = ", ".join(f"{name}={v:.6g}" for name, v in zip(self.objectives, values))

@@ -292,11 +292,14 @@ def export_samples(
 
 # Trials as rows ---------------------------------------------------------------------
 def error_summary(error: str | None) -> str:
-    """The last non-empty line of a trial's error (a traceback's exception line)."""
+    """A trial's error in one line: a traceback's exception line, else the first
+    line (a crash or timeout reason, before the stack faulthandler wrote)."""
     if not error:
         return ""
     lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else ""
+    if not lines:
+        return ""
+    return lines[-1] if lines[0].startswith("Traceback") else lines[0]
 
 
 def _json_safe(value: Any) -> Any:

@@ -55,8 +55,8 @@ def score(
 
     ``metric="dict"`` returns ``{"acc": objective, "loss": -objective}``;
     ``metric="loss_only"`` returns ``{"loss": ...}`` (no ``acc``). ``faults`` maps
-    a trial id to a fault: raise / nan / nan_loss / string / hang / exit (the
-    process ends). A trial whose id is in
+    a trial id to a fault: raise / nan / nan_loss / string / hang / exit / segv
+    (the last two end the process). A trial whose id is in
     ``interrupt`` raises ``KeyboardInterrupt`` (as if the user pressed Ctrl-C
     during it) and leaves the set, so it passes when re-run."""
     trial_id = current_trial().trial_id  # type: ignore[union-attr]
@@ -64,6 +64,7 @@ def score(
     for step in range(2):
         report_intermediate_result({"acc": value * (step + 1) / 2, "loss": -value} if metric != "plain" else value / 2)
     fault = (faults or {}).get(trial_id)
+    print(f"trial {trial_id}: training width {model.fc.out_features}", flush=True)
     if fault == "raise":
         raise RuntimeError(f"trial {trial_id} failed on purpose")
     if fault == "nan":
@@ -76,6 +77,8 @@ def score(
         time.sleep(60)
     if fault == "exit":  # takes its whole process down, as a segfault or the OOM killer would
         os._exit(3)
+    if fault == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
     if interrupt is not None and trial_id in interrupt:  # a set: the evaluator gets this very object
         interrupt.discard(trial_id)
         raise KeyboardInterrupt

@@ -45,3 +45,19 @@ def test_nan_in_a_metric_that_is_not_an_objective_is_kept(tmp_path: Path, engine
     assert trial.status == "succeeded", trial.error
     assert trial.objective == trial.sample["width"] * trial.sample["scale"]
     assert math.isnan(trial.metric["loss"])
+
+
+def test_a_failed_trial_keeps_its_traceback_and_output(tmp_path: Path) -> None:
+    faults = {2: "raise", 3: "segv", 4: "hang"}
+    with deadline(120):
+        make_experiment(tmp_path, max_trials=5, engine="process", faults=faults, trial_timeout=3).run()
+    trials = {t.id: t for t in read_trials(tmp_path)}
+    for trial_id in faults:
+        trial = trials[trial_id]
+        assert trial.status == "failed"
+        assert f"trial {trial_id}: training width" in (trial.output or ""), trial
+        assert (tmp_path / "trials" / str(trial_id) / "output.log").exists()
+    assert "Traceback" in trials[2].error and "failed on purpose" in trials[2].error
+    assert "SIGSEGV" in trials[3].error and "score" in trials[3].error, "the crash report names where it died"
+    assert "timed out" in trials[4].error and "in score" in trials[4].error, "the timeout says where it hung"
+    assert trials[1].output is None and trials[5].status == "succeeded", "a success keeps no output tail"

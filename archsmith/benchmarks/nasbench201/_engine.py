@@ -93,10 +93,18 @@ class BenchmarkEngine(Engine):
     batches as with a real engine; a lookup that fails is a failed trial. Any
     other evaluator runs for real, as with the default ``"process"`` engine."""
 
-    def __init__(self, concurrency: int = 1, trial_timeout: float | None = None, gpus_per_trial: int = 0) -> None:
+    def __init__(
+        self,
+        concurrency: int = 1,
+        trial_timeout: float | None = None,
+        gpus_per_trial: int = 0,
+        *,
+        log_dir: Path | None = None,
+    ) -> None:
         super().__init__(trial_timeout)
         self.concurrency = max(1, int(concurrency))
         self.gpus_per_trial = gpus_per_trial
+        self.log_dir = log_dir  # for the real engine; table lookups print nothing
         self._queue: collections.deque[Trial] = collections.deque()
         self._evaluator: Any = None
         self._real: Engine | None = None  # the process engine, for an evaluator that is not a table
@@ -107,7 +115,10 @@ class BenchmarkEngine(Engine):
             self._evaluator = evaluator
             return
         self._real = ProcessEngine(
-            concurrency=self.concurrency, trial_timeout=self.trial_timeout, gpus_per_trial=self.gpus_per_trial
+            concurrency=self.concurrency,
+            trial_timeout=self.trial_timeout,
+            gpus_per_trial=self.gpus_per_trial,
+            log_dir=self.log_dir,
         )
         self._real.start(payload)
 
