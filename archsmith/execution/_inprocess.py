@@ -30,8 +30,6 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
-import archsmith
-
 from ._base import Engine
 from ._output import tail, tee_output
 from ._registry import register_engine
@@ -45,7 +43,7 @@ EXIT_CODE = 70
 #: How long past the grace period the watchdog thread waits for the main thread.
 WATCHDOG_EXTRA = 1.0
 
-_ARCHSMITH_DIR = os.path.dirname(os.path.abspath(archsmith.__file__)) + os.sep
+_ARCHSMITH_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep  # the package's root
 
 
 class _TrialTimeout(BaseException):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
@@ -101,6 +102,28 @@ class Tee:
         return getattr(self._stream, name)
 
 
+class _LazyLog:
+    """The log file, created on the first write: a trial that prints nothing costs
+    no directory and no file (in-process trials may take a millisecond)."""
+
+    def __init__(self, log_dir: Path, trial_id: int) -> None:
+        self.log_dir, self.trial_id = log_dir, trial_id
+        self._file: IO[str] | None = None
+
+    def write(self, text: str) -> int:
+        if self._file is None:
+            self._file = os.fdopen(open_log(self.log_dir, self.trial_id), "w", buffering=1)
+        return self._file.write(text)
+
+    def flush(self) -> None:
+        if self._file is not None:
+            self._file.flush()
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class tee_output:
     """``with tee_output(log_dir, trial_id):`` copies ``sys.stdout``/``sys.stderr``
     into the trial's log; a no-op without ``log_dir``."""
@@ -112,7 +135,10 @@ class tee_output:
 
     def __enter__(self) -> tee_output:
         if self.log_dir is not None:
-            self._log = os.fdopen(open_log(self.log_dir, self.trial_id), "w", buffering=1)
+            assert self.path is not None
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()  # an earlier attempt's log is not this one's
+            self._log = _LazyLog(self.log_dir, self.trial_id)  # type: ignore[assignment]
             self._saved = sys.stdout, sys.stderr
             sys.stdout, sys.stderr = Tee(sys.stdout, self._log), Tee(sys.stderr, self._log)  # type: ignore[assignment]
         return self

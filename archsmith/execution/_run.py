@@ -6,6 +6,7 @@ process or on a cluster.
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 import time
@@ -42,7 +43,7 @@ class Runner:
         ctx = TrialContext(trial.id, trial.sample, on_intermediate, stop_requested)
         if trial.seed is not None:  # same seed, same initial weights and data order
             random.seed(trial.seed)
-            torch.manual_seed(trial.seed)
+            seed_torch(trial.seed)
         try:
             model = self.space.freeze({k: v for k, v in trial.sample.items() if k in self.model_labels})
             with trial_context(ctx):
@@ -60,3 +61,21 @@ class Runner:
         if not isinstance(final, dict) and not math.isfinite(final):
             return failed(f"the final metric is not finite ({final}); the trial is counted as failed")
         return TrialEvent("finished", trial.id, worker, metric=final, status="succeeded", duration=time.time() - start)
+
+
+@functools.cache
+def _has_accelerator() -> bool:
+    xpu = getattr(torch, "xpu", None)
+    return bool(
+        torch.cuda.is_available() or torch.backends.mps.is_available() or (xpu is not None and xpu.is_available())
+    )
+
+
+def seed_torch(seed: int) -> None:
+    """``torch.manual_seed``, without its cost where there is no accelerator: it
+    queues a lazy seeding per device type with a recorded stack trace (~0.8 ms, a
+    quarter of an in-process trial's overhead)."""
+    if _has_accelerator():
+        torch.manual_seed(seed)
+    else:
+        torch.random.default_generator.manual_seed(seed)
