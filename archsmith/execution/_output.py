@@ -77,7 +77,7 @@ class Tee:
     """A text stream writing to the terminal's stream and to a log file (for the
     in-process engine, where pdb still needs the terminal)."""
 
-    def __init__(self, stream: Any, log: IO[str]) -> None:
+    def __init__(self, stream: Any, log: IO[str] | _LazyLog) -> None:
         self._stream, self._log = stream, log
 
     def write(self, text: str) -> int:
@@ -131,16 +131,16 @@ class tee_output:
     def __init__(self, log_dir: Path | None, trial_id: int) -> None:
         self.log_dir, self.trial_id = log_dir, trial_id
         self.path = None if log_dir is None else log_path(log_dir, trial_id)
-        self._log: IO[str] | None = None
+        self._log: _LazyLog | None = None
 
     def __enter__(self) -> tee_output:
         if self.log_dir is not None:
             assert self.path is not None
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()  # an earlier attempt's log is not this one's
-            self._log = _LazyLog(self.log_dir, self.trial_id)  # type: ignore[assignment]
+            log = self._log = _LazyLog(self.log_dir, self.trial_id)
             self._saved = sys.stdout, sys.stderr
-            sys.stdout, sys.stderr = Tee(sys.stdout, self._log), Tee(sys.stderr, self._log)  # type: ignore[assignment]
+            sys.stdout, sys.stderr = Tee(sys.stdout, log), Tee(sys.stderr, log)  # type: ignore[assignment]
         return self
 
     def __exit__(self, *exc: object) -> None:
