@@ -61,6 +61,15 @@ class Net(nn.ModelSpace):
         return self.fc(x)
 
 
+def _fork_sleeper(seconds: float) -> None:
+    """Fork a child that sleeps (holding the worker's inherited fds) and report its pid."""
+    child = os.fork()
+    if child == 0:
+        time.sleep(seconds)
+        os._exit(0)
+    report_intermediate_result({"child": float(child)})
+
+
 def behave(model: torch.nn.Module, action: str) -> Any:
     """Report two intermediate results, then do what ``action`` says."""
     width = model(torch.ones(1, 4)).shape[1]
@@ -79,18 +88,10 @@ def behave(model: torch.nn.Module, action: str) -> Any:
     elif action == "nan_aux":  # NaN in a key that is not the objective: not the engine's business
         return {"value": float(width), "aux": float("nan"), "pid": float(os.getpid())}
     elif action == "fork_segv":  # the forked child keeps the worker's socket open after the segfault
-        child = os.fork()
-        if child == 0:
-            time.sleep(60)
-            os._exit(0)
-        report_intermediate_result({"child": float(child)})
+        _fork_sleeper(60)
         ctypes.string_at(0)
     elif action == "fork_hang":
-        child = os.fork()
-        if child == 0:
-            time.sleep(1000)
-            os._exit(0)
-        report_intermediate_result({"child": float(child)})
+        _fork_sleeper(1000)
         time.sleep(120)
     elif action == "die_soon":  # e.g. a thread of the evaluator kills the process after the trial returned
         threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGKILL)).start()

@@ -39,9 +39,10 @@ def score(sample: dict[str, Any]) -> float:
     return float(sample["depth"] + (sample.get("head") == "gated"))
 
 
-def run_out(strategy: Any, limit: int = 1000) -> list[dict[str, Any]]:
+def run_out(strategy: Any, limit: int = 1000, start: int = 0) -> list[dict[str, Any]]:
+    """Ask and tell (trial ids from ``start``) until ``limit`` proposals or None."""
     proposals = []
-    for i in range(limit):
+    for i in range(start, start + limit):
         sample = strategy.ask()
         if sample is None:
             break
@@ -100,27 +101,17 @@ def test_grid_search_resumes_over_architectures() -> None:
 def test_resume_with_the_history_continues_identically(name: str) -> None:
     space = conditioned_space()
 
-    def drive(strategy: Any, n: int, start: int = 0) -> list[dict[str, Any]]:
-        out = []
-        for i in range(start, start + n):
-            sample = strategy.ask()
-            if sample is None:
-                break
-            out.append(sample)
-            strategy.tell(FinishedTrial(i, sample, "succeeded", score(sample)))
-        return out
-
     whole = make(name)
     whole.attach(space, seed=2)
-    expected = drive(whole, 90)
+    expected = run_out(whole, 90)
     first = make(name)
     first.attach(space, seed=2)
-    head = drive(first, 50)
+    head = run_out(first, 50)
     resumed = make(name)
     resumed.attach(space, seed=2)
     resumed.load_state_dict(json_round_trip(first.state_dict()))
     resumed.restore_history(head)
-    assert head + drive(resumed, 40, start=50) == expected
+    assert head + run_out(resumed, 40, start=50) == expected
 
 
 @pytest.mark.parametrize("name", [n for n in NAMES if n not in ("optuna", "tpe", "nsga2")])
