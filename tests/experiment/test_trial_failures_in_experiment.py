@@ -5,11 +5,22 @@ the remaining trials succeed. (Process-killing faults: tests/execution.)"""
 from __future__ import annotations
 
 import math
+import os
+import signal
+import sys
 from pathlib import Path
 
+import cloudpickle
 import pytest
+import torch
 
-from ._experiment_helpers import deadline, make_experiment, read_meta, read_trials
+from archsmith import strategy
+from archsmith.evaluator import FunctionalEvaluator, current_trial
+from archsmith.experiment import Experiment, ExperimentConfig
+
+from ._experiment_helpers import Net, deadline, make_experiment, read_meta, read_trials
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers get this module's evaluators by value
 
 FAULTS = {2: "raise", 3: "nan", 5: "string", 6: "hang"}
 
@@ -61,3 +72,28 @@ def test_a_failed_trial_keeps_its_traceback_and_output(tmp_path: Path) -> None:
     assert "SIGSEGV" in trials[3].error and "score" in trials[3].error, "the crash report names where it died"
     assert "timed out" in trials[4].error and "in score" in trials[4].error, "the timeout says where it hung"
     assert trials[1].output is None and trials[5].status == "succeeded", "a success keeps no output tail"
+
+
+def _segfault_with_a_dataloader(model: torch.nn.Module) -> float:
+    """Segfaults while two DataLoader worker processes (forked, holding the
+    worker's pipe) are alive: the run must notice the death, not hang."""
+    data = torch.utils.data.TensorDataset(torch.zeros(64, 4))
+    loader = iter(torch.utils.data.DataLoader(data, batch_size=4, num_workers=2))
+    next(loader)
+    if current_trial().trial_id == 2:  # type: ignore[union-attr]
+        os.kill(os.getpid(), signal.SIGSEGV)
+    return float(model.fc.out_features)
+
+
+def test_a_worker_segfaulting_beside_dataloader_workers_fails_its_trial_only(tmp_path: Path) -> None:
+    exp = Experiment(
+        Net(),
+        FunctionalEvaluator(_segfault_with_a_dataloader),
+        strategy.Random(),
+        ExperimentConfig(max_trials=3, engine="process", workdir=tmp_path, seed=0, direction="maximize"),
+    )
+    with deadline(120):
+        exp.run()
+    trials = {t.id: t for t in exp.trials()}
+    assert trials[2].status == "failed" and "SIGSEGV" in trials[2].error
+    assert trials[1].status == trials[3].status == "succeeded"
