@@ -50,9 +50,10 @@ def test_a_second_driver_is_refused_naming_the_live_one(tmp_path: Path, resume: 
 
 def test_two_drivers_started_together_run_one_search(tmp_path: Path) -> None:
     """Two scripts started at the same moment on one directory: exactly one runs,
-    the budget is met once, no sample twice."""
+    the budget is met once, no sample twice. (Trials of 0.5 s keep the winner
+    running for seconds, so the loser, however slowly it starts, meets it live.)"""
     workdir = tmp_path / "exp"
-    procs = [start_run(workdir, "--max-trials", "8", "--sleep", "0.05", "--engine", "inprocess") for _ in range(2)]
+    procs = [start_run(workdir, "--max-trials", "8", "--sleep", "0.5", "--engine", "inprocess") for _ in range(2)]
     outputs = [p.communicate(timeout=90) for p in procs]
     codes = sorted(p.returncode for p in procs)
     assert codes == [0, 1], outputs
