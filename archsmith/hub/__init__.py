@@ -1,0 +1,22 @@
+"""Ready model spaces of the field and their published architectures.
+
+>>> from archsmith.hub import ProxylessNAS, list_spaces
+>>> "proxylessnas" in list_spaces()
+True
+"""
+
+from ._base import SPACES, HubError, HubSpace, SearchedModel, get_space, list_spaces, register_space
+from ._mobilenetv3 import MobileNetV3Space
+from ._proxylessnas import ProxylessNAS
+
+__all__ = [
+    "SPACES",
+    "HubError",
+    "HubSpace",
+    "MobileNetV3Space",
+    "ProxylessNAS",
+    "SearchedModel",
+    "get_space",
+    "list_spaces",
+    "register_space",
+]

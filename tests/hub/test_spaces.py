@@ -1,0 +1,107 @@
+"""Every registered hub space, tested through the registry (a new space is picked up
+without touching this file): construction, seeded samples that freeze and run,
+stable labels, published parameter counts, and the weight-loading paths."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from archsmith.hub import SPACES, HubError, get_space, list_spaces
+from archsmith.space import Mutable
+
+SPACE_NAMES = list_spaces()
+VARIANTS = [(name, variant) for name in SPACE_NAMES for variant in sorted(get_space(name).searched_models)]
+
+
+def _params(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def _no_archsmith_modules(model: torch.nn.Module) -> list[str]:
+    # A frozen model must be plain PyTorch (hub blocks are plain torch modules too).
+    return [
+        f"{name}: {type(m).__module__}.{type(m).__name__}"
+        for name, m in model.named_modules()
+        if type(m).__module__.startswith("archsmith.") and not type(m).__module__.startswith("archsmith.hub.")
+    ]
+
+
+def test_registry_lists_the_spaces() -> None:
+    assert "proxylessnas" in SPACE_NAMES and "mobilenetv3" in SPACE_NAMES
+    assert SPACE_NAMES == sorted(SPACES)
+    with pytest.raises(HubError, match=r"no hub space 'nope'.*proxylessnas"):
+        get_space("nope")
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_reduced_space_samples_freeze_and_run(name: str) -> None:
+    cls = get_space(name)
+    space = cls(**cls.reduced_kwargs)
+    assert len(space.search_space) > 0
+    for seed in range(3):
+        model = space.freeze(space.random(seed=seed))
+        assert not _no_archsmith_modules(model)
+        model.eval()
+        with torch.no_grad():
+            out = model(torch.randn(2, 3, 32, 32))
+        assert out.shape == (2, cls.reduced_kwargs.get("num_labels", 1000))
+        assert torch.isfinite(out).all()
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_labels_are_stable_across_constructions(name: str) -> None:
+    cls = get_space(name)
+    first, second = cls(**cls.reduced_kwargs), cls(**cls.reduced_kwargs)
+    assert list(first.search_space) == list(second.search_space)
+    assert [repr(v) for v in first.search_space.values()] == [repr(v) for v in second.search_space.values()]
+    assert first.random(seed=7) == second.random(seed=7)
+
+
+@pytest.mark.parametrize(("name", "variant"), VARIANTS)
+def test_searched_model_has_the_published_parameter_count(name: str, variant: str) -> None:
+    cls = get_space(name)
+    model = cls.load_searched_model(variant)
+    assert not _no_archsmith_modules(model)
+    assert _params(model) == cls.searched_models[variant].params
+    # The shipped sample is a complete, valid sample of the space it belongs to.
+    from archsmith.hub._base import load_arch_file
+
+    space = cls(**dict(cls.searched_models[variant].kwargs))
+    space.validate(load_arch_file(variant))
+    assert not any(isinstance(v, Mutable) for v in load_arch_file(variant).values())
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_one_searched_model_runs_at_imagenet_size(name: str) -> None:
+    cls = get_space(name)
+    model = cls.load_searched_model(sorted(cls.searched_models)[0]).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_pretrained_without_a_file_says_nothing_is_downloaded(name: str) -> None:
+    cls = get_space(name)
+    variant = sorted(cls.searched_models)[0]
+    with pytest.raises(HubError, match=rf"{variant}.*downloads nothing.*weights=PATH"):
+        cls.load_searched_model(variant, pretrained=True)
+    with pytest.raises(HubError, match="no searched model 'no-such-model'"):
+        cls.load_searched_model("no-such-model")
+
+
+@pytest.mark.parametrize("name", SPACE_NAMES)
+def test_weights_round_trip(name: str, tmp_path: Path) -> None:
+    cls = get_space(name)
+    variant = sorted(cls.searched_models)[0]
+    source = cls.load_searched_model(variant)
+    path = tmp_path / "weights.pt"
+    torch.save(source.state_dict(), path)
+    for pretrained in (False, True):
+        loaded = cls.load_searched_model(variant, pretrained=pretrained, weights=path)
+        for (key, a), b in zip(source.state_dict().items(), loaded.state_dict().values()):
+            assert torch.equal(a, b), key
+    with pytest.raises(HubError, match="does not exist"):
+        cls.load_searched_model(variant, weights=tmp_path / "missing.pt")
