@@ -105,3 +105,31 @@ def test_weights_round_trip(name: str, tmp_path: Path) -> None:
             assert torch.equal(a, b), key
     with pytest.raises(HubError, match="does not exist"):
         cls.load_searched_model(variant, weights=tmp_path / "missing.pt")
+
+
+def test_bad_arguments_are_named() -> None:
+    from archsmith.hub import MobileNetV3Space, ProxylessNAS
+
+    with pytest.raises(HubError, match="base_widths needs 9 widths"):
+        ProxylessNAS(base_widths=(8, 8))
+    with pytest.raises(HubError, match="squeeze_excite needs 6 entries"):
+        MobileNetV3Space(squeeze_excite=("none",))
+    with pytest.raises(HubError, match="depth_range"):
+        MobileNetV3Space(depth_range=(0, 2))
+    with pytest.raises(HubError, match="unknown activation 'gelu'"):
+        MobileNetV3Space(activation=("gelu",) * 9)
+
+
+def test_nni_labels() -> None:
+    # The labels an NNI 3.0 sample uses, so it loads unchanged.
+    from archsmith.hub import MobileNetV3Space, ProxylessNAS
+
+    proxyless = ProxylessNAS(**ProxylessNAS.reduced_kwargs).search_space
+    assert proxyless["s2_depth"].values == [1, 2, 3, 4]
+    assert proxyless["s7_i0"].values == ["k3e3", "k5e3", "k7e3", "k3e6", "k5e6", "k7e6"]
+    mobilenet = MobileNetV3Space().search_space
+    assert {"stem_ks", "s0_i0_ks", "s0_width_mult", "s7_width_mult", "s1_depth", "s1_i0_exp", "s5_i3_ks"} <= set(
+        mobilenet
+    )
+    assert mobilenet["s2_i0_se"].values == ["identity", "se"]
+    assert "s1_i0_se" not in mobilenet  # stage 1 has no SE by default
