@@ -28,6 +28,30 @@ def _op_factory(candidate: Any, node: int, op: int, input_index: int | None) -> 
     return candidate
 
 
+def _depends_on_input(candidates: list[Any]) -> bool:
+    return any(not isinstance(c, torch.nn.Module) and callable(c) and wants_arguments(c) for c in candidates)
+
+
+class PerInputOps(torch.nn.ModuleList):
+    """The op of one (node, slot) of a searching cell whose factories take the
+    input index: one ``LayerChoice`` per candidate input, all sharing one label,
+    since each input may need a different op (stride 2 on a reduction cell's
+    inputs). The cell's input choice says which one runs (``apply_each``)."""
+
+    #: Read by ``CellBody.forward`` (also on the supernet's replacement of this).
+    per_input: ClassVar[bool] = True
+
+    def __init__(self, choices: list[Any], input_label: str) -> None:
+        super().__init__(choices)
+        self.input_label = input_label
+
+    def forward(self, inp: Any, states: list[Any]) -> Any:  # type: ignore[override]
+        apply_each = getattr(inp, "apply_each", None)
+        if apply_each is None:
+            return inp(states)  # a searching InputChoice: raises NotFrozenError
+        return apply_each(states, list(self))
+
+
 class CellBody(torch.nn.Module):
     """The computation of a cell; a frozen ``Cell`` is one of these."""
 
@@ -62,20 +86,29 @@ class CellBody(torch.nn.Module):
         self.postprocessor = postprocessor
         self.ops: torch.nn.ModuleList = torch.nn.ModuleList()
         self.inputs: torch.nn.ModuleList = torch.nn.ModuleList()
+        per_input = _depends_on_input(cands)
         for i in range(num_nodes):
             node = num_predecessors + i
             ops, inputs = torch.nn.ModuleList(), torch.nn.ModuleList()
             for j in range(num_ops_per_node):
                 inp = InputChoice(node, 1, "sum", label=f"{label}/input_{node}_{j}")
                 chosen = inp.chosen[0] if isinstance(inp, ChosenInputs) else None
-                factories = [_op_factory(c, node, j, chosen) for c in cands]
-                ops.append(
-                    LayerChoice(dict(zip(names, factories)) if names else factories, label=f"{label}/op_{node}_{j}")
-                )
+                op_label = f"{label}/op_{node}_{j}"
+                if per_input and chosen is None:
+                    # Searching: every input gets its own op (shapes may differ per input).
+                    choices = [self._op_choice(names, cands, node, j, k, op_label) for k in range(node)]
+                    ops.append(PerInputOps(choices, inp.label))
+                else:
+                    ops.append(self._op_choice(names, cands, node, j, chosen, op_label))
                 inputs.append(inp)
             self.ops.append(ops)
             self.inputs.append(inputs)
         self.output_node_indices = self._output_nodes()
+
+    @staticmethod
+    def _op_choice(names: list[Any] | None, cands: list[Any], node: int, j: int, k: int | None, label: str) -> Any:
+        factories = [_op_factory(c, node, j, k) for c in cands]
+        return LayerChoice(dict(zip(names, factories)) if names else factories, label=label)
 
     def _output_nodes(self) -> list[int]:
         nodes = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
@@ -99,7 +132,7 @@ class CellBody(torch.nn.Module):
         for ops, inputs_ in nodes:
             node = None
             for op, inp in zip(ops, inputs_):
-                out = op(inp(states))
+                out = op(inp, states) if getattr(op, "per_input", False) else op(inp(states))
                 node = out if node is None else node + out
             states.append(node)
         this_cell = torch.cat([states[k] for k in self.output_node_indices], self.concat_dim)
@@ -114,8 +147,10 @@ class Cell(Primitive, CellBody):
     Node ``n`` sums ``num_ops_per_node`` ops; op ``j`` is chosen among
     ``op_candidates`` (label ``<label>/op_<n>_<j>``) and applied to one earlier
     tensor (label ``<label>/input_<n>_<j>``). A factory candidate is called as
-    ``f(node_index, op_index, input_index)`` if it takes arguments (``input_index``
-    is ``None`` while searching), else as ``f()``. The output concatenates every
+    ``f(node_index, op_index, input_index)`` if it takes arguments, else as ``f()``;
+    a searching cell then builds one op per candidate input (all under the one op
+    label), so an op may depend on its input (stride 2 on a reduction cell's inputs
+    0 and 1), and a frozen cell builds only the chosen input's. The output concatenates every
     node (``merge_op='all'``) or the nodes no other node reads (``'loose_end'``)
     along ``concat_dim``; ``postprocessor(this_cell, inputs)`` may transform it.
     """

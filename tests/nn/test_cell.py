@@ -196,8 +196,8 @@ def test_factory_with_node_op_input_arguments() -> None:
             self.cell = nn.Cell({"f": factory, "one": Scale(1.0)}, 2, 2, 1, label="cell")
 
     space = Space()
-    # while searching the input is undecided: every (node, op) gets None
-    assert calls == [(1, 0, None), (1, 1, None), (2, 0, None), (2, 1, None)]
+    # while searching the input is undecided: every (node, op) gets one op per input
+    assert calls == [(1, 0, 0), (1, 1, 0), (2, 0, 0), (2, 0, 1), (2, 1, 0), (2, 1, 1)]
     calls.clear()
     sample = {
         "cell/input_1_0": 0,
@@ -283,3 +283,45 @@ def test_auto_label_and_nni_style_usage() -> None:
 def test_unfrozen_cell_cannot_run() -> None:
     with pytest.raises(archsmith.NotFrozenError, match="unfrozen_cell/"):
         nn.Cell([nn.Identity()], 1, label="unfrozen_cell")(torch.zeros(1, 1))
+
+
+_SEEN: list[tuple[int, int, int | None]] = []  # the conv factory's calls (freeze copies init arguments)
+
+
+class _Reduction(nn.ModelSpace):
+    def __init__(self) -> None:
+        super().__init__()
+
+        def conv(node: int, op: int, input_index: int | None) -> torch.nn.Module:
+            _SEEN.append((node, op, input_index))
+            stride = 2 if input_index is not None and input_index < 2 else 1
+            return nn.Conv2d(2, 2, 3, stride=stride, padding=1)
+
+        self.cell = nn.Cell(
+            {"conv": conv, "pool": lambda n, o, i: nn.AvgPool2d(3, 2 if i is not None and i < 2 else 1, 1)},
+            num_nodes=2,
+            num_ops_per_node=2,
+            num_predecessors=2,
+            label="cell",
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cell([x, x])
+
+
+def test_reduction_cell_builds_one_op_per_input() -> None:
+    """A factory taking the input index is called once per (node, op, input) while
+    searching, under the one op label, and only for the chosen input when frozen."""
+    seen = _SEEN
+    seen.clear()
+    space = _Reduction()
+    assert sorted(seen) == sorted((n, j, i) for n in (2, 3) for j in (0, 1) for i in range(n))
+    assert list(space.search_space) == [f"cell/{k}_{n}_{j}" for n in (2, 3) for j in (0, 1) for k in ("input", "op")]
+    for seed in range(8):
+        seen.clear()
+        sample = space.random(seed)
+        model = space.freeze(sample)
+        out = model(torch.randn(1, 2, 8, 8))
+        assert out.shape == (1, 4, 4, 4)
+        conv_inputs = [(n, j, sample[f"cell/input_{n}_{j}"]) for n in (2, 3) for j in (0, 1)]
+        assert seen == [c for c in conv_inputs if sample[f"cell/op_{c[0]}_{c[1]}"] == "conv"]

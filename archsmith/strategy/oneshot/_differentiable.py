@@ -54,6 +54,14 @@ class WeightedInputChoice(InputOp):
     def create_parameters(self) -> None:
         self.decisions.alpha(self.label)
 
+    def apply_each(self, candidate_inputs: list[Any], ops: list[torch.nn.Module]) -> Any:
+        # Each input through its own op, then weighted: the inputs' own shapes may
+        # differ (a reduction cell's), their op outputs agree.
+        mixed = weighted_sum(self.decisions.weights(self.label), [op(x) for op, x in zip(ops, candidate_inputs)])
+        if self.reduction == "sum" and self.n_chosen not in (None, 1):
+            mixed = mixed * self.n_chosen
+        return mixed
+
     def forward(self, candidate_inputs: list[torch.Tensor]) -> Any:
         if self.n_chosen == 1 and self.reduction == "none":
             return [weighted_sum(self.decisions.weights(self.label), list(candidate_inputs))]

@@ -33,6 +33,7 @@ from typing import Any, Union
 import torch
 
 from archsmith.nn import Cell, InputChoice, LayerChoice
+from archsmith.nn._cell import PerInputOps
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.space import SpaceError
 
@@ -193,6 +194,11 @@ class GatedCellFactory(CellFactory):
     def unsupported_reason(self, cell: Cell) -> str | None:
         if cell.merge_op == "loose_end":
             return "merge_op='loose_end' makes the output nodes depend on the sample, and binary gates run two at once"
+        if any(isinstance(m, PerInputOps) for m in cell.modules()):
+            return (
+                "its op factories take the input index, so each input has its own op, and binary gates "
+                "over the inputs would run ops of different inputs at once"
+            )
         return None
 
 

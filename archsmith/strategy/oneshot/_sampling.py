@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from archsmith.nn import Cell, InputChoice, LayerChoice, Repeat
+from archsmith.nn._cell import PerInputOps
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.space import Leaf
@@ -68,6 +69,12 @@ class InputOp(MixedOp):
 
     def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
         return {}
+
+    def apply_each(self, candidate_inputs: list[Any], ops: list[torch.nn.Module]) -> Any:
+        """This choice over ``ops[i](candidate_inputs[i])`` (a cell whose op
+        depends on its input); a family that weights inputs overrides it."""
+        chosen = self.chosen(self.decisions.sample)
+        return reduce_tensors(self.reduction, [ops[i](candidate_inputs[i]) for i in chosen])
 
 
 @register_mixed_op("sampling", InputChoice)
@@ -159,6 +166,37 @@ class LooseEndCell(MixedOp):
         return recurse(self.cell, sample, prefix)
 
 
+class PerInputOp(MixedOp):
+    """A cell's per-input ops (:class:`~archsmith.nn._cell.PerInputOps`): exports
+    the op of the sample's input, which is the one the frozen cell builds."""
+
+    per_input = True
+
+    def __init__(self, ops: PerInputOps, decisions: Decisions, replace: Replace) -> None:
+        super().__init__(decisions)
+        self.input_label = ops.input_label
+        self.ops = torch.nn.ModuleList(replace(op) for op in ops)
+
+    def labels(self) -> list[str]:
+        return [self.input_label]
+
+    def forward(self, inp: Any, states: list[Any]) -> Any:  # type: ignore[override]
+        return inp.apply_each(states, list(self.ops))
+
+    def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
+        return recurse(self.ops[sample[self.input_label]], sample, prefix)
+
+
+def transform_cell(cell: Cell, decisions: Decisions, replace: Replace) -> torch.nn.Module:
+    """``cell`` with each per-input op list made a :class:`PerInputOp` and its
+    choices replaced by the family's ops."""
+    for node_ops in cell.ops.children():
+        for name, op in list(node_ops.named_children()):
+            if isinstance(op, PerInputOps):  # its choices are replaced below, with the cell's
+                node_ops._modules[name] = PerInputOp(op, decisions, lambda m: m)
+    return transform_children(cell, replace)
+
+
 class CellFactory:
     """A ``Cell`` keeps its own body (its ``LayerChoice``/``InputChoice`` become the
     family's ops); ``loose_end`` cells need ``LooseEndCell``, which only a family
@@ -173,9 +211,10 @@ class CellFactory:
         return None
 
     def __call__(self, cell: Cell, decisions: Decisions, replace: Replace) -> torch.nn.Module:
+        cell = transform_cell(cell, decisions, replace)  # type: ignore[assignment]
         if cell.merge_op == "loose_end":
-            return LooseEndCell(cell, decisions, replace)
-        return transform_children(cell, replace)
+            return LooseEndCell(cell, decisions, lambda m: m)
+        return cell
 
 
 register_mixed_op("sampling", Cell)(CellFactory(loose_end=True))  # type: ignore[arg-type]

@@ -185,6 +185,36 @@ class Cells(nn.ModelSpace):
         return self.cell([x, torch.tanh(x)])
 
 
+def reduction_op(kind: str) -> Callable[[int, int, int | None], torch.nn.Module]:
+    """A reduction cell's op factory: stride 2 on the cell's inputs 0 and 1 (full
+    size), stride 1 on its nodes (already halved)."""
+
+    def make(node: int, op: int, input_index: int | None) -> torch.nn.Module:
+        stride = 2 if input_index is not None and input_index < 2 else 1
+        if kind == "conv":
+            return nn.Conv2d(2, 2, 3, stride=stride, padding=1)
+        return nn.AvgPool2d(3, stride=stride, padding=1)
+
+    return make
+
+
+class ReductionCell(nn.ModelSpace):
+    """A stride-2 reduction cell: each (node, input) needs its own op."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cell = nn.Cell(
+            {"conv": reduction_op("conv"), "pool": reduction_op("pool")},
+            num_nodes=2,
+            num_ops_per_node=2,
+            num_predecessors=2,
+            label="cell",
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.cell([x, torch.tanh(x)]).mean((2, 3))
+
+
 class NB201(nn.ModelSpace):
     def __init__(self) -> None:
         super().__init__()
@@ -272,6 +302,7 @@ CASES: dict[str, Case] = {
     "layers": Case(Layers, (3, 3, 5, 5)),
     "cell_all": Case(Cells, (3, D)),
     "cell_loose_end": Case(lambda: Cells("loose_end"), (3, D)),
+    "cell_reduction": Case(ReductionCell, (3, 2, 8, 8)),
     "nasbench201": Case(NB201, (3, 2, 3, 3)),
     "nested": Case(Nested, (3, D)),
     "shared": Case(Shared, (3, D)),

@@ -36,7 +36,21 @@ from archsmith.strategy.oneshot import (
 )
 from archsmith.strategy.oneshot._base import recipe_of
 
-from ._spaces import ALGORITHMS, CLASSES, TASKS, F, Head, PickLayer, Project, Task, Zero, evaluator, make, unsupported
+from ._spaces import (
+    ALGORITHMS,
+    CLASSES,
+    TASKS,
+    F,
+    Head,
+    PickLayer,
+    Project,
+    ReductionCell,
+    Task,
+    Zero,
+    evaluator,
+    make,
+    unsupported,
+)
 
 EPOCHS = 3
 
@@ -130,6 +144,31 @@ def test_an_interrupted_search_resumes_exactly(name: str, tmp_path: Path) -> Non
     assert seen[2:] == [2]  # only the missing epoch ran
     assert ranking == expected
     assert_same_state(state(resumed), state(whole))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_a_reduction_cell_trains_or_is_refused_with_the_reason(name: str) -> None:
+    """A cell whose op depends on its input (stride 2 on inputs 0 and 1) trains under
+    every algorithm whose family supports it; the others say why up front."""
+    from archsmith.evaluator import Classification
+    from archsmith.strategy.oneshot import UnsupportedSpaceError
+
+    x = torch.randn(64, 2, 8, 8, generator=torch.Generator().manual_seed(0))
+    y = x.mean((2, 3)).repeat(1, 2).argmax(1)
+    data = torch.utils.data.TensorDataset(x, y)
+    loader = torch.utils.data.DataLoader(data, batch_size=32)
+    one_epoch = Classification(train_dataloaders=loader, val_dataloaders=loader, max_epochs=1)
+    space, strategy = ReductionCell(), make(name)
+    problems = unsupported(space, strategy.family)
+    if problems:
+        with pytest.raises(UnsupportedSpaceError, match="op factories take the input index"):
+            strategy.search(space, one_epoch, seed=0)
+        return
+    ranking = strategy.search(space, one_epoch, seed=0)
+    strategy.supernet.set_sample(ranking[0][0])
+    assert strategy.supernet.model.cell([x, x]).shape == (64, 4, 4, 4)  # reduced, as frozen cells are
+    for sample, _ in ranking:
+        assert space.freeze(sample, weights_from=strategy.supernet)(x).shape == (64, 4)
 
 
 # Through Experiment -----------------------------------------------------------------------------
