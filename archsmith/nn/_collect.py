@@ -55,7 +55,7 @@ class _Collector:
 
     def walk(self, module: torch.nn.Module, where: Any, branches: dict[int, Any] | None = None) -> None:
         """Visit ``module``, used under ``where`` (``None``: always, else
-        ``(parent, values)``); ``branches`` (id -> condition)
+        ``((parent, values), ...)``, any one of which suffices); ``branches`` (id -> condition)
         holds the branches of the primitives above, which may be deeper down (a
         ``Repeat``'s blocks sit in a ``ModuleList``)."""
         if branches and id(module) in branches:
@@ -63,7 +63,7 @@ class _Collector:
         if (id(module), where) in self._visited:
             return
         self._visited.add((id(module), where))
-        outer = None if where is None else [where]
+        outer = None if where is None else list(where)
         if module is not self.root and _is_model_space(module):
             self._nested(module.search_space, outer)  # type: ignore[arg-type]
             return
@@ -76,7 +76,10 @@ class _Collector:
                 self.place(leaf.label, own.get(leaf.label, outer))
             for c in module.own_constraints():
                 self.constraint(c)
-            own_branches = {id(child): (label, tuple(values)) for child, label, values in module.branches()}
+            alternatives: dict[int, list[tuple[str, tuple[Any, ...]]]] = {}
+            for child, label, values in module.branches():  # several for one child: any one suffices
+                alternatives.setdefault(id(child), []).append((label, tuple(values)))
+            own_branches = {key: tuple(alts) for key, alts in alternatives.items()}
             if own_branches:
                 branches = {**(branches or {}), **own_branches}
         for child in module.children():

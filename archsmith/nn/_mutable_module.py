@@ -40,8 +40,9 @@ class MutableModule(torch.nn.Module):
 
     def branches(self) -> list[Branch]:
         """The children used only under some value of one of this module's
-        decisions (a ``LayerChoice``'s candidates, a ``Repeat``'s blocks); any
-        other child is used whenever this module is."""
+        decisions (a ``LayerChoice``'s candidates, a ``Repeat``'s blocks); several
+        for one child: any one suffices. Any other child is used whenever this
+        module is."""
         return []
 
     def describe(self) -> str:

@@ -156,8 +156,11 @@ def test_invalid_depth_choices() -> None:
         nn.Repeat(nn.Identity(), nn.choice("d_neg", [-1, 2]), label="rep_c")
     with pytest.raises(SpaceError, match=r"Repeat 'rep_c': a depth choice"):
         nn.Repeat(nn.Identity(), nn.uniform("d_float", 1, 3), label="rep_c")
-    with pytest.raises(SpaceError, match=r"Repeat 'rep_e': depth must be .* not an expression"):
-        nn.Repeat(nn.Identity(), nn.choice("d_expr", [1, 2]) + 1, label="rep_e")
+    with pytest.raises(SpaceError, match=r"Repeat 'rep_e': a depth expression must read discrete choices only"):
+        nn.Repeat(nn.Identity(), archsmith.space.to_int(nn.uniform("d_expr", 1, 3)) + 1, label="rep_e")
+    many = [nn.choice(f"d{k}", list(range(10))) for k in range(5)]
+    with pytest.raises(SpaceError, match=r"Repeat 'rep_many': .* 100,000 combinations .*give the depth as one choice"):
+        nn.Repeat(nn.Identity(), many[0] + many[1] + many[2] + many[3] + many[4], label="rep_many")
 
 
 def test_repeat_with_too_few_blocks() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import pytest
 import torch
@@ -220,3 +221,107 @@ def test_repeat_labels_and_nesting() -> None:
 def test_unfrozen_repeat_cannot_run() -> None:
     with pytest.raises(archsmith.NotFrozenError, match="'rep_unfrozen'"):
         nn.Repeat(nn.Identity(), (1, 2), label="rep_unfrozen")(torch.zeros(1))
+
+
+# Depths given as expressions over choices ----------------------------------------------------
+def _architectures(space: nn.ModelSpace) -> tuple[set[Any], set[str]]:
+    """By brute force over every sample: the distinct active projections, and the
+    distinct architecture keys."""
+    import itertools
+
+    leaves = dict(space.search_space.items())
+    projections, keys = set(), set()
+    for values in itertools.product(*(leaf.grid() for leaf in leaves.values())):
+        sample = dict(zip(leaves, values))
+        active = space.search_space.active_labels(sample)
+        projections.add(tuple(sorted((label, sample[label]) for label in active)))
+        keys.add(space.search_space.architecture_key(sample))
+    return projections, keys
+
+
+class ExpressionDepth(nn.ModelSpace):
+    """Depth ``d + 1`` (2 to 4 blocks), each block with a choice of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        depth = nn.ValueChoice([1, 2, 3], label="d") + 1
+        self.body = nn.Repeat(
+            lambda i: nn.LayerChoice([nn.Linear(3, 3), nn.Identity()], label=f"op{i}"), depth=depth, label="rep"
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_an_expression_depth_builds_the_deepest_stack_and_freezes_the_chosen_one() -> None:
+    space = ExpressionDepth()
+    assert space.body.depths == [2, 3, 4]
+    assert len(space.body) == 4 and isinstance(space.body[3], nn.LayerChoice)
+    assert [b.label for b in space.body] == ["op0", "op1", "op2", "op3"]  # type: ignore[attr-defined]
+    assert list(space.search_space) == ["d", "op0", "op1", "op2", "op3"]
+    for seed in range(6):
+        sample = space.random(seed)
+        model = space.freeze(sample)
+        assert len(model.body) == sample["d"] + 1
+        assert model(torch.zeros(2, 3)).shape == (2, 3)
+
+
+def test_an_expression_depth_keeps_size_grid_and_keys_exact() -> None:
+    space = ExpressionDepth()
+    projections, keys = _architectures(space)
+    assert space.size() == len(projections) == len(keys) == 4 + 8 + 16
+    assert len(list(space.grid())) == space.size()
+    assert "op3" not in space.search_space.active_labels({"d": 2, "op0": 0, "op1": 0, "op2": 0, "op3": 0})
+
+
+def test_a_depth_over_two_choices() -> None:
+    class Product(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            a, b = nn.ValueChoice([1, 2], label="a"), nn.ValueChoice([1, 2], label="b")
+            self.body = nn.Repeat(lambda i: nn.Linear(3, 3), depth=a * b, label="rep")
+
+    space = Product()
+    assert space.body.depths == [1, 2, 4] and len(space.body) == 4
+    for a, b in [(1, 1), (1, 2), (2, 2)]:
+        assert len(space.freeze({"a": a, "b": b}).body) == a * b
+
+
+def test_a_depth_over_two_choices_with_choices_in_the_blocks() -> None:
+    """``max(a, b) > 1`` is "a is 2 or b is 2": one condition per choice suffices."""
+
+    class Deeper(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            a, b = nn.ValueChoice([1, 2], label="a"), nn.ValueChoice([1, 2], label="b")
+            block = lambda i: nn.LayerChoice([nn.Linear(3, 3), nn.Identity()], label=f"op{i}")  # noqa: E731
+            self.body = nn.Repeat(block, depth=archsmith.space.max(a, b), label="rep")
+
+    space = Deeper()
+    projections, keys = _architectures(space)
+    assert space.size() == len(projections) == len(keys) == 2 + 3 * 4
+    assert len(list(space.grid())) == space.size()
+
+
+def test_a_joint_depth_the_space_cannot_record_is_refused() -> None:
+    class Joint(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            a, b = nn.ValueChoice([1, 2], label="a"), nn.ValueChoice([1, 2], label="b")
+            block = lambda i: nn.LayerChoice([nn.Linear(3, 3), nn.Identity()], label=f"op{i}")  # noqa: E731
+            self.body = nn.Repeat(block, depth=a * b, label="joint")
+
+    with pytest.raises(archsmith.SpaceError, match=r"Repeat 'joint': block 2 holds choices.*give the depth as one"):
+        Joint()
+
+
+@pytest.mark.parametrize(
+    ("depth", "match"),
+    [
+        (lambda: nn.ValueChoice([1, 2], label="n") - 2, r"'bad'.*gives -1 at \{'n': 1\}.*non-negative int"),
+        (lambda: nn.ValueChoice([1, 2], label="n") / 2, r"'bad'.*gives 0.5 .*non-negative int"),
+    ],
+)
+def test_a_depth_expression_giving_no_depth_is_refused(depth: Any, match: str) -> None:
+    with pytest.raises(archsmith.SpaceError, match=match):
+        nn.Repeat(nn.Identity(), depth=depth(), label="bad")

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from archsmith.nn import Cell, InputChoice, LayerChoice, Repeat
 from archsmith.nn._layers import MutableLayer
+from archsmith.space._expression import leaves_of
 
 from ._sampling import CellFactory, ChoiceOp, InputOp, LayerOp, RepeatOp
 from ._supernet import register_mixed_op
@@ -73,7 +74,15 @@ class WeightedInputChoice(InputOp):
 
 @register_mixed_op("differentiable", Repeat)
 class WeightedRepeat(RepeatOp):
-    """The outputs after each candidate depth, weighted by the depth's weight."""
+    """The outputs after each candidate depth, weighted by the depth's weight (a
+    depth expression over one choice: each value's depth, by the value's weight)."""
+
+    @classmethod
+    def unsupported_reason(cls, primitive: Repeat) -> str | None:
+        labels = {leaf.label for leaf in leaves_of(primitive.depth_choice)}
+        if len(labels) > 1:
+            return f"its depth {primitive.depth_choice!r} reads {len(labels)} choices; weights follow one"
+        return None
 
     def create_parameters(self) -> None:
         for label in self.labels():
@@ -86,13 +95,14 @@ class WeightedRepeat(RepeatOp):
             return x
         label = self.labels()[0]
         options = self.decisions.options(label)
+        depths = [self.depth({label: value}) for value in options]
         outputs: dict[int, Any] = {}
         for depth in range(max(self.depths) + 1):
-            if depth in options:
+            if depth in depths:
                 outputs[depth] = x
             if depth < len(self.blocks):
                 x = self.blocks[depth](x)
-        return weighted_sum(self.decisions.weights(label), [outputs[d] for d in options])
+        return weighted_sum(self.decisions.weights(label), [outputs[d] for d in depths])
 
 
 # The argument that sets a layer's input width, and the input's feature dimension.

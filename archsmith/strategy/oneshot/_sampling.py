@@ -16,7 +16,8 @@ from archsmith.nn import Cell, InputChoice, LayerChoice, Repeat
 from archsmith.nn._cell import PerInputOps
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
-from archsmith.space import Leaf
+from archsmith.space import evaluate
+from archsmith.space._expression import leaves_of
 
 from ._sliced import SlicedLayer, make_sliced
 from ._supernet import Decisions, ExportFn, MixedOp, register_mixed_op
@@ -92,12 +93,10 @@ class RepeatOp(MixedOp):
         self.blocks = torch.nn.ModuleList(replace(b) for b in primitive.blocks)
 
     def labels(self) -> list[str]:
-        return [self.depth_choice.label] if isinstance(self.depth_choice, Leaf) else []
+        return list(dict.fromkeys(leaf.label for leaf in leaves_of(self.depth_choice)))
 
     def depth(self, sample: Mapping[str, Any]) -> int:
-        if isinstance(self.depth_choice, Leaf):
-            return int(sample[self.depth_choice.label])
-        return int(self.depth_choice)
+        return int(evaluate(self.depth_choice, sample))  # an int, a choice or an expression
 
     def export_state(self, sample: Mapping[str, Any], prefix: str, recurse: ExportFn) -> dict[str, torch.Tensor]:
         state: dict[str, torch.Tensor] = {}

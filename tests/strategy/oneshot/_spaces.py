@@ -198,6 +198,24 @@ def reduction_op(kind: str) -> Callable[[int, int, int | None], torch.nn.Module]
     return make
 
 
+class ExpressionDepths(nn.ModelSpace):
+    """Depth ``d + 1``, and (``joint``) a depth over two choices."""
+
+    def __init__(self, joint: bool = False) -> None:
+        super().__init__()
+        d = nn.choice("d", [0, 1, 2])
+        self.r0 = nn.Repeat(lambda i: nn.Linear(D, D), depth=d + 1, label="r0")
+        self.r1 = nn.Repeat(
+            lambda i: nn.LayerChoice([nn.Linear(D, D), nn.Tanh()], label=f"op{i}"), depth=d * 2, label="r1"
+        )
+        if joint:
+            self.r2 = nn.Repeat(lambda i: nn.Linear(D, D), depth=d + nn.choice("e", [0, 1]), label="r2")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.r1(self.r0(x))
+        return self.r2(x) if hasattr(self, "r2") else x
+
+
 class ReductionCell(nn.ModelSpace):
     """A stride-2 reduction cell: each (node, input) needs its own op."""
 
@@ -299,6 +317,8 @@ CASES: dict[str, Case] = {
         for reduction in ("sum", "mean", "concat")
     },
     "repeat": Case(Repeats, (3, D)),
+    "repeat_expression": Case(ExpressionDepths, (3, D)),
+    "repeat_joint_depth": Case(lambda: ExpressionDepths(joint=True), (3, D)),
     "layers": Case(Layers, (3, 3, 5, 5)),
     "cell_all": Case(Cells, (3, D)),
     "cell_loose_end": Case(lambda: Cells("loose_end"), (3, D)),

@@ -30,6 +30,7 @@ from ._spaces import (
     TASKS,
     Cells,
     D,
+    ExpressionDepths,
     Inner,
     Inputs,
     LayerChoiceDict,
@@ -212,6 +213,19 @@ def test_layer_widths_are_mixed_zero_padded_to_the_widest() -> None:
     x = torch.randn(5, D)
     padded = [torch.nn.functional.pad(space.freeze({"w": w}, weights_from=supernet)(x), (0, D - w)) for w in (2, 3, D)]
     torch.testing.assert_close(supernet(x), sum(w * p for w, p in zip(weights, padded)))
+
+
+def test_an_expression_depth_is_weighted_by_its_choice() -> None:
+    """Depth ``d + 1`` / ``d * 2``: all weight on one value of ``d`` runs that value's depths."""
+    space = ExpressionDepths()
+    supernet = Supernet(space, "differentiable")
+    x = torch.randn(5, D)
+    for d in (0, 1, 2):
+        sample = {**space.default(), "d": d, "op0": 1, "op1": 0, "op2": 1, "op3": 0}
+        for label in supernet.decisions.labels_with_alphas():
+            values = supernet.decisions.options(label)
+            _set_alpha(supernet, label, [1e4 if v == sample[label] else -1e4 for v in values])
+        torch.testing.assert_close(supernet(x), space.freeze(sample, weights_from=supernet)(x))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
