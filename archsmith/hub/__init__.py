@@ -5,6 +5,8 @@
 True
 """
 
+from archsmith.benchmarks.nasbench201 import NasBench201Space as NasBench201
+
 from ._base import SPACES, HubError, HubSpace, SearchedModel, get_space, list_spaces, register_space
 from ._mobilenetv3 import MobileNetV3Space
 from ._proxylessnas import ProxylessNAS
@@ -14,6 +16,7 @@ __all__ = [
     "HubError",
     "HubSpace",
     "MobileNetV3Space",
+    "NasBench201",
     "ProxylessNAS",
     "SearchedModel",
     "get_space",
