@@ -3,7 +3,7 @@ candidate input tensors)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Union
 
 import torch
@@ -40,7 +40,8 @@ def _keys_and_candidates(candidates: Any, label: str) -> tuple[list[Any], list[A
 class LayerChoice(Primitive):
     """One module out of ``candidates`` (a list: the sample holds the index; a dict:
     the key). A candidate may be a module or a zero-argument factory; factories of
-    unchosen candidates are never called when the space is frozen.
+    unchosen candidates are never called when the space is frozen. ``prior``: one
+    probability per candidate, what random sampling draws by.
 
     >>> import archsmith.nn as nn
     >>> op = nn.LayerChoice({"conv": nn.Conv2d(8, 8, 3, padding=1), "id": nn.Identity()}, label="op")
@@ -51,17 +52,19 @@ class LayerChoice(Primitive):
     kind: ClassVar[str] = "layer_choice"
 
     @classmethod
-    def create_frozen(cls, candidates: Any, *, label: str | None = None) -> torch.nn.Module:
+    def create_frozen(
+        cls, candidates: Any, *, label: str | None = None, prior: Sequence[float] | None = None
+    ) -> torch.nn.Module:
         label = auto_label(label, cls.kind)
         keys, cands = _keys_and_candidates(candidates, label)
-        key = Categorical(keys, label=label)  # resolves to the sample's value here
+        key = Categorical(keys, label=label, prior=prior)  # resolves to the sample's value here
         return build_candidate(cands[keys.index(key)], f"{label}/{key}", f"LayerChoice {label!r}")
 
-    def __init__(self, candidates: Any, *, label: str | None = None) -> None:
+    def __init__(self, candidates: Any, *, label: str | None = None, prior: Sequence[float] | None = None) -> None:
         super().__init__()
         self.label = auto_label(label, self.kind)
         self.names, cands = _keys_and_candidates(candidates, self.label)
-        self.choice = Categorical(self.names, label=self.label)
+        self.choice = Categorical(self.names, label=self.label, prior=prior)
         # Submodules are named by position: a key may be any string ("train", "a.b").
         for i, (key, cand) in enumerate(zip(self.names, cands)):
             self.add_module(str(i), build_candidate(cand, f"{self.label}/{key}", f"LayerChoice {self.label!r}"))
@@ -103,9 +106,11 @@ def _check_input_choice(n_candidates: Any, n_chosen: Any, reduction: Any, label:
         raise SpaceError(f"InputChoice {label!r}: unknown reduction {reduction!r}; use one of {list(REDUCTIONS)}")
 
 
-def _input_leaf(n_candidates: int, n_chosen: int | None, label: str) -> Any:
+def _input_leaf(n_candidates: int, n_chosen: int | None, label: str, prior: Sequence[float] | None = None) -> Any:
     if n_chosen == 1:
-        return Categorical(list(range(n_candidates)), label=label)
+        return Categorical(list(range(n_candidates)), label=label, prior=prior)
+    if prior is not None:  # a prior over subsets is not one probability per input
+        raise SpaceError(f"InputChoice {label!r}: prior= needs n_chosen=1, got n_chosen={n_chosen!r}")
     return CategoricalMultiple(
         list(range(n_candidates)),
         n_chosen=n_chosen,
@@ -117,17 +122,24 @@ def _input_leaf(n_candidates: int, n_chosen: int | None, label: str) -> Any:
 class InputChoice(Primitive):
     """Choose ``n_chosen`` of ``n_candidates`` input tensors (any non-empty subset if
     ``None``) and reduce them with ``sum``, ``mean``, ``concat`` or ``none``.
-    Call it with the list of candidate tensors."""
+    Call it with the list of candidate tensors. ``prior`` (``n_chosen=1`` only): one
+    probability per input, what random sampling draws by."""
 
     kind: ClassVar[str] = "input_choice"
 
     @classmethod
     def create_frozen(
-        cls, n_candidates: int, n_chosen: int | None = 1, reduction: str = "sum", *, label: str | None = None
+        cls,
+        n_candidates: int,
+        n_chosen: int | None = 1,
+        reduction: str = "sum",
+        *,
+        label: str | None = None,
+        prior: Sequence[float] | None = None,
     ) -> ChosenInputs:
         label = auto_label(label, cls.kind)
         _check_input_choice(n_candidates, n_chosen, reduction, label)
-        value = _input_leaf(n_candidates, n_chosen, label)
+        value = _input_leaf(n_candidates, n_chosen, label, prior)
         chosen = [value] if n_chosen == 1 else list(value)
         if not chosen:
             raise SpaceError(f"InputChoice {label!r}: the sample chooses no input; choose at least one")
@@ -135,13 +147,19 @@ class InputChoice(Primitive):
         return ChosenInputs(chosen, reduction)
 
     def __init__(
-        self, n_candidates: int, n_chosen: int | None = 1, reduction: str = "sum", *, label: str | None = None
+        self,
+        n_candidates: int,
+        n_chosen: int | None = 1,
+        reduction: str = "sum",
+        *,
+        label: str | None = None,
+        prior: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         self.label = auto_label(label, self.kind)
         _check_input_choice(n_candidates, n_chosen, reduction, self.label)
         self.n_candidates, self.n_chosen, self.reduction = n_candidates, n_chosen, reduction
-        self.choice = _input_leaf(n_candidates, n_chosen, self.label)
+        self.choice = _input_leaf(n_candidates, n_chosen, self.label, prior)
 
     def own_leaves(self) -> list[Leaf]:
         return [self.choice]

@@ -9,7 +9,8 @@ from archsmith import space
 
 
 class ValueChoice:
-    """``ValueChoice(candidates, label=None)`` is ``archsmith.space.Categorical``;
+    """``ValueChoice(candidates, label=None, prior=None)`` is ``archsmith.space.Categorical``
+    (``prior``: one probability per candidate, what random sampling draws by);
     the helpers NNI hung on it (``ValueChoice.max``, ``.condition``, ...) are here too.
 
     >>> import archsmith.nn as nn
@@ -21,7 +22,7 @@ class ValueChoice:
     def __new__(
         cls, candidates: Sequence[Any], *, label: str | None = None, prior: Sequence[float] | None = None
     ) -> Any:  # type: ignore[misc]
-        return space.Categorical(candidates, label=label, weights=prior)
+        return space.Categorical(candidates, label=label, prior=prior)
 
     condition = staticmethod(space.condition)
     switch_case = staticmethod(space.switch_case)

@@ -205,6 +205,28 @@ class _FixableLeaf(Leaf):
         return super().__new__(cls)
 
 
+#: How far a prior's sum may be from 1.
+PRIOR_TOLERANCE = 1e-6
+
+
+def check_prior(where: str, prior: Sequence[float], n: int) -> list[float]:
+    """``prior`` as floats: one probability per candidate, non-negative, summing to 1
+    (NNI accepted a prior and ignored it; here it is what random sampling draws by)."""
+    if isinstance(prior, (str, bytes)) or not isinstance(prior, Sequence):
+        raise SpaceError(f"{where}: prior must be a list of probabilities, one per candidate, got {prior!r}")
+    try:
+        p = [float(x) for x in prior]
+    except (TypeError, ValueError):
+        raise SpaceError(f"{where}: prior must be a list of numbers, got {list(prior)!r}") from None
+    if len(p) != n:
+        raise SpaceError(f"{where}: prior has {len(p)} probabilities for {n} candidates; give one per candidate")
+    if any(x < 0 or not math.isfinite(x) for x in p):
+        raise SpaceError(f"{where}: prior {p} has a negative or non-finite probability; use values in [0, 1]")
+    if abs(sum(p) - 1) > PRIOR_TOLERANCE:
+        raise SpaceError(f"{where}: prior {p} sums to {sum(p)!r}, not 1; divide each by the sum")
+    return p
+
+
 class Categorical(_FixableLeaf):
     """One value out of ``values``.
 
@@ -223,9 +245,14 @@ class Categorical(_FixableLeaf):
         label: str | None = None,
         default: Any = None,
         weights: Sequence[float] | None = None,
+        prior: Sequence[float] | None = None,
     ) -> None:
         self.label = auto_label(label, self.kind)
         self.values, self._index = index_candidates(f"choice {self.label!r}", values)
+        if prior is not None:
+            if weights is not None:
+                raise SpaceError(f"choice {self.label!r}: give weights or prior, not both")
+            weights = check_prior(f"choice {self.label!r}", prior, len(self.values))
         self.weights = self._check_weights(weights)
         self._cum_weights = list(itertools.accumulate(self.weights)) if self.weights else None
         self._default = self._checked_default(default, self.values[0])
@@ -489,9 +516,10 @@ class Numerical(_FixableLeaf):
 # NNI-style shortcuts -----------------------------------------------------------
 
 
-def choice(label: str | None, values: Sequence[Any]) -> Any:
-    """One of ``values`` (NNI's ``nni.choice``)."""
-    return Categorical(values, label=label)
+def choice(label: str | None, values: Sequence[Any], *, prior: Sequence[float] | None = None) -> Any:
+    """One of ``values`` (NNI's ``nni.choice``), drawn by ``prior`` (one probability
+    per value) when sampled at random."""
+    return Categorical(values, label=label, prior=prior)
 
 
 def uniform(label: str | None, low: float, high: float) -> Any:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import functools
+import random
 from collections import Counter
+from typing import Any
 
 import pytest
 import torch
 
 import archsmith
 import archsmith.nn as nn
+from archsmith.space import SpaceError
+from archsmith.strategy import Random, RegularizedEvolution
 
 from ._helpers import assert_plain, count_params
 
@@ -216,3 +220,54 @@ def test_single_candidate() -> None:
     space = One()
     assert space.size() == 1
     assert type(space.freeze({"one": 0}).op) is torch.nn.ReLU
+
+
+# prior= ----------------------------------------------------------------------------------------
+class _Priors(nn.ModelSpace):
+    def __init__(self) -> None:
+        super().__init__()
+        self.op = nn.LayerChoice([nn.Identity(), nn.ReLU(), nn.Tanh()], label="p_op", prior=[0.1, 0.6, 0.3])
+        self.pick = nn.InputChoice(3, 1, label="p_in", prior=[0.7, 0.2, 0.1])
+        self.fc = nn.Linear(4, nn.ValueChoice([2, 3], label="p_w", prior=[0.8, 0.2]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.op(x)
+        return self.fc(self.pick([y, y * 2, y * 3]))
+
+
+_PRIORS = {"p_op": ([0, 1, 2], [0.1, 0.6, 0.3]), "p_in": ([0, 1, 2], [0.7, 0.2, 0.1]), "p_w": ([2, 3], [0.8, 0.2])}
+
+
+def _assert_follows_priors(samples: list[dict[str, Any]]) -> None:
+    """Each label's frequencies within 1.5% of its prior (20,000 draws: > 4 sigma)."""
+    for label, (values, prior) in _PRIORS.items():
+        counts = Counter(s[label] for s in samples)
+        for value, p in zip(values, prior):
+            assert abs(counts[value] / len(samples) - p) < 0.015, (label, value, counts[value] / len(samples), p)
+
+
+def test_priors_of_the_primitives_drive_random_samples() -> None:
+    space = _Priors()
+    rng = random.Random(0)
+    _assert_follows_priors([space.search_space.random(rng=rng) for _ in range(20_000)])
+    model = space.freeze(space.random(seed=3))  # a prior changes nothing in the frozen model
+    assert model(torch.zeros(2, 4)).shape[0] == 2
+
+
+@pytest.mark.parametrize("make", [lambda: Random(dedup=False), lambda: RegularizedEvolution(20_000, dedup=False)])
+def test_sampling_strategies_draw_by_the_priors(make: Any) -> None:
+    """Random, and RegularizedEvolution's initial population, sample the space by its priors."""
+    strategy = make()
+    strategy.attach(_Priors().search_space, seed=0)
+    _assert_follows_priors([strategy.ask() for _ in range(20_000)])
+
+
+def test_bad_priors_on_primitives_name_the_label() -> None:
+    with pytest.raises(SpaceError, match=r"choice 'lc_prior': prior has 1 probabilities for 2 candidates"):
+        nn.LayerChoice([nn.Identity(), nn.ReLU()], label="lc_prior", prior=[1.0])
+    with pytest.raises(SpaceError, match=r"choice 'ic_prior': prior .* sums to 0.5"):
+        nn.InputChoice(2, 1, label="ic_prior", prior=[0.25, 0.25])
+    with pytest.raises(SpaceError, match=r"choice 'vc_prior': prior .* negative"):
+        nn.ValueChoice([1, 2], label="vc_prior", prior=[1.5, -0.5])
+    with pytest.raises(SpaceError, match=r"InputChoice 'ic_multi': prior= needs n_chosen=1, got n_chosen=2"):
+        nn.InputChoice(3, 2, label="ic_multi", prior=[0.2, 0.3, 0.5])
