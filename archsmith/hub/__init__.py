@@ -10,6 +10,7 @@ from archsmith.benchmarks.nasbench201 import NasBench201Space as NasBench201
 from ._base import SPACES, HubError, HubSpace, SearchedModel, get_space, list_spaces, register_space
 from ._mobilenetv3 import MobileNetV3Space
 from ._proxylessnas import ProxylessNAS
+from ._shufflenet import ShuffleNetSpace
 
 __all__ = [
     "SPACES",
@@ -19,6 +20,7 @@ __all__ = [
     "NasBench201",
     "ProxylessNAS",
     "SearchedModel",
+    "ShuffleNetSpace",
     "get_space",
     "list_spaces",
     "register_space",
