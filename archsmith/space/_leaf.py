@@ -317,10 +317,13 @@ class Categorical(_FixableLeaf):
         return self._default
 
     def domain(self) -> tuple[Any, ...]:
-        return tuple(value_key(v) for v in self.values)
+        values = tuple(value_key(v) for v in self.values)
+        # Two places sharing a label must draw it alike: a prior is part of the decision.
+        return values if self.weights is None else (values, tuple(self.weights))
 
     def _repr(self) -> str:
-        return f"Categorical({self.values!r}, label={self.label!r})"
+        prior = "" if self.weights is None else f", prior={self.weights!r}"
+        return f"Categorical({self.values!r}, label={self.label!r}{prior})"
 
 
 class CategoricalMultiple(_FixableLeaf):

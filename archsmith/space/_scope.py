@@ -56,7 +56,7 @@ def label_conflict(a: Leaf, b: Leaf) -> LabelConflictError:
     return LabelConflictError(
         f"label {a.label!r} is used by two different choices: {a!r} (created at "
         f"{a.created_at}) and {b!r} (created at {b.created_at}). Give one of them "
-        "another label, or give both the same candidates to share one decision."
+        "another label, or give both the same candidates (and prior) to share one decision."
     )
 
 

@@ -271,3 +271,16 @@ def test_bad_priors_on_primitives_name_the_label() -> None:
         nn.ValueChoice([1, 2], label="vc_prior", prior=[1.5, -0.5])
     with pytest.raises(SpaceError, match=r"InputChoice 'ic_multi': prior= needs n_chosen=1, got n_chosen=2"):
         nn.InputChoice(3, 2, label="ic_multi", prior=[0.2, 0.3, 0.5])
+
+
+def test_a_shared_label_with_another_prior_is_a_conflict() -> None:
+    class TwoPriors(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a = nn.LayerChoice([nn.Identity(), nn.ReLU()], label="two_priors", prior=[0.9, 0.1])
+            self.b = nn.LayerChoice([nn.Identity(), nn.ReLU()], label="two_priors", prior=[0.1, 0.9])
+
+    with pytest.raises(
+        archsmith.LabelConflictError, match=r"'two_priors' .*prior=\[0.9, 0.1\].*same candidates \(and prior\)"
+    ):
+        TwoPriors()
