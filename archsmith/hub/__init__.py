@@ -7,6 +7,7 @@ True
 
 from archsmith.benchmarks.nasbench201 import NasBench201Space as NasBench201
 
+from ._autoformer import AutoFormer
 from ._base import SPACES, HubError, HubSpace, SearchedModel, get_space, list_spaces, register_space
 from ._mobilenetv3 import MobileNetV3Space
 from ._proxylessnas import ProxylessNAS
@@ -14,6 +15,7 @@ from ._shufflenet import ShuffleNetSpace
 
 __all__ = [
     "SPACES",
+    "AutoFormer",
     "HubError",
     "HubSpace",
     "MobileNetV3Space",
