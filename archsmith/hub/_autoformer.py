@@ -11,6 +11,7 @@ state dicts load unchanged.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
@@ -76,16 +77,40 @@ class RelativePosition2D(torch.nn.Module):
         torch.nn.init.trunc_normal_(self.embeddings_table_h, std=0.02)
 
     def forward(self, length_q: int, length_k: int) -> torch.Tensor:
-        # Patches only: the class token is the padded first row and column.
-        side = int((length_q - 1) ** 0.5)
-        device = self.embeddings_table_v.device
-        q = torch.arange(length_q - 1, device=device)
-        k = torch.arange(length_k - 1, device=device)
-        rows = (k[None, :] // side - q[:, None] // side).clamp(-self.length, self.length) + self.length + 1
-        cols = (k[None, :] % side - q[:, None] % side).clamp(-self.length, self.length) + self.length + 1
-        rows = F.pad(rows, (1, 0, 1, 0), value=0)
-        cols = F.pad(cols, (1, 0, 1, 0), value=0)
-        return self.embeddings_table_v[rows] + self.embeddings_table_h[cols]
+        rows, cols = _relative_indices(length_q, length_k, self.length, self.embeddings_table_v.device)
+        return F.embedding(rows, self.embeddings_table_v) + F.embedding(cols, self.embeddings_table_h)
+
+    # The two products attention needs, without materialising the (n, n, d) embeddings
+    # of forward(): on a CPU that tensor costs more than the attention itself.
+    def query_scores(self, q: torch.Tensor) -> torch.Tensor:
+        """``q[..., i, :] . E[i, j]`` for queries ``(..., n, d)``: ``(..., n, n)``."""
+        n = q.shape[-2]
+        rows, cols = _relative_indices(n, n, self.length, q.device)
+        by_row, by_col = q @ self.embeddings_table_v.T, q @ self.embeddings_table_h.T  # (..., n, 2L+2)
+        return by_row.gather(-1, rows.expand(*q.shape[:-2], n, n)) + by_col.gather(-1, cols.expand(*q.shape[:-2], n, n))
+
+    def weighted_sum(self, attn: torch.Tensor) -> torch.Tensor:
+        """``sum_j attn[..., i, j] E[i, j]`` for weights ``(..., n, n)``: ``(..., n, d)``."""
+        n = attn.shape[-1]
+        rows, cols = _relative_indices(n, n, self.length, attn.device)
+        bins = attn.new_zeros(*attn.shape[:-1], self.embeddings_table_v.shape[0])
+        by_row = bins.scatter_add(-1, rows.expand_as(attn), attn)
+        by_col = bins.scatter_add(-1, cols.expand_as(attn), attn)
+        return by_row @ self.embeddings_table_v + by_col @ self.embeddings_table_h
+
+
+@functools.lru_cache(maxsize=32)
+def _relative_indices(length_q: int, length_k: int, length: int, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """Row and column distance indices of every (query, key) pair, clipped to ``length``
+    and shifted to start at 1; pairs with the class token get 0. Cached: they depend on
+    the sizes only, and building them costs more than the lookup on a CPU."""
+    # Patches only: the class token is the padded first row and column.
+    side = int((length_q - 1) ** 0.5)
+    q = torch.arange(length_q - 1, device=device)
+    k = torch.arange(length_k - 1, device=device)
+    rows = (k[None, :] // side - q[:, None] // side).clamp(-length, length) + length + 1
+    cols = (k[None, :] % side - q[:, None] % side).clamp(-length, length) + length + 1
+    return F.pad(rows, (1, 0, 1, 0), value=0), F.pad(cols, (1, 0, 1, 0), value=0)
 
 
 class RelativePositionSelfAttention(torch.nn.Module):
@@ -127,12 +152,11 @@ class RelativePositionSelfAttention(torch.nn.Module):
         heads = q.shape[1]
         attn = (q @ k.transpose(-2, -1)) * self.scale
         if self.rpe:
-            r_k = self.rel_pos_embed_k(n, n)  # (n, n, d)
-            attn = attn + torch.einsum("bhid,ijd->bhij", q, r_k) * self.scale
+            attn = attn + self.rel_pos_embed_k.query_scores(q) * self.scale
         attn = self.attn_drop(attn.softmax(dim=-1))
         out = attn @ v
         if self.rpe:
-            out = out + torch.einsum("bhij,ijd->bhid", attn, self.rel_pos_embed_v(n, n))
+            out = out + self.rel_pos_embed_v.weighted_sum(attn)
         out = out.transpose(1, 2).reshape(b, n, heads * d)
         return self.proj_drop(self.proj(out))
 

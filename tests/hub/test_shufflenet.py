@@ -11,20 +11,26 @@ from archsmith.hub._base import load_arch_file
 from archsmith.hub._shufflenet import ShuffleNetBlock, ShuffleXceptionBlock
 
 
-def test_nni_labels_and_values() -> None:
+@pytest.fixture(scope="module")
+def channel_space() -> ShuffleNetSpace:
+    # Built once: the widest space of the family.
+    return ShuffleNetSpace(num_labels=10, channel_search=True)
+
+
+def test_nni_labels_and_values(channel_space: ShuffleNetSpace) -> None:
     space = ShuffleNetSpace(num_labels=10).search_space
     assert list(space) == [f"layer_{i}" for i in range(1, 21)]
     assert space["layer_20"].values == ["k3", "k5", "k7", "xcep"]
 
-    searched = ShuffleNetSpace(num_labels=10, channel_search=True).search_space
+    searched = channel_space.search_space
     assert {f"channel_{i}" for i in range(1, 21)} <= set(searched) and len(searched) == 40
     # 0.2x ... 1.6x of half the block's output width (32, 80, 160, 320 per stage).
     assert searched["channel_1"].values == [6, 12, 19, 25, 32, 38, 44, 51]
     assert searched["channel_20"].values == [64, 128, 192, 256, 320, 384, 448, 512]
 
 
-def test_channel_search_samples_run_and_share_the_width_across_candidates() -> None:
-    space = ShuffleNetSpace(num_labels=10, channel_search=True)
+def test_channel_search_samples_run_and_share_the_width_across_candidates(channel_space: ShuffleNetSpace) -> None:
+    space = channel_space
     sample = space.random(seed=3)
     model = space.freeze(sample).eval()
     with torch.no_grad():
