@@ -199,9 +199,30 @@ class TransformerEncoderLayer(torch.nn.Module):
         return self._residual(x, self.ffn_layer_norm, h)
 
 
-class ClassToken(torch.nn.Module):
+class _WidthSliced(torch.nn.Module):
+    """A module whose one parameter ``param_name`` has the embedding width last. In a
+    space it is built at the largest width; a subnet loading a supernet's state takes
+    the first entries of that width (the weight-sharing rule of the sliced layers)."""
+
+    param_name: ClassVar[str]
+
+    def _load_from_state_dict(
+        self, state_dict: dict[str, Any], prefix: str, local_metadata: Any, strict: bool, *args: Any
+    ) -> None:
+        key = prefix + self.param_name
+        own = getattr(self, self.param_name)
+        given = state_dict.get(key)
+        if isinstance(given, torch.Tensor) and given.dim() == own.dim() and given.shape[-1] > own.shape[-1]:
+            if given.shape[:-1] == own.shape[:-1]:
+                state_dict[key] = given[..., : own.shape[-1]]
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, *args)
+
+
+class ClassToken(_WidthSliced):
     """Prepends a learned class token. Built at the largest width in a space, it uses
     the first ``x.shape[-1]`` entries, so a supernet with a sampled width still runs."""
+
+    param_name = "cls_token"
 
     def __init__(self, embed_dim: int) -> None:
         super().__init__()
@@ -213,8 +234,10 @@ class ClassToken(torch.nn.Module):
         return torch.cat((token, x), dim=1)
 
 
-class AbsolutePositionEmbedding(torch.nn.Module):
+class AbsolutePositionEmbedding(_WidthSliced):
     """Adds a learned position embedding (sliced to the input's width, as :class:`ClassToken`)."""
+
+    param_name = "pos_embed"
 
     def __init__(self, length: int, embed_dim: int) -> None:
         super().__init__()

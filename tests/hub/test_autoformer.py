@@ -82,3 +82,20 @@ def test_arguments_are_checked() -> None:
         AutoFormer(**{**SMALL, "search_depth": (0, 1)})  # type: ignore[arg-type]
     with pytest.raises(HubError, match="multiple of patch_size"):
         AutoFormer(**{**SMALL, "img_size": 18})  # type: ignore[arg-type]
+
+
+def test_weight_sharing_supernet_runs_a_sample_and_gives_its_weights() -> None:
+    # The class token and position embeddings are built at the largest width and sliced:
+    # the sampled subnet inside the supernet and the frozen subnet with its weights agree.
+    from archsmith.strategy.oneshot import Supernet
+
+    space = AutoFormer(**SMALL)
+    supernet = Supernet(space, "sampling", "RandomOneShot")
+    supernet.eval()
+    x = torch.randn(2, 3, 16, 16)
+    for seed in range(3):
+        sample = space.random(seed=seed)
+        supernet.set_sample(sample)
+        model = space.freeze(sample, weights_from=supernet).eval()
+        with torch.no_grad():
+            assert torch.allclose(supernet.model(x), model(x), atol=1e-5)
