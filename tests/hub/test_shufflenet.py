@@ -76,3 +76,18 @@ def test_block_arguments_are_checked() -> None:
         ShuffleNetBlock(8, 8, 4, kernel_size=3, stride=1, sequence="pd")
     with pytest.raises(HubError, match="must exceed"):
         ShuffleNetBlock(16, 8, 4, kernel_size=3, stride=1)
+
+
+def test_weight_sharing_supernet_gives_a_sample_its_weights(channel_space: ShuffleNetSpace) -> None:
+    # Middle widths are sliced from the widest candidate: the subnet inside the supernet
+    # and the frozen subnet with the supernet's weights compute the same.
+    from archsmith.strategy.oneshot import Supernet
+
+    supernet = Supernet(channel_space, "sampling", "RandomOneShot")
+    supernet.eval()
+    sample = channel_space.random(seed=1)
+    supernet.set_sample(sample)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = supernet.model(x)
+        assert torch.allclose(channel_space.freeze(sample, weights_from=supernet).eval()(x), expected, atol=1e-4)
