@@ -1,5 +1,5 @@
 """The DARTS cell space under every registered one-shot algorithm: one epoch of a
-tiny space (width 4, one cell per stage, 8x8 inputs) where the algorithm's family
+tiny space (width 4 or 8, one cell per stage, 8x8 inputs) where the algorithm's family
 supports its primitives, an up-front refusal with the reason where it does not."""
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ TRAINS = {"differentiable", "sampling"}
 
 @pytest.mark.parametrize("name", sorted(ONESHOT_STRATEGIES))
 def test_darts_space_trains_or_is_refused_with_the_reason(name: str) -> None:
-    space, strategy = DARTS(width=4, num_cells=3, num_labels=4), make(name)
+    # A width choice too: one-shot slices the widths (a depth choice it cannot yet, see docs/hub.md).
+    space, strategy = DARTS(width=(4, 8), num_cells=3, num_labels=4), make(name)
     try:
         check_supported(space, strategy.family, name)
     except UnsupportedSpaceError as refusal:
