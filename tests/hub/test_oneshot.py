@@ -4,8 +4,6 @@ supports its primitives, an up-front refusal with the reason where it does not."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 
@@ -14,14 +12,7 @@ from archsmith.strategy.oneshot import ONESHOT_STRATEGIES, UnsupportedSpaceError
 from archsmith.strategy.oneshot._supernet import check_supported
 from tests.strategy.oneshot._spaces import make
 
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    # Tiny supernets: extra threads only add overhead.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny supernets: extra threads only add overhead
 
 
 def _one_epoch() -> object:
