@@ -291,7 +291,7 @@ class Experiment:
                 f"nothing would end this run: set ExperimentConfig(max_trials=...) or max_duration=... "
                 f"({self.strategy!r} never runs out of samples on this space by itself)"
             )
-        with self._driving() as fresh_directory:
+        with self._driving():
             existing = self._inspect_store(resume)
             warm = self._read_warm_start() if not existing else None
             check_gpus(config)
@@ -307,7 +307,7 @@ class Experiment:
                 return self._loop(store, engine, pending)
             except BaseException:
                 if not existing and not self._started_any:
-                    self._remove_run(store, fresh_directory)  # a run that never started a trial leaves nothing
+                    self._remove_run(store)  # a run that never started a trial leaves nothing
                     store = None
                 raise
             finally:
@@ -457,20 +457,20 @@ class Experiment:
         meta.update(objective=meta["objectives"][0], direction=meta["directions"][0])
         return Store.create(self.store_path, meta)
 
-    def _remove_run(self, store: Store | None, fresh_directory: bool) -> None:
+    def _remove_run(self, store: Store | None) -> None:
         if store is not None:
             store.close()
         remove_store_files(self.store_path)
         shutil.rmtree(self.directory / TRIALS_DIR, ignore_errors=True)
 
-    def begin(self, store: Store, existing: bool) -> int:
+    def begin(self, store: Store) -> int:
         """The run's seed; the configuration is stored afresh (a resumed run may
         raise the budget)."""
         store.set_meta("config", self.config.to_dict())
         return int(store.get_meta("seed"))
 
     def _prepare(self, store: Store, existing: bool, warm: list[TrialRecord] | None = None) -> list[int]:
-        self._seed = self.begin(store, existing)
+        self._seed = self.begin(store)
         self.strategy.attach(self.search_space, seed=self._seed, direction=self.directions)  # type: ignore[arg-type]
         state = store.get_meta("strategy_state")
         if state is not None:

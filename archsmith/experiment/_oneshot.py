@@ -30,7 +30,7 @@ def run_oneshot(exp: Experiment, store: Store) -> None:
     experiment, which holds the driver lock)."""
     strategy, config = exp.strategy, exp.config
     assert isinstance(strategy, OneShotStrategy)
-    seed = exp.begin(store, True)
+    seed = exp.begin(store)
     score = strategy.score_name
     store.set_meta("mode", "oneshot")
     store.set_meta("status", "running")
