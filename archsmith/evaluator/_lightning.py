@@ -1,8 +1,8 @@
 """Lightning-based evaluators: ``Classification``, ``Regression`` and ``Lightning``.
 
-This is the only module of archsmith that imports Lightning (the ``lightning``
-package, 2.4 or newer); ``archsmith.evaluator`` loads it on first use of one of
-these names.
+This module (with ``_oneshot_settings``, which only it imports) is the only part
+of archsmith that imports Lightning (the ``lightning`` package, 2.4 or newer);
+``archsmith.evaluator`` loads it on first use of one of these names.
 
 ``Classification`` / ``Regression`` train the frozen model with a small built-in
 ``LightningModule`` (loss, optimizer, accuracy or MSE). ``Lightning`` runs a
@@ -35,6 +35,7 @@ from archsmith.space import Categorical, Mutable, Numerical, SpaceError, contain
 
 from ._base import Evaluator
 from ._metric import MetricError
+from ._oneshot_settings import oneshot_settings
 from ._recipe import TrainingRecipe
 from ._trial import current_trial, report_final_result, report_intermediate_result, should_stop
 
@@ -553,7 +554,12 @@ class _Supervised(Evaluator):
     def training_recipe(self) -> TrainingRecipe:
         """Data, loss, optimizer and epochs for a training loop of one's own (the
         one-shot algorithms use it). The arguments must not be choices here: a
-        supernet is trained with one setting."""
+        supernet is trained with one setting.
+
+        Trainer kwargs and callbacks carry over where they mean something per
+        epoch or step (``EarlyStopping``, ``min_epochs``, ``gradient_clip_val``,
+        ``detect_anomaly``); any other is refused here, by name, with what to use
+        instead. The evaluator itself is left unchanged."""
         owner = type(self).__name__
         leaves = self.search_space_leaves()
         if leaves:
@@ -563,6 +569,7 @@ class _Supervised(Evaluator):
                 "strategy)"
             )
         args = self.resolved()
+        settings = oneshot_settings(owner, args["trainer_kwargs"])  # refusals first: before any data is set up
         optimizer = _optimizer_factory(owner, args["optimizer"])
         kwargs = {"lr": args["learning_rate"], "weight_decay": args["weight_decay"], **args["optimizer_kwargs"]}
         train, val = self.train_dataloaders, self.val_dataloaders
@@ -578,6 +585,7 @@ class _Supervised(Evaluator):
             max_epochs=int(args["max_epochs"]),
             learning_rate=float(args["learning_rate"]),
             seed=args["seed"],
+            **settings,
         )
 
     def __repr__(self) -> str:

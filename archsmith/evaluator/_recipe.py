@@ -12,12 +12,37 @@ from typing import Any
 import torch
 
 
+@dataclass(frozen=True)
+class EarlyStoppingRule:
+    """The settings of a Lightning ``EarlyStopping`` callback, for a loop that
+    checks them itself once per epoch, after validation (as Lightning does).
+
+    ``min_delta`` is as the user gave it (Lightning flips its sign internally for
+    ``mode="min"``); the others mean what they mean in Lightning.
+    """
+
+    monitor: str
+    min_delta: float = 0.0
+    patience: int = 3
+    mode: str = "min"
+    strict: bool = True
+    check_finite: bool = True
+    stopping_threshold: float | None = None
+    divergence_threshold: float | None = None
+    verbose: bool = False
+
+
 @dataclass
 class TrainingRecipe:
     """Data, loss and optimizer of a ``Classification``/``Regression`` evaluator.
 
     ``task`` is ``"classification"`` (score: accuracy, maximized) or
     ``"regression"`` (score: mean squared error, minimized).
+
+    The Trainer settings a loop of one's own honours: ``early_stopping`` (one
+    rule per Lightning ``EarlyStopping`` callback), ``min_epochs`` (no stop
+    before it), ``gradient_clip_val``/``gradient_clip_algorithm`` (see
+    ``clip_gradients``) and ``detect_anomaly``.
     """
 
     task: str
@@ -30,6 +55,11 @@ class TrainingRecipe:
     seed: int | None = None
     #: where ``split`` puts each batch (``None``: where it is)
     device: torch.device | None = None
+    early_stopping: tuple[EarlyStoppingRule, ...] = ()
+    min_epochs: int = 0
+    gradient_clip_val: float | None = None
+    gradient_clip_algorithm: str = "norm"
+    detect_anomaly: bool = False
 
     @property
     def metric_name(self) -> str:
@@ -38,6 +68,17 @@ class TrainingRecipe:
     @property
     def direction(self) -> str:
         return "maximize" if self.task == "classification" else "minimize"
+
+    def clip_gradients(self, parameters: Iterable[torch.nn.Parameter]) -> None:
+        """Clip the gradients of ``parameters`` as ``Trainer(gradient_clip_val=...,
+        gradient_clip_algorithm=...)`` would (their norm, or each value); nothing
+        when ``gradient_clip_val`` is unset or 0."""
+        if not self.gradient_clip_val:
+            return
+        if self.gradient_clip_algorithm == "value":
+            torch.nn.utils.clip_grad_value_(list(parameters), self.gradient_clip_val)
+        else:
+            torch.nn.utils.clip_grad_norm_(list(parameters), self.gradient_clip_val)
 
     def split(self, batch: Any) -> tuple[Any, torch.Tensor]:
         """``(inputs, targets)`` of a batch, on ``device``."""
@@ -86,20 +127,26 @@ class TrainingRecipe:
 
     @torch.no_grad()
     def validate(self, model: torch.nn.Module, data: Any = None) -> dict[str, float]:
-        """``{"default": score, metric_name: score, "val_loss": ...}`` of ``model`` on
-        the validation data (or ``data``), in eval mode."""
+        """``{"default": score, metric_name: score, "val_loss": ...}`` (and
+        ``"val_mae"`` for regression, as the evaluator reports) of ``model`` on the
+        validation data (or ``data``), in eval mode."""
         was_training = model.training
         model.eval()
-        total, count, loss_sum, batches = 0.0, 0, 0.0, 0
+        total, count, loss_sum, batches, absolute = 0.0, 0, 0.0, 0, 0.0
         try:
             for batch in self.val_data if data is None else data:
                 out, y, loss = self.loss(model, batch)
                 s, n = self.score(out, y)
                 total, count = total + s, count + n
                 loss_sum, batches = loss_sum + float(loss) * len(y), batches + len(y)
+                if self.task == "regression":
+                    absolute += float((out - y).double().abs().sum())
         finally:
             model.train(was_training)
         if not count:
             raise ValueError("the validation data is empty; give a non-empty val_dataloaders")
         score = total / count
-        return {"default": score, self.metric_name: score, "val_loss": loss_sum / max(1, batches)}
+        metrics = {"default": score, self.metric_name: score, "val_loss": loss_sum / max(1, batches)}
+        if self.task == "regression":
+            metrics["val_mae"] = absolute / count
+        return metrics

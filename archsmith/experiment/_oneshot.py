@@ -4,7 +4,10 @@ succeeded trials, so ``export_top_models``, ``archsmith show`` and ``archsmith
 export`` read a one-shot search like any other.
 
 The supernet is checkpointed after every epoch (``supernet.pt`` beside the
-store); ``run(resume=True)`` continues from the last whole epoch.
+store); ``run(resume=True)`` continues from the last whole epoch. A run that
+stops early (``max_duration``, or a callback such as the evaluator's
+``EarlyStopping``) says after which epoch and why, in its final message and in
+the store (meta ``oneshot_stopped``).
 """
 
 from __future__ import annotations
@@ -69,7 +72,16 @@ def run_oneshot(exp: Experiment, store: Store) -> None:
         status = "done"
         best = ranking[0] if ranking else None
         stopped = strategy.stopped_after
-        reason = "" if stopped is None else f" (max_duration {config.max_duration} reached after epoch {stopped + 1})"
+        reason, stop_record = "", None
+        if stopped is not None:
+            why = strategy.stop_reason or f"max_duration {config.max_duration} reached"
+            reason = (
+                f" (stopped after epoch {stopped + 1}: {why})"
+                if strategy.stop_reason
+                else f" ({why} after epoch {stopped + 1})"
+            )
+            stop_record = {"after_epoch": stopped, "reason": why}
+        store.set_meta("oneshot_stopped", stop_record)  # None: ran to the end (a resumed run forgets an old stop)
         message = f"finished{reason}: {len(ranking)} architectures ranked" + (
             f"; best {score} = {best[1]:.6g}: {best[0]}" if best else ""
         )

@@ -11,6 +11,7 @@ from . import _differentiable, _proxyless, _sampling  # noqa: F401 - register th
 from ._base import OneShotStrategy, Ranking
 from ._darts import DARTS, GumbelDARTS
 from ._enas import ENAS
+from ._hooks import MetricEarlyStopping, OneShotCallback, OneShotState
 from ._proxyless import Proxyless
 from ._sliced import SLICED_LAYERS, SlicedLayer, SlicingError, make_sliced
 from ._spos import RandomOneShot
@@ -34,7 +35,10 @@ __all__ = [
     "ENAS",
     "FAMILY_ALGORITHMS",
     "MIXED_OPS",
+    "MetricEarlyStopping",
     "ONESHOT_STRATEGIES",
+    "OneShotCallback",
+    "OneShotState",
     "SLICED_LAYERS",
     "Decisions",
     "GumbelDARTS",

@@ -7,15 +7,20 @@ each step a training batch and — for algorithms that learn the architecture on
 other data — an architecture batch, validates once per epoch, reports the
 epoch's metrics and checkpoints everything so an interrupted search resumes at
 the next epoch. An algorithm implements ``training_step`` and ``ranking``.
+
+Users hook into the loop with ``OneShotCallback``s (``callbacks=[...]`` on the
+strategy); the evaluator's Lightning ``EarlyStopping`` callbacks run as
+``MetricEarlyStopping`` hooks (see ``_hooks``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,9 +30,12 @@ from archsmith.evaluator import Evaluator, TrainingRecipe
 from archsmith.nn import ModelSpace
 from archsmith.space import Sample, SpaceError
 
+from ._hooks import MetricEarlyStopping, OneShotCallback, OneShotState
+from ._ranking import most_probable
 from ._supernet import FAMILY_ALGORITHMS, Supernet, check_supported
 
 EpochCallback = Callable[[int, int, dict[str, float]], None]
+logger = logging.getLogger("archsmith.oneshot")
 Ranking = list[tuple[Sample, float]]
 
 
@@ -50,6 +58,30 @@ def recipe_of(evaluator: Evaluator, algorithm: str) -> TrainingRecipe:
             f"evaluator; {type(evaluator).__name__} does not provide them (no training_recipe())"
         )
     return make()  # type: ignore[no-any-return]
+
+
+def checked_callbacks(callbacks: Sequence[OneShotCallback] | None, algorithm: str) -> list[OneShotCallback]:
+    """``callbacks`` as a list, each checked to be a ``OneShotCallback``."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, OneShotCallback) or not isinstance(callbacks, (list, tuple)):
+        raise SpaceError(f"{algorithm}: callbacks must be a list of OneShotCallback, got {callbacks!r}")
+    for callback in callbacks:
+        if isinstance(callback, OneShotCallback):
+            continue
+        name = type(callback).__name__
+        if type(callback).__module__.split(".")[0] in ("lightning", "pytorch_lightning"):
+            raise SpaceError(
+                f"{algorithm}: callbacks=[{name}(...)] is a Lightning callback, but a one-shot search trains in "
+                "archsmith's own loop, not a Lightning Trainer; give Lightning callbacks to the evaluator "
+                "(Classification(callbacks=[...]) honours EarlyStopping and refuses the others by name) or write an "
+                "archsmith.strategy.oneshot.OneShotCallback"
+            )
+        raise SpaceError(
+            f"{algorithm}: callbacks=[{name}(...)] is not an archsmith.strategy.oneshot.OneShotCallback; subclass it "
+            "and override on_epoch_start / on_step_end / on_epoch_end"
+        )
+    return list(callbacks)
 
 
 def _split_loader(loader: Any, seed: int) -> tuple[Any, Any]:
@@ -87,6 +119,10 @@ def rebuilt(space: ModelSpace) -> ModelSpace:
     return type(space)(*args, **kwargs)
 
 
+def _hook_key(index: int, callback: OneShotCallback) -> str:
+    return f"{index}:{type(callback).__qualname__}"
+
+
 def _cycle(loader: Any) -> Iterator[Any]:
     while True:
         empty = True
@@ -111,7 +147,9 @@ class OneShotStrategy(ABC):
     - ``arch_data``: where architecture steps get their batches, for algorithms
       that take them: ``"split"`` (half of the training data, the other half
       trains the weights; DARTS' protocol) or ``"val"`` (the validation data);
-    - ``top_k``: how many architectures the exported ranking holds.
+    - ``top_k``: how many architectures the exported ranking holds;
+    - ``callbacks``: ``OneShotCallback``s, called at each epoch's start and end and
+      after each step (with the evaluator's ``EarlyStopping`` rules after them).
     """
 
     family: ClassVar[str] = "sampling"
@@ -132,12 +170,17 @@ class OneShotStrategy(ABC):
     train_loader: Any
     arch_loader: Any
 
-    def __init__(self, *, arch_data: str = "split", top_k: int = 10) -> None:
+    def __init__(
+        self, *, arch_data: str = "split", top_k: int = 10, callbacks: Sequence[OneShotCallback] | None = None
+    ) -> None:
         if arch_data not in ("split", "val"):
             raise SpaceError(f"arch_data must be 'split' (half the training data) or 'val', got {arch_data!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise SpaceError(f"top_k must be a positive integer (architectures to rank), got {top_k!r}")
         self.arch_data, self.top_k = arch_data, top_k
+        self.callbacks = checked_callbacks(callbacks, type(self).__name__)
+        #: why the last search stopped before its last epoch (a callback's reason), else ``None``
+        self.stop_reason: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -157,7 +200,17 @@ class OneShotStrategy(ABC):
         """Every reason this algorithm cannot search ``space`` with ``evaluator``,
         raised before any training."""
         check_supported(space, self.family, self.name)
-        recipe_of(evaluator, self.name)
+        self.check_recipe(recipe_of(evaluator, self.name))
+
+    def check_recipe(self, recipe: TrainingRecipe) -> None:
+        """Refuse the evaluator's Trainer settings this algorithm cannot honour."""
+        own_clip = getattr(self, "gradient_clip_val", "absent")
+        if recipe.gradient_clip_val is not None and own_clip != "absent":
+            raise SpaceError(
+                f"{self.name} clips the weights' gradients with its own setting; pass "
+                f"{self.name}(gradient_clip_val={recipe.gradient_clip_val}) instead of the evaluator's "
+                "gradient_clip_val (which multi-trial searches with the evaluator still use)"
+            )
 
     # What an algorithm implements ------------------------------------------------------
     def configure(self) -> None:
@@ -200,6 +253,7 @@ class OneShotStrategy(ABC):
         _, _, loss = self.recipe.loss(self.supernet, batch)
         if loss.requires_grad:  # a sampled path may have no weights at all (identity ops only)
             loss.backward()
+            self.recipe.clip_gradients(self.supernet.weight_parameters())
             self.weight_optimizer.step()
         return float(loss.detach())
 
@@ -239,10 +293,15 @@ class OneShotStrategy(ABC):
 
         ``deadline`` (a ``time.time()``): no epoch starts after it (``stopped_after``
         then holds the last epoch); ``device``: where the supernet and the batches go.
+        A callback that asks to stop (``OneShotState.request_stop``; the evaluator's
+        ``EarlyStopping``) ends the search after that epoch: ``stopped_after`` and
+        ``stop_reason`` say when and why, and the architectures are ranked as usual.
         """
         self.recipe = recipe_of(evaluator, self.name)
+        self.check_recipe(self.recipe)
         self.recipe.device = None if device is None else torch.device(device)
         self.stopped_after: int | None = None
+        self.stop_reason = None
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
         self.supernet = Supernet(rebuilt(space), self.family, self.name)
@@ -254,43 +313,104 @@ class OneShotStrategy(ABC):
             train, arch = _split_loader(train, seed) if self.arch_data == "split" else (train, self.recipe.val_data)
         # kept for phases outside the steps (ENAS' controller phase after the epoch)
         self.train_loader, self.arch_loader = train, arch
+        epochs = self.recipe.max_epochs
+        # the evaluator's rules run after the user's hooks, so they see the same metrics (fresh per search)
+        self._hooks = [*self.callbacks, *(MetricEarlyStopping.from_rule(r) for r in self.recipe.early_stopping)]
+        state = OneShotState(self, epochs)
         start = 0
         path = Path(checkpoint) if checkpoint is not None else None
         if path is not None and path.exists():
-            start = self._restore(path) + 1
-        epochs = self.recipe.max_epochs
-        for epoch in range(start, epochs):
-            self.supernet.train()
-            _reseed_loaders(seed + epoch, train, arch)
-            self.on_epoch_start(epoch, epochs)
-            arch_batches = _cycle(arch) if arch is not None and self.arch_batch_per_step else None
-            totals: dict[str, float] = {}
-            steps = 0
-            for batch in train:
-                shown = self.training_step(batch, next(arch_batches) if arch_batches is not None else None)
-                for key, value in shown.items():
-                    totals[key] = totals.get(key, 0.0) + value
-                steps += 1
-            if not steps:
-                raise SpaceError("the training data is empty; give a non-empty train_dataloaders")
-            metrics = {key: value / steps for key, value in totals.items()}
-            metrics.update(self.on_epoch_end(epoch, epochs))
-            sample = self.validation_sample()
-            if sample is not None:
-                self.supernet.set_sample(sample)
-            metrics.update(self.recipe.validate(self.supernet))
-            if path is not None:
-                self._save(path, epoch)
-            if on_epoch is not None:
-                on_epoch(epoch, epochs, metrics)
-            if deadline is not None and time.time() >= deadline and epoch + 1 < epochs:
-                self.stopped_after = epoch
-                break
-        return self.ranking(self.top_k)
+            start = self._restore(path, state) + 1
+            if state.stop_reason is not None:  # the stored run was stopped by a callback: it is over
+                self.stopped_after, self.stop_reason, start = start - 1, state.stop_reason, epochs
+        with torch.autograd.set_detect_anomaly(self.recipe.detect_anomaly):
+            if start < epochs:
+                self._call("on_search_start", state)
+            for epoch in range(start, epochs):
+                self._train_epoch(epoch, state, train, arch, seed, path, on_epoch)
+                if state.stop_reason is not None:
+                    self.stopped_after, self.stop_reason = epoch, state.stop_reason
+                    break
+                if deadline is not None and time.time() >= deadline and epoch + 1 < epochs:
+                    self.stopped_after = epoch
+                    break
+            state.ranking = self.ranking(self.top_k)
+        self._call("on_search_end", state)
+        return state.ranking
 
-    def _save(self, path: Path, epoch: int) -> None:
+    def _train_epoch(
+        self,
+        epoch: int,
+        state: OneShotState,
+        train: Any,
+        arch: Any,
+        seed: int,
+        path: Path | None,
+        on_epoch: EpochCallback | None,
+    ) -> None:
+        epochs = state.max_epochs
+        may_stop = epoch + 1 >= self.recipe.min_epochs  # as Lightning: no stop before min_epochs
+        state.epoch, state.metrics, state.architecture = epoch, {}, None
+        self.supernet.train()
+        _reseed_loaders(seed + epoch, train, arch)
+        self.on_epoch_start(epoch, epochs)
+        self._call("on_epoch_start", state)
+        arch_batches = _cycle(arch) if arch is not None and self.arch_batch_per_step else None
+        totals: dict[str, float] = {}
+        steps = 0
+        for batch in train:
+            shown = self.training_step(batch, next(arch_batches) if arch_batches is not None else None)
+            for key, value in shown.items():
+                totals[key] = totals.get(key, 0.0) + value
+            state.batch_index, state.step_metrics = steps, shown
+            steps += 1
+            state.step += 1
+            self._call("on_step_end", state)
+            if state.stop_reason is not None and may_stop:
+                break
+        if not steps:
+            raise SpaceError("the training data is empty; give a non-empty train_dataloaders")
+        metrics = {key: value / steps for key, value in totals.items()}
+        metrics.update(self.on_epoch_end(epoch, epochs))
+        sample = self.validation_sample()
+        if sample is not None:
+            self.supernet.set_sample(sample)
+        metrics.update(self.recipe.validate(self.supernet))
+        state.metrics = metrics
+        if self._hooks:
+            state.architecture = sample if sample is not None else self._most_probable()
+        self._call("on_epoch_end", state)
+        if state.stop_reason is not None and not may_stop:
+            logger.info(
+                "a stop was asked after epoch %d (%s), but min_epochs=%d is not reached: training goes on",
+                epoch + 1,
+                state.stop_reason,
+                self.recipe.min_epochs,
+            )
+            state.stop_reason = None
+        if path is not None:
+            self._save(path, epoch, state)
+        if on_epoch is not None:
+            on_epoch(epoch, epochs, metrics)
+
+    def _most_probable(self) -> Sample | None:
+        """The most probable architecture, for algorithms with architecture parameters."""
+        decisions = self.supernet.decisions
+        if not decisions.labels_with_alphas():
+            return None
+        found = most_probable(decisions, self.supernet.search_space, 1, self.supernet.active_labels)
+        return found[0][0] if found else None
+
+    def _call(self, hook: str, state: OneShotState) -> None:
+        for callback in self._hooks:
+            getattr(callback, hook)(state)
+
+    def _save(self, path: Path, epoch: int, hooks: OneShotState) -> None:
         state = {
             "epoch": epoch,
+            "step": hooks.step,
+            "stop_reason": hooks.stop_reason,
+            "callbacks": {_hook_key(i, c): c.state_dict() for i, c in enumerate(self._hooks)},
             "supernet": self.supernet.state_dict(),
             "algorithm": self.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -300,12 +420,17 @@ class OneShotStrategy(ABC):
         torch.save(state, tmp)
         os.replace(tmp, path)  # a crash mid-write leaves the previous checkpoint whole
 
-    def _restore(self, path: Path) -> int:
+    def _restore(self, path: Path, hooks: OneShotState) -> int:
         state = torch.load(path, weights_only=False, map_location=self.recipe.device)
         self.supernet.load_state_dict(state["supernet"])
         self.load_state_dict(state["algorithm"])
         torch.set_rng_state(state["torch_rng"])
         self.rng.setstate(state["rng"])
+        hooks.step, hooks.stop_reason = int(state.get("step", 0)), state.get("stop_reason")
+        saved = state.get("callbacks", {})
+        for i, callback in enumerate(self._hooks):
+            if _hook_key(i, callback) in saved:  # a callback added since starts afresh
+                callback.load_state_dict(saved[_hook_key(i, callback)])
         return int(state["epoch"])
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ Each epoch alternates two phases, as in the paper:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,6 +29,7 @@ from archsmith.space import Sample, SpaceError
 from .._dedup import countable_size
 from .._rl import SAMPLING_TRIES, Controller, Decision, draw
 from ._base import Ranking, _cycle
+from ._hooks import OneShotCallback
 from ._spos import ValidationRanked, _positive_int
 
 Policy = tuple[Sample, torch.Tensor, torch.Tensor]  # a sample, its log-probability and the entropy
@@ -51,7 +53,8 @@ class ENAS(ValidationRanked):
       (``score_name`` is ``val_acc``, maximized, or ``val_mse``, minimized);
     - ``arch_data``: the rewards' batches — ``"val"`` (the validation data, the
       paper's protocol and the default) or ``"split"`` (half of the training
-      data; the weights then train on the other half).
+      data; the weights then train on the other half);
+    - ``callbacks``: ``OneShotCallback``s (see ``OneShotStrategy``).
 
     Every epoch is validated on the controller's most likely architecture. The
     controller, its optimizer and the baseline are checkpointed.
@@ -74,8 +77,9 @@ class ENAS(ValidationRanked):
         *,
         arch_data: str = "val",
         top_k: int = 10,
+        callbacks: Sequence[OneShotCallback] | None = None,
     ) -> None:
-        super().__init__(arch_data=arch_data, top_k=top_k)
+        super().__init__(arch_data=arch_data, top_k=top_k, callbacks=callbacks)
         if isinstance(ctrl_lr, bool) or not isinstance(ctrl_lr, (int, float)) or not ctrl_lr > 0:
             raise SpaceError(f"ctrl_lr must be a positive number, got {ctrl_lr!r}")
         self.ctrl_steps = _positive_int("ctrl_steps", ctrl_steps)

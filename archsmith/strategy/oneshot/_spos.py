@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,6 +26,7 @@ from archsmith.space import Sample, SpaceError
 from .._base import FinishedTrial, Strategy
 from .._evolution import RegularizedEvolution
 from ._base import OneShotStrategy, Ranking, _reseed_loaders, recipe_of
+from ._hooks import OneShotCallback
 from ._sliced import SlicedBatchNorm
 
 
@@ -141,7 +142,8 @@ class RandomOneShot(ValidationRanked):
       running statistics and average them over that many training batches run
       through the subnet (in train mode, without gradients; the same batches for
       every subnet), as in the paper — recommended for spaces with batch norm
-      (0: off). The supernet's statistics are restored after the ranking.
+      (0: off). The supernet's statistics are restored after the ranking;
+    - ``callbacks``: ``OneShotCallback``s (see ``OneShotStrategy``).
 
     The per-epoch validation runs one fixed random architecture (drawn when the
     search starts), a gauge of how the shared weights train. The given ``search``
@@ -158,8 +160,9 @@ class RandomOneShot(ValidationRanked):
         bn_calibration_batches: int = 0,
         *,
         top_k: int = 10,
+        callbacks: Sequence[OneShotCallback] | None = None,
     ) -> None:
-        super().__init__(top_k=top_k)
+        super().__init__(top_k=top_k, callbacks=callbacks)
         if search is None:
             search = RegularizedEvolution(population_size=20, sample_size=5)
         if isinstance(search, type):
