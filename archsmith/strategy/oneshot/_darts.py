@@ -16,6 +16,7 @@ import torch
 from archsmith.space import SpaceError
 
 from ._base import OneShotStrategy, Ranking, check_architecture_training
+from ._differentiable import check_mixing, set_mixing
 from ._ranking import most_probable
 
 
@@ -27,7 +28,12 @@ class DARTS(OneShotStrategy):
     - ``unrolled``: second-order approximation (one virtual weight step, Hessian by
       finite differences); first-order otherwise;
     - ``gradient_clip_val``: clip the weights' gradient norm (``None``: no clipping);
-    - ``warmup_epochs``: epochs of weight training before architecture steps start.
+    - ``warmup_epochs``: epochs of weight training before architecture steps start;
+    - ``mixing``: how a layer with choices in its arguments (a width, a kernel size)
+      mixes its candidates: ``"weights"`` runs it once on the weighted sum of their
+      zero-padded weight slices (exact for convolutions, linear layers and batch
+      norm; the others fall back to outputs), ``"outputs"`` runs each candidate and
+      sums the outputs.
     """
 
     family = "differentiable"
@@ -40,17 +46,20 @@ class DARTS(OneShotStrategy):
         gradient_clip_val: float | None = None,
         warmup_epochs: int = 0,
         *,
+        mixing: str = "weights",
         arch_data: str = "split",
         top_k: int = 10,
     ) -> None:
         super().__init__(arch_data=arch_data, top_k=top_k)
         check_architecture_training(arc_learning_rate, gradient_clip_val, warmup_epochs)
+        self.mixing = check_mixing(mixing)
         self.arc_learning_rate, self.unrolled = arc_learning_rate, unrolled
         self.gradient_clip_val, self.warmup_epochs = gradient_clip_val, warmup_epochs
         self._epoch = 0
 
     def configure(self) -> None:
         super().configure()
+        set_mixing(self.supernet.decisions, self.mixing)
         self.arch_optimizer = torch.optim.Adam(
             self.supernet.architecture_parameters(), lr=self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1e-3
         )
@@ -131,7 +140,7 @@ class DARTS(OneShotStrategy):
     def __repr__(self) -> str:
         return (
             f"{self.name}(arc_learning_rate={self.arc_learning_rate}, unrolled={self.unrolled}, "
-            f"gradient_clip_val={self.gradient_clip_val}, warmup_epochs={self.warmup_epochs})"
+            f"gradient_clip_val={self.gradient_clip_val}, warmup_epochs={self.warmup_epochs}, mixing={self.mixing!r})"
         )
 
 
@@ -148,10 +157,19 @@ class GumbelDARTS(DARTS):
         gradient_clip_val: float | None = None,
         warmup_epochs: int = 0,
         *,
+        mixing: str = "weights",
         arch_data: str = "split",
         top_k: int = 10,
     ) -> None:
-        super().__init__(arc_learning_rate, False, gradient_clip_val, warmup_epochs, arch_data=arch_data, top_k=top_k)
+        super().__init__(
+            arc_learning_rate,
+            False,
+            gradient_clip_val,
+            warmup_epochs,
+            mixing=mixing,
+            arch_data=arch_data,
+            top_k=top_k,
+        )
         start, end = (temperature, temperature) if isinstance(temperature, (int, float)) else temperature
         if not (start > 0 and end > 0):
             raise SpaceError(f"temperature must be positive (start, end), got {temperature!r}")
@@ -174,4 +192,7 @@ class GumbelDARTS(DARTS):
         self.tau = start * math.exp(progress * math.log(end / start))
 
     def __repr__(self) -> str:
-        return f"GumbelDARTS(temperature={self.temperature}, arc_learning_rate={self.arc_learning_rate})"
+        return (
+            f"GumbelDARTS(temperature={self.temperature}, arc_learning_rate={self.arc_learning_rate}, "
+            f"mixing={self.mixing!r})"
+        )

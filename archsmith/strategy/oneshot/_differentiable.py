@@ -2,16 +2,27 @@
 outputs are summed, weighted by ``decisions.weights(label)`` — a softmax of the
 label's architecture parameters, or whatever the algorithm sets (Gumbel-softmax).
 
-Layers with choices in their arguments run once per combination of their
-choices' values on the shared sliced weights; outputs of different widths are
-zero-padded to the widest, and an input wider than a combination expects is cut
-to its prefix (the channels that combination owns).
+Layers with choices in their arguments mix in one of two forms, chosen per
+supernet by ``set_mixing`` (DARTS' ``mixing=`` argument):
+
+- ``"weights"`` (the default): the sliced weights of every combination of the
+  layer's values, each zero-padded to the largest and weighted by the
+  combination's weight, summed into one tensor; the layer runs once on it (NNI's
+  form). For convolutions, linear layers and batch norm this is exactly the
+  output mixture below (they are linear in their weights; batch norm normalises
+  each channel on its own). Layers where it is not (LayerNorm,
+  MultiheadAttention, grouped convolutions whose groups move with the widths)
+  keep the output mixture; ``WeightedLayer.form`` says which and why.
+- ``"outputs"``: the layer runs once per combination on its slices; outputs of
+  different widths are zero-padded to the widest and summed by weight.
+
+Either way an input wider than a combination expects is cut to its prefix (the
+channels that combination owns).
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -19,10 +30,29 @@ import torch.nn.functional as F
 
 from archsmith.nn import Cell, InputChoice, LayerChoice, Repeat
 from archsmith.nn._layers import MutableLayer
+from archsmith.space import SpaceError
 from archsmith.space._expression import leaves_of
 
 from ._sampling import CellFactory, ChoiceOp, InputOp, LayerOp, RepeatOp
-from ._supernet import register_mixed_op
+from ._supernet import Decisions, register_mixed_op
+
+#: The forms a layer with choices in its arguments can mix in (see the module docstring).
+MIXING_FORMS = ("weights", "outputs")
+
+
+def check_mixing(mixing: str) -> str:
+    """``mixing`` if it names a form, else a clear error."""
+    if mixing not in MIXING_FORMS:
+        raise SpaceError(
+            f"mixing must be 'weights' (one run of each layer on its mixed sliced weights; the default) or "
+            f"'outputs' (one run per combination of the layer's values, outputs mixed), got {mixing!r}"
+        )
+    return mixing
+
+
+def set_mixing(decisions: Decisions, mixing: str) -> None:
+    """Make the differentiable layers of the supernet owning ``decisions`` mix in ``mixing``."""
+    decisions.state["mixing"] = check_mixing(mixing)
 
 
 def weighted_sum(weights: torch.Tensor, outputs: list[Any]) -> Any:
@@ -141,7 +171,8 @@ def _pad_to(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
 @register_mixed_op("differentiable", MutableLayer)
 class WeightedLayer(LayerOp):
     """Every combination of the layer's choices on the shared weights, weighted by
-    the product of its values' weights."""
+    the product of its values' weights: one run on the mixed weights, or one run
+    per combination (see the module docstring)."""
 
     def create_parameters(self) -> None:
         for label in self.labels():
@@ -152,25 +183,59 @@ class WeightedLayer(LayerOp):
         values = [self.decisions.options(label) for label in labels]
         return [dict(zip(labels, combo)) for combo in itertools.product(*values)]
 
-    def _weight(self, combo: Mapping[str, Any]) -> torch.Tensor:
-        weight: Any = 1.0
-        for label, value in combo.items():
-            weight = weight * self.decisions.weights(label)[self.decisions.options(label).index(value)]
-        return weight  # type: ignore[no-any-return]
+    def _arguments(self) -> list[dict[str, Any]]:
+        """Each combination's concrete arguments (fixed for the op: the combinations
+        cover every label the layer reads), computed once."""
+        cached: list[dict[str, Any]] | None = self.__dict__.get("_combination_arguments")
+        if cached is None:
+            cached = [self.layer.arguments({**self.decisions.sample, **combo}) for combo in self.combinations()]
+            self.__dict__["_combination_arguments"] = cached
+        return cached
+
+    def weight_mixing_problem(self) -> str | None:
+        """Why this layer cannot mix its weights (``None``: it can, exactly)."""
+        if "_weight_mixing_problem" not in self.__dict__:
+            self.__dict__["_weight_mixing_problem"] = self.layer.weight_mixing_problem(self._arguments())
+        return self.__dict__["_weight_mixing_problem"]  # type: ignore[no-any-return]
+
+    @property
+    def form(self) -> str:
+        """The form this layer mixes in now: ``"weights"`` or ``"outputs"``."""
+        wanted = self.decisions.state.get("mixing", "weights")
+        return "weights" if wanted == "weights" and self.weight_mixing_problem() is None else "outputs"
+
+    def _combination_weights(self) -> torch.Tensor:
+        # Each label's weights once per forward: a Gumbel-softmax draws anew per call.
+        per_label = {label: self.decisions.weights(label) for label in self.labels()}
+        options = {label: self.decisions.options(label) for label in self.labels()}
+        weights = []
+        for combo in self.combinations():
+            weight: Any = 1.0
+            for label, value in combo.items():
+                weight = weight * per_label[label][options[label].index(value)]
+            weights.append(weight)
+        return torch.stack(weights)
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         name, dim = _INPUT_WIDTH.get(self.layer.torch_class.__name__, ("", 0))
-        outputs, weights, tupled = [], [], False
-        for combo in self.combinations():
-            arguments = self.layer.arguments({**self.decisions.sample, **combo})
+        combinations, weights = self._arguments(), self._combination_weights()
+        if self.form == "weights":
+            widest = max((c[name] for c in combinations), key=_last) if name else None
+            fitted = [_prefix(x, widest, dim) for x in inputs] if name else list(inputs)
+            return self.layer.mixed_forward(*fitted, combinations=combinations, weights=weights, **kwargs)
+        outputs, tupled = [], False
+        for arguments in combinations:
             fitted = [_prefix(x, arguments.get(name), dim) for x in inputs] if name else list(inputs)
             out = self.layer.sliced_forward(*fitted, **kwargs, **arguments)
             tupled = isinstance(out, tuple)  # MultiheadAttention: (output, attention weights)
             outputs.append(out[0] if tupled else out)
-            weights.append(self._weight(combo))
-        widest = torch.Size(max(o.shape[i] for o in outputs) for i in range(outputs[0].ndim))
-        mixed = weighted_sum(torch.stack(weights), [_pad_to(o, widest) for o in outputs])
+        widest_shape = torch.Size(max(o.shape[i] for o in outputs) for i in range(outputs[0].ndim))
+        mixed = weighted_sum(weights, [_pad_to(o, widest_shape) for o in outputs])
         return (mixed, None) if tupled else mixed
+
+
+def _last(width: Any) -> Any:
+    return width[-1] if isinstance(width, (tuple, list)) else width
 
 
 register_mixed_op("differentiable", Cell)(CellFactory(loose_end=False))  # type: ignore[arg-type]

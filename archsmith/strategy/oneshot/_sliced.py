@@ -22,6 +22,13 @@ on a slice of them:
 Stride, padding, dilation, eps, momentum and dropout change no tensor's shape: they may
 be choices and pass through. The current decisions live in ``layer.decisions``, a plain
 ``{label: value}`` dict that a supernet shares among all its layers (``layer.bind``).
+
+Weight mixing (``mixed_forward``): a weighted sum of several configurations' outputs,
+computed as one run of the layer on the weighted sum of their slices, each slice
+zero-padded to the largest (centred for kernels). Convolutions, linear layers and
+batch norm compute exactly the output mixture that way (they are linear in their
+weights, and batch norm normalises each channel on its own); the others say why not
+(``weight_mixing_problem``).
 """
 
 from __future__ import annotations
@@ -96,6 +103,19 @@ class SlicedLayer(torch.nn.Module):
         """Run the configuration given by the concrete ``arguments`` (all of
         ``self.arguments(sample)``) on the shared tensors."""
         raise NotImplementedError
+
+    def weight_mixing_problem(self, combinations: Sequence[Mapping[str, Any]]) -> str | None:
+        """Why the configurations ``combinations`` (concrete arguments) cannot run as one
+        layer on mixed weights; ``None`` when :meth:`mixed_forward` computes their mixture."""
+        return f"a {self.torch_class.__name__} has no weight-mixing form"
+
+    def mixed_forward(
+        self, x: Any, *, combinations: Sequence[Mapping[str, Any]], weights: torch.Tensor, **kwargs: Any
+    ) -> Any:
+        """``sum_i weights[i] * output_i`` (outputs zero-padded to the largest) of the
+        configurations ``combinations``, run once on their mixed weights. The input has
+        the largest input width the configurations read."""
+        raise SlicingError(f"{self.description}: {self.weight_mixing_problem(combinations)}")
 
     # The common part ---------------------------------------------------------------------
     def bind(self, decisions: dict[str, Any]) -> None:
@@ -214,6 +234,35 @@ class SlicedLayer(torch.nn.Module):
         # and BatchNorm's running statistics update in place through it.
         return tensor[tuple(index)]
 
+    def _mixed(
+        self,
+        tensor: torch.Tensor | None,
+        hull: Sequence[int],
+        regions: Sequence[Sequence[int]],
+        weights: torch.Tensor,
+        centre_from: int | None = None,
+    ) -> Any:
+        """``sum_i weights[i] * pad(slice_i)``: the ``hull`` crop of ``tensor`` times the
+        weighted sum of 0/1 masks of each region (a crop of ``hull`` like ``_crop``'s)."""
+        if tensor is None:
+            return None
+        hull_tensor = self._crop(tensor, hull, centre_from)
+        key = (tuple(hull), tuple(map(tuple, regions)), centre_from, tensor.device, tensor.dtype)
+        masks = self._mask_cache.get(key)
+        if masks is None:  # fixed per layer and combination set: built once
+            masks = torch.zeros((len(regions), *hull_tensor.shape), dtype=tensor.dtype, device=tensor.device)
+            for mask, region in zip(masks, regions):
+                self._crop(mask, region, centre_from).fill_(1.0)
+            self._mask_cache[key] = masks
+        return hull_tensor * torch.tensordot(weights.to(tensor.dtype), masks, dims=1)
+
+    @property
+    def _mask_cache(self) -> dict[Any, torch.Tensor]:
+        cache = self.__dict__.get("_masks")
+        if cache is None:
+            cache = self.__dict__["_masks"] = {}
+        return cache  # type: ignore[no-any-return]
+
     def _check_input(self, what: str, got: int, expected: int) -> None:
         if got != expected:
             raise SlicingError(
@@ -278,6 +327,82 @@ class SlicedConv(SlicedLayer):
             x, state["weight"], state["bias"], arguments["stride"], padding, dilation, arguments["groups"]
         )
 
+    def _mixing_plan(self, combinations: Sequence[Mapping[str, Any]]) -> tuple[str | None, dict[str, Any]]:
+        """``(problem, plan)``: the one convolution that computes the mixture (hull
+        sizes, each configuration's region, groups and explicit padding), or why none does."""
+        cached = self.__dict__.get("_plan")
+        if cached is not None and cached[0] is combinations:  # a mixed op passes one list each time
+            return cached[1]  # type: ignore[no-any-return]
+        found = self._find_mixing_plan(combinations)
+        self.__dict__["_plan"] = (combinations, found)
+        return found
+
+    def _find_mixing_plan(self, combinations: Sequence[Mapping[str, Any]]) -> tuple[str | None, dict[str, Any]]:
+        dims = _CONVOLUTIONS[self.torch_class][0]
+        first = combinations[0]
+        for name in ("stride", "dilation"):
+            if any(_tuple(c[name], dims) != _tuple(first[name], dims) for c in combinations):
+                return f"its {name} differs between the values, which changes the output grid", {}
+        groups = [c["groups"] for c in combinations]
+        per_group = {(c["in_channels"] // c["groups"], c["out_channels"] // c["groups"]) for c in combinations}
+        if any(g != 1 for g in groups) and len(per_group) > 1:
+            return (
+                "its groups and widths change which input channels each output reads (only groups=1, or "
+                "widths that are fixed multiples of groups, as in depthwise convolutions, mix into one)",
+                {},
+            )
+        full_kernel = tuple(self.weight.shape[2:])
+        dilation = _tuple(first["dilation"], dims)
+        paddings: set[tuple[tuple[int, int], ...]] = set()
+        for c in combinations:
+            kernel = _tuple(c["kernel_size"], dims)
+            pairs = _explicit_padding(c["padding"], kernel, c["dilation"], dims)
+            taps = []  # the padding that puts this kernel's taps where the full kernel's crop has them
+            for d in range(dims):
+                start = (full_kernel[d] - kernel[d]) // 2
+                left, right = pairs[2 * (dims - 1 - d)], pairs[2 * (dims - 1 - d) + 1]
+                taps.append((left + start * dilation[d], right + (full_kernel[d] - kernel[d] - start) * dilation[d]))
+            paddings.add(tuple(taps))
+        if len(paddings) > 1:
+            return (
+                "its padding does not keep the kernels centred on the same positions (use padding=k // 2 "
+                "with odd kernel sizes, or 'same')",
+                {},
+            )
+        (needed,) = paddings
+        hull = (
+            max(c["out_channels"] for c in combinations),
+            max(c["in_channels"] // c["groups"] for c in combinations),
+            *full_kernel,
+        )
+        regions = [
+            (c["out_channels"], c["in_channels"] // c["groups"], *_tuple(c["kernel_size"], dims)) for c in combinations
+        ]
+        return None, {"hull": hull, "regions": regions, "groups": max(groups), "padding": needed}
+
+    def weight_mixing_problem(self, combinations: Sequence[Mapping[str, Any]]) -> str | None:
+        return self._mixing_plan(combinations)[0]
+
+    def mixed_forward(
+        self, x: torch.Tensor, *, combinations: Sequence[Mapping[str, Any]], weights: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        dims, convolution = _CONVOLUTIONS[self.torch_class]
+        problem, plan = self._mixing_plan(combinations)
+        if problem is not None:
+            raise SlicingError(f"{self.description}: {problem}")
+        hull, regions, groups = plan["hull"], plan["regions"], plan["groups"]
+        self._check_input("channels", x.shape[x.dim() - dims - 1], hull[1] * groups)
+        weight = self._mixed(self.weight, hull, regions, weights, centre_from=2)
+        bias = self._mixed(self.bias, hull[:1], [r[:1] for r in regions], weights)
+        first = combinations[0]
+        needed = plan["padding"]
+        padding: Any = tuple(left for left, _ in needed)
+        if any(left != right for left, right in needed) or first["padding_mode"] != "zeros":
+            amounts = [amount for pair in reversed(needed) for amount in pair]
+            mode = "constant" if first["padding_mode"] == "zeros" else first["padding_mode"]
+            x, padding = F.pad(x, amounts, mode=mode), 0
+        return convolution(x, weight, bias, first["stride"], padding, first["dilation"], groups)
+
 
 def _explicit_padding(padding: Any, kernel: tuple[int, ...], dilation: Any, dims: int) -> list[int]:
     """``F.pad``'s amounts (last dimension first) for a convolution's ``padding``."""
@@ -314,6 +439,19 @@ class SlicedLinear(SlicedLayer):
         self._check_input("features", x.shape[-1], arguments["in_features"])
         state = self.sliced_state(arguments)
         return F.linear(x, state["weight"], state["bias"])
+
+    def weight_mixing_problem(self, combinations: Sequence[Mapping[str, Any]]) -> str | None:
+        return None
+
+    def mixed_forward(
+        self, x: torch.Tensor, *, combinations: Sequence[Mapping[str, Any]], weights: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        regions = [(c["out_features"], c["in_features"]) for c in combinations]
+        hull = tuple(max(sizes) for sizes in zip(*regions))
+        self._check_input("features", x.shape[-1], hull[1])
+        weight = self._mixed(self.weight, hull, regions, weights)
+        bias = self._mixed(self.bias, hull[:1], [r[:1] for r in regions], weights)
+        return F.linear(x, weight, bias)
 
 
 _BATCH_NORM_INPUT_DIMS: dict[type[torch.nn.Module], tuple[int, ...]] = {
@@ -358,8 +496,44 @@ class SlicedBatchNorm(SlicedLayer):
         if x.dim() not in dims:
             raise ValueError(f"{self.description}: expected a {' or '.join(map(str, dims))}-d input, got {x.dim()}-d")
         self._check_input("channels", x.shape[1], arguments["num_features"])
+        return self._normalise(x, self.sliced_state(arguments), arguments)
+
+    def weight_mixing_problem(self, combinations: Sequence[Mapping[str, Any]]) -> str | None:
+        for name in ("eps", "momentum"):
+            if any(c[name] != combinations[0][name] for c in combinations):
+                return f"its {name} differs between the values, which is not a width"
+        return None
+
+    def mixed_forward(
+        self, x: torch.Tensor, *, combinations: Sequence[Mapping[str, Any]], weights: torch.Tensor, **kwargs: Any
+    ) -> torch.Tensor:
+        problem = self.weight_mixing_problem(combinations)
+        if problem is not None:
+            raise SlicingError(f"{self.description}: {problem}")
+        # Each channel is normalised on its own statistics, so a narrower width's
+        # channels are the widest's: the mixture scales channel j by the weight of the
+        # widths that have it, folded into the affine parameters (or applied after).
+        widest = max(c["num_features"] for c in combinations)
+        arguments = {**combinations[0], "num_features": widest}
+        dims = _BATCH_NORM_INPUT_DIMS[self.torch_class]
+        if x.dim() not in dims:
+            raise ValueError(f"{self.description}: expected a {' or '.join(map(str, dims))}-d input, got {x.dim()}-d")
+        self._check_input("channels", x.shape[1], widest)
+        scale = self._mixed(
+            torch.ones(widest, dtype=x.dtype, device=x.device),
+            (widest,),
+            [(c["num_features"],) for c in combinations],
+            weights,
+        )
         state = self.sliced_state(arguments)
-        # The rest mirrors torch's _BatchNorm.forward.
+        if state["weight"] is not None:
+            state["weight"] = state["weight"] * scale
+            state["bias"] = state["bias"] * scale if state["bias"] is not None else scale.new_zeros(widest)
+            return self._normalise(x, state, arguments)
+        return self._normalise(x, state, arguments) * scale.view(1, -1, *([1] * (x.dim() - 2)))
+
+    def _normalise(self, x: torch.Tensor, state: Mapping[str, Any], arguments: Mapping[str, Any]) -> torch.Tensor:
+        # This mirrors torch's _BatchNorm.forward.
         momentum = arguments["momentum"]
         factor = 0.0 if momentum is None else momentum
         tracking = arguments["track_running_stats"]
@@ -411,6 +585,12 @@ class SlicedLayerNorm(SlicedLayer):
         state = self.sliced_state(arguments)
         return F.layer_norm(x, shape, state["weight"], state["bias"], arguments["eps"])
 
+    def weight_mixing_problem(self, combinations: Sequence[Mapping[str, Any]]) -> str | None:
+        return (
+            "a LayerNorm takes its statistics over each width's own features, so no one LayerNorm on mixed "
+            "parameters computes the mixture (normalising over the widest width, as NNI does, changes the function)"
+        )
+
 
 class SlicedMultiheadAttention(SlicedLayer):
     """``MultiheadAttention``: ``embed_dim`` prefixes of the q, k, v and output
@@ -458,6 +638,12 @@ class SlicedMultiheadAttention(SlicedLayer):
             "out_proj.weight": self._crop(self.out_proj.weight, (dim, dim)),
             "out_proj.bias": self._crop(self.out_proj.bias, (dim,)),
         }
+
+    def weight_mixing_problem(self, combinations: Sequence[Mapping[str, Any]]) -> str | None:
+        return (
+            "attention's softmax and its split into heads depend on embed_dim and num_heads, so no one "
+            "attention on mixed projections computes the mixture"
+        )
 
     def sliced_forward(
         self,
