@@ -119,8 +119,16 @@ def rebuilt(space: ModelSpace) -> ModelSpace:
     return type(space)(*args, **kwargs)
 
 
-def _hook_key(index: int, callback: OneShotCallback) -> str:
-    return f"{index}:{type(callback).__qualname__}"
+def _hook_keys(callbacks: list[OneShotCallback]) -> list[str]:
+    """A checkpoint key per callback: its type and its rank among those of its
+    type, so adding or removing callbacks of other types keeps the others' state."""
+    seen: dict[str, int] = {}
+    keys = []
+    for callback in callbacks:
+        name = type(callback).__qualname__
+        keys.append(f"{name}#{seen.get(name, 0)}")
+        seen[name] = seen.get(name, 0) + 1
+    return keys
 
 
 def _cycle(loader: Any) -> Iterator[Any]:
@@ -325,6 +333,7 @@ class OneShotStrategy(ABC):
                 self.stopped_after, self.stop_reason, start = start - 1, state.stop_reason, epochs
         with torch.autograd.set_detect_anomaly(self.recipe.detect_anomaly):
             if start < epochs:
+                state.epoch = start
                 self._call("on_search_start", state)
             for epoch in range(start, epochs):
                 self._train_epoch(epoch, state, train, arch, seed, path, on_epoch)
@@ -410,7 +419,7 @@ class OneShotStrategy(ABC):
             "epoch": epoch,
             "step": hooks.step,
             "stop_reason": hooks.stop_reason,
-            "callbacks": {_hook_key(i, c): c.state_dict() for i, c in enumerate(self._hooks)},
+            "callbacks": {key: c.state_dict() for key, c in zip(_hook_keys(self._hooks), self._hooks)},
             "supernet": self.supernet.state_dict(),
             "algorithm": self.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -428,9 +437,9 @@ class OneShotStrategy(ABC):
         self.rng.setstate(state["rng"])
         hooks.step, hooks.stop_reason = int(state.get("step", 0)), state.get("stop_reason")
         saved = state.get("callbacks", {})
-        for i, callback in enumerate(self._hooks):
-            if _hook_key(i, callback) in saved:  # a callback added since starts afresh
-                callback.load_state_dict(saved[_hook_key(i, callback)])
+        for key, callback in zip(_hook_keys(self._hooks), self._hooks):
+            if key in saved:  # a callback added since starts afresh
+                callback.load_state_dict(saved[key])
         return int(state["epoch"])
 
     def __repr__(self) -> str:
