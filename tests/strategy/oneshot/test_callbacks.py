@@ -239,7 +239,8 @@ class Weights(OneShotCallback):
 @pytest.mark.parametrize("name", ["enas", "randomoneshot"])
 def test_gradient_clipping_and_anomaly_detection_are_honoured(name: str) -> None:
     free, clipped = Weights(), Weights()
-    for hook, kwargs in ((free, {}), (clipped, {"gradient_clip_val": 1e-9, "gradient_clip_algorithm": "value"})):
+    clipping: dict[str, Any] = {"gradient_clip_val": 1e-9, "gradient_clip_algorithm": "value"}
+    for hook, kwargs in ((free, {}), (clipped, clipping)):
         task_evaluator = evaluator(TASK, epochs=1, optimizer="SGD", detect_anomaly=hook is clipped, **kwargs)
         make(name, callbacks=[hook]).search(TASK.make(), task_evaluator, seed=0)
     assert free.moved() > 1e-3
