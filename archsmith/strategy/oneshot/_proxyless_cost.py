@@ -26,6 +26,7 @@ from typing import Any, Union
 
 import torch
 
+from ._proxyless_gates import gates_of
 from ._proxyless_ops import GatedLayer, GatedLayerChoice, GatedRepeat, fitted_inputs
 from ._supernet import Decisions
 
@@ -96,8 +97,8 @@ class ExpectedCost:
     ``cost="params"`` or a callable are measured at once: the callable is called
     on each candidate and droppable block (its nested choices swapped for
     ``Identity``) and on the plain torch layer of each configuration of a layer.
-    ``"flops"`` are measured on the inputs of each op's first forward (eval mode,
-    no autograd), before the forward itself.
+    ``"flops"`` are measured on the inputs of each op's first forward, before the
+    forward itself (nested choices at their active options, no autograd).
     """
 
     def __init__(self, model: torch.nn.Module, decisions: Decisions, cost: Cost) -> None:
@@ -172,15 +173,17 @@ class ExpectedCost:
             if self._measuring:  # an op inside a part being measured: measured on its own call
                 return
             self._measuring = True
-            modes = [(m, m.training) for m in owner.modules()]
-            owner.eval()
+            # In the mode of the forward, on its active options (so that widths agree
+            # with the inputs), without autograd; BatchNorm's statistics restored.
+            buffers = {name: b.clone() for name, b in owner.named_buffers()}
             try:
-                with torch.no_grad():
-                    self._measure_flops(owner, args, kwargs)
+                with gates_of(self.decisions).second_path():
+                    self._measure_flops(owner, _detached(args), _detached(kwargs))
             finally:
                 self._measuring = False
-                for m, training in modes:
-                    m.training = training
+                with torch.no_grad():
+                    for name, b in owner.named_buffers():
+                        b.copy_(buffers[name])
             handle.remove()
 
         handle = owner.register_forward_pre_hook(hook, with_kwargs=True)
@@ -242,6 +245,13 @@ class ExpectedCost:
         if not parts or worst <= 0:
             return None
         return torch.stack(parts).sum() / worst
+
+
+def _detached(values: Any) -> Any:
+    """``values`` (a tuple, list or dict) with its tensors detached from autograd."""
+    if isinstance(values, dict):
+        return {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in values.items()}
+    return type(values)(v.detach() if isinstance(v, torch.Tensor) else v for v in values)
 
 
 def _own_flops(module: torch.nn.Module, run: Callable[[], Any]) -> tuple[float, Any]:
