@@ -302,6 +302,12 @@ class AutoFormer(HubSpace):
         "num_labels": 10,
     }
 
+    @classmethod
+    def reduced_kwargs_for(cls, input_size: int) -> dict[str, Any]:
+        """The reduced space for ``input_size`` images (the patch grid is fixed by it): 8-pixel patches
+        up to 64 pixels, else 16-pixel ones (ImageNet's)."""
+        return {**cls.reduced_kwargs, "img_size": input_size, "patch_size": 8 if input_size <= 64 else 16}
+
     def __init__(
         self,
         search_embed_dim: tuple[int, ...] = (192, 216, 240),

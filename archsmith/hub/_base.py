@@ -61,13 +61,17 @@ def get_space(name: str) -> type[HubSpace]:
 class SearchedModel:
     """A published architecture of a hub space: its sample file
     (``archs/<name>.json``), the space arguments it needs, its published
-    parameter count (for ``num_labels``/``num_classes`` as in ``kwargs``) and
-    where that figure comes from."""
+    parameter count (for ``num_labels`` outputs) and where that figure comes
+    from, and the input side and label count of the data set it was published on."""
 
     name: str
     params: int
     source: str
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    #: outputs of the published network (1000: ImageNet, 10: CIFAR-10)
+    num_labels: int = 1000
+    #: side of the square images it takes (224: ImageNet, 32: CIFAR-10)
+    input_size: int = 224
 
 
 def load_arch_file(name: str) -> dict[str, Any]:
@@ -85,8 +89,24 @@ class HubSpace(nn.ModelSpace):
     that :meth:`load_searched_model` builds."""
 
     searched_models: ClassVar[dict[str, SearchedModel]] = {}
-    #: small arguments (few labels, narrow widths) for quick checks on 32x32 inputs
+    #: small arguments (few labels, ``num_labels`` among them, narrow widths) for quick checks on 32x32 inputs
     reduced_kwargs: ClassVar[dict[str, Any]] = {}
+    #: input sides the reduced space is checked on (CIFAR- and ImageNet-sized by default)
+    reduced_input_sizes: ClassVar[tuple[int, ...]] = (32, 224)
+
+    @classmethod
+    def reduced_kwargs_for(cls, input_size: int) -> dict[str, Any]:
+        """Small arguments for ``input_size``-sided inputs: :attr:`reduced_kwargs`,
+        adjusted by a family whose layers depend on the input size (a stem per
+        data set, a fixed number of patches)."""
+        return dict(cls.reduced_kwargs)
+
+    @classmethod
+    def labels_kwargs(cls, name: str) -> dict[str, Any]:
+        """Arguments of a space with the same labels as the space of searched model
+        ``name`` (to validate its sample): its own arguments, unless a family
+        knows cheaper ones (labels that do not depend on widths or depths)."""
+        return dict(cls.searched_models[name].kwargs)
 
     @classmethod
     def load_searched_model(

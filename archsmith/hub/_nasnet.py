@@ -26,7 +26,7 @@ from archsmith.nn._cell import CellBody
 from archsmith.space import Mutable, evaluate
 from archsmith.space._expression import leaves_of
 
-from ._base import HubError, HubSpace, SearchedModel
+from ._base import HubError, HubSpace, SearchedModel, register_space
 
 Dataset = Literal["cifar", "imagenet"]
 MERGE_OPS = ("all", "loose_end")
@@ -428,6 +428,19 @@ class NDS(HubSpace):
             return logits, logits_aux
         return logits
 
+    @classmethod
+    def reduced_kwargs_for(cls, input_size: int) -> dict[str, Any]:
+        """The reduced space with the stem of the data set of that size (CIFAR's up to 64 pixels, else ImageNet's)."""
+        return {**cls.reduced_kwargs, "dataset": "cifar" if input_size <= 64 else "imagenet"}
+
+    @classmethod
+    def labels_kwargs(cls, name: str) -> dict[str, Any]:
+        """The reduced space: with ``width`` and ``num_cells`` fixed, labels depend only on the cells' nodes."""
+        kwargs = cls.searched_models[name].kwargs
+        if any(isinstance(kwargs.get(key), (tuple, list)) for key in ("width", "num_cells")):
+            return dict(kwargs)
+        return dict(cls.reduced_kwargs)
+
     def set_drop_path_prob(self, drop_prob: float) -> None:
         """Set the drop-path probability of every ``DropPath`` (a schedule changes it per epoch)."""
         for module in self.modules():
@@ -445,13 +458,11 @@ def _first_cell_width(stage: torch.nn.Module, c: Any) -> Any:
     return c * len(cell.output_node_indices)  # type: ignore[arg-type]
 
 
-# Not registered in SPACES yet: tests/hub/test_spaces.py expects 1000-way outputs from
-# every searched model (these are CIFAR-10 networks) and rebuilds each full space,
-# which takes minutes for these five; tests/hub/test_nds.py checks them meanwhile.
 #: Tiny spaces for quick checks (a fixed width builds twice as fast).
 _REDUCED: dict[str, Any] = {"width": 8, "num_cells": 3, "dataset": "cifar", "num_labels": 10}
 
 
+@register_space("nasnet")
 class NASNet(NDS):
     """Zoph et al., *Learning Transferable Architectures for Scalable Image
     Recognition*, CVPR 2018 (https://arxiv.org/abs/1707.07012): 13 ops, 5 nodes,
@@ -478,6 +489,8 @@ class NASNet(NDS):
             3_274_102,
             "Zoph et al. 2018, CIFAR-10 NASNet-A (6 @ 768): 3.3M; width/cells set in NDS to that count (docs/hub.md)",
             {"width": 36, "num_cells": 18},
+            num_labels=10,
+            input_size=32,
         ),
     }
     reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
@@ -496,6 +509,7 @@ class NASNet(NDS):
         )
 
 
+@register_space("enas")
 class ENAS(NDS):
     """Pham et al., *Efficient Neural Architecture Search via Parameter Sharing*,
     ICML 2018 (https://arxiv.org/abs/1802.03268): 5 ops, 5 nodes, loose ends."""
@@ -507,6 +521,8 @@ class ENAS(NDS):
             4_582_370,
             "Pham et al. 2018, CIFAR-10 ENAS (micro search space): 4.6M; width/cells set in NDS to that count (docs/hub.md)",
             {"width": 40, "num_cells": 19},
+            num_labels=10,
+            input_size=32,
         ),
     }
     reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
@@ -525,6 +541,7 @@ class ENAS(NDS):
         )
 
 
+@register_space("amoebanet")
 class AmoebaNet(NDS):
     """Real et al., *Regularized Evolution for Image Classifier Architecture
     Search*, AAAI 2019 (https://arxiv.org/abs/1802.01548): 8 ops, 5 nodes, loose ends."""
@@ -545,6 +562,8 @@ class AmoebaNet(NDS):
             3_167_686,
             "Real et al. 2019, CIFAR-10 AmoebaNet-A (N=6, F=36): 3.2M; width/cells set in NDS to that count (docs/hub.md)",
             {"width": 36, "num_cells": 21},
+            num_labels=10,
+            input_size=32,
         ),
     }
     reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
@@ -563,6 +582,7 @@ class AmoebaNet(NDS):
         )
 
 
+@register_space("pnas")
 class PNAS(NDS):
     """Liu et al., *Progressive Neural Architecture Search*, ECCV 2018
     (https://arxiv.org/abs/1712.00559): 8 ops, 5 nodes, cells output every node."""
@@ -583,6 +603,8 @@ class PNAS(NDS):
             3_176_602,
             "Liu et al. 2018, CIFAR-10 PNASNet-5 (N=3, F=48): 3.2M; width/cells set in NDS to that count (docs/hub.md)",
             {"width": 48, "num_cells": 9},
+            num_labels=10,
+            input_size=32,
         ),
     }
     reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
@@ -599,6 +621,7 @@ class PNAS(NDS):
         super().__init__(self.PNAS_OPS, "all", 5, width, num_cells, dataset, auxiliary_loss, drop_path_prob, num_labels)
 
 
+@register_space("darts")
 class DARTS(NDS):
     """Liu, Simonyan & Yang, *DARTS: Differentiable Architecture Search*, ICLR 2019
     (https://arxiv.org/abs/1806.09055): 7 ops (no ``none``, as in NNI), 4 nodes,
@@ -619,6 +642,8 @@ class DARTS(NDS):
             3_349_342,
             "Liu et al. 2019, Table 1, DARTS (second order), 20 cells, 36 channels: 3.3M; no auxiliary head, as DARTS counts",
             {"width": 36, "num_cells": 20},
+            num_labels=10,
+            input_size=32,
         ),
     }
     reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
