@@ -11,6 +11,7 @@ name with what to use instead. Nothing is ignored silently. Imported by
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,7 +26,7 @@ from lightning.pytorch.callbacks import (
 
 from archsmith.space import SpaceError
 
-from ._recipe import EarlyStoppingRule
+from ._recipe import CheckpointRule, EarlyStoppingRule
 
 _HOOK = (
     "write an archsmith.strategy.oneshot.OneShotCallback (on_epoch_start, on_step_end, on_epoch_end) and pass "
@@ -51,7 +52,6 @@ _NEUTRAL: dict[str, tuple[Any, ...]] = {
     "val_check_interval": (None, 1.0),
     "check_val_every_n_epoch": (1,),
     "num_sanity_val_steps": (0,),
-    "enable_checkpointing": (False,),
     "enable_progress_bar": (False,),
     "enable_model_summary": (False,),
     "accumulate_grad_batches": (1,),
@@ -73,7 +73,7 @@ _NO_EFFECT_ON_FIT = frozenset(
         "limit_test_batches",
         "limit_predict_batches",
         "log_every_n_steps",
-        "default_root_dir",
+        "default_root_dir",  # read where ModelCheckpoint needs it
         "enable_autolog_hparams",
         "use_distributed_sampler",
         "sync_batchnorm",
@@ -103,8 +103,6 @@ _INSTEAD: dict[str, str] = {
     "val_check_interval": "a one-shot search validates once per epoch",
     "check_val_every_n_epoch": "a one-shot search validates once per epoch (every epoch)",
     "num_sanity_val_steps": "a one-shot search runs no sanity validation; drop it",
-    "enable_checkpointing": "a one-shot search checkpoints the supernet and the algorithm after every epoch "
-    "itself (supernet.pt in the experiment's directory; run(resume=True) continues from it)",
     "enable_progress_bar": _DISPLAY,
     "enable_model_summary": _DISPLAY,
     "accumulate_grad_batches": "one-shot algorithms step their optimizers on every batch; use a larger "
@@ -122,13 +120,6 @@ _INSTEAD: dict[str, str] = {
 
 #: Why each refused kind of callback is refused, and what to use instead.
 _CALLBACK_INSTEAD: tuple[tuple[type, str], ...] = (
-    (
-        ModelCheckpoint,
-        "a one-shot search checkpoints the supernet and the algorithm after every epoch itself (supernet.pt "
-        "in the experiment's directory; run(resume=True) continues from it), and exp.supernet holds the "
-        "trained supernet; to keep the supernet of the best epoch, save state.supernet.state_dict() from a "
-        "OneShotCallback's on_epoch_end",
-    ),
     (
         LearningRateMonitor,
         "a one-shot search has no logger and no learning-rate schedule (the weights train at the evaluator's "
@@ -162,35 +153,82 @@ def _early_stopping_rule(callback: EarlyStopping) -> EarlyStoppingRule:
     )
 
 
-def _callback_rules(owner: str, callbacks: Any) -> tuple[EarlyStoppingRule, ...]:
+def _checkpoint_rule(owner: str, callback: ModelCheckpoint, root: Any) -> CheckpointRule:
+    # The trigger settings are private in Lightning (stable across 2.x); the public ones are checked first.
+    refused = {
+        "every_n_train_steps": getattr(callback, "_every_n_train_steps", 0) or None,
+        "train_time_interval": getattr(callback, "_train_time_interval", None),
+        "save_on_exception": getattr(callback, "save_on_exception", False) or None,
+        "save_last='link'": True if callback.save_last == "link" else None,
+    }
+    for name, value in refused.items():
+        if value is not None:
+            shown = name if "=" in name else f"{name}={value!r}"
+            raise _refuse(
+                owner,
+                f"callbacks=[ModelCheckpoint({shown})]",
+                "a one-shot search saves after an epoch's validation only (every_n_epochs), as plain files",
+            )
+    dirpath = callback.dirpath  # Lightning's default without a logger: <default_root_dir>/checkpoints
+    if dirpath is None:
+        dirpath = os.path.join(os.fspath(root) if root is not None else os.getcwd(), "checkpoints")
+    return CheckpointRule(
+        dirpath=os.fspath(dirpath),
+        filename=callback.filename,
+        monitor=callback.monitor,
+        mode=callback.mode,
+        save_top_k=int(callback.save_top_k),
+        save_last=bool(callback.save_last),
+        save_weights_only=bool(callback.save_weights_only),
+        every_n_epochs=int(getattr(callback, "_every_n_epochs", 1)),
+        auto_insert_metric_name=bool(callback.auto_insert_metric_name),
+        enable_version_counter=bool(getattr(callback, "_enable_version_counter", True)),
+        verbose=bool(callback.verbose),
+    )
+
+
+def _callback_rules(
+    owner: str, callbacks: Any, root: Any
+) -> tuple[tuple[EarlyStoppingRule, ...], tuple[CheckpointRule, ...]]:
     if callbacks is None:
-        return ()
+        return (), ()
     listed = list(callbacks) if isinstance(callbacks, (list, tuple)) else [callbacks]
-    rules = []
+    rules, checkpoints = [], []
     for callback in listed:
         name = type(callback).__name__
-        if type(callback) is EarlyStopping:  # a subclass may override hooks a one-shot loop never calls
+        # exact types only: a subclass may override hooks a one-shot loop never calls
+        if type(callback) is EarlyStopping:
             rules.append(_early_stopping_rule(callback))
+            continue
+        if type(callback) is ModelCheckpoint:
+            checkpoints.append(_checkpoint_rule(owner, callback, root))
             continue
         why = next((text for kind, text in _CALLBACK_INSTEAD if isinstance(callback, kind)), None)
         if why is None:
-            if isinstance(callback, EarlyStopping):
-                why = f"{name} subclasses EarlyStopping, and its own hooks would never be called; use a plain EarlyStopping, or {_HOOK}"
+            if isinstance(callback, (EarlyStopping, ModelCheckpoint)):
+                base = "EarlyStopping" if isinstance(callback, EarlyStopping) else "ModelCheckpoint"
+                why = (
+                    f"{name} subclasses {base}, and its own hooks would never be called; use a plain {base}, or {_HOOK}"
+                )
             elif isinstance(callback, Callback):
                 why = f"its hooks would never be called; {_HOOK}"
             else:
                 why = f"it is not a Lightning callback; {_HOOK}"
         raise _refuse(owner, f"callbacks=[{name}(...)]", why)
-    return tuple(rules)
+    return tuple(rules), tuple(checkpoints)
 
 
 def oneshot_settings(owner: str, trainer_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """The ``TrainingRecipe`` fields that honour ``trainer_kwargs`` in a one-shot
     loop; a ``SpaceError`` naming the first argument or callback it cannot honour."""
     settings: dict[str, Any] = {}
+    checkpointing = False  # this package's default; Lightning's is True
     for key, value in trainer_kwargs.items():
         if key == "callbacks":
-            settings["early_stopping"] = _callback_rules(owner, value)
+            root = trainer_kwargs.get("default_root_dir")
+            settings["early_stopping"], settings["checkpointing"] = _callback_rules(owner, value, root)
+        elif key == "enable_checkpointing":
+            checkpointing = bool(value)
         elif key == "min_epochs":
             if value is not None:
                 if isinstance(value, bool) or not isinstance(value, int) or value < 0:
@@ -221,6 +259,10 @@ def oneshot_settings(owner: str, trainer_kwargs: Mapping[str, Any]) -> dict[str,
                 key, f"it has no counterpart in archsmith's loop; drop it for the one-shot search, or {_HOOK}"
             )
             raise _refuse(owner, f"Trainer argument {key}={value!r}", why)
+    if checkpointing and not settings.get("checkpointing"):  # as Lightning: a default ModelCheckpoint()
+        settings["checkpointing"] = (
+            _checkpoint_rule(owner, ModelCheckpoint(), trainer_kwargs.get("default_root_dir")),
+        )
     if "gradient_clip_algorithm" in settings and "gradient_clip_val" not in settings:
         settings.pop("gradient_clip_algorithm")  # Lightning ignores the algorithm without a value as well
     return settings

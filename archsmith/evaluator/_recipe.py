@@ -32,6 +32,25 @@ class EarlyStoppingRule:
     verbose: bool = False
 
 
+@dataclass(frozen=True)
+class CheckpointRule:
+    """The settings of a Lightning ``ModelCheckpoint`` callback (``dirpath``
+    resolved as Lightning does), for a loop that saves its model itself after
+    each epoch's validation."""
+
+    dirpath: str
+    filename: str | None = None
+    monitor: str | None = None
+    mode: str = "min"
+    save_top_k: int = 1
+    save_last: bool = False
+    save_weights_only: bool = False
+    every_n_epochs: int = 1
+    auto_insert_metric_name: bool = True
+    enable_version_counter: bool = True
+    verbose: bool = False
+
+
 @dataclass
 class TrainingRecipe:
     """Data, loss and optimizer of a ``Classification``/``Regression`` evaluator.
@@ -40,8 +59,8 @@ class TrainingRecipe:
     ``"regression"`` (score: mean squared error, minimized).
 
     The Trainer settings a loop of one's own honours: ``early_stopping`` (one
-    rule per Lightning ``EarlyStopping`` callback), ``min_epochs`` (no stop
-    before it), ``gradient_clip_val``/``gradient_clip_algorithm`` (see
+    rule per Lightning ``EarlyStopping`` callback), ``checkpointing`` (one per
+    ``ModelCheckpoint``), ``min_epochs`` (no stop before it), ``gradient_clip_val``/``gradient_clip_algorithm`` (see
     ``clip_gradients``) and ``detect_anomaly``.
     """
 
@@ -56,6 +75,7 @@ class TrainingRecipe:
     #: where ``split`` puts each batch (``None``: where it is)
     device: torch.device | None = None
     early_stopping: tuple[EarlyStoppingRule, ...] = ()
+    checkpointing: tuple[CheckpointRule, ...] = ()
     min_epochs: int = 0
     gradient_clip_val: float | None = None
     gradient_clip_algorithm: str = "norm"

@@ -9,6 +9,7 @@ from archsmith._registry import Registry
 
 from . import _differentiable, _proxyless, _sampling  # noqa: F401 - register the mixed ops
 from ._base import OneShotStrategy, Ranking
+from ._checkpoint import SupernetCheckpoint
 from ._darts import DARTS, GumbelDARTS
 from ._enas import ENAS
 from ._hooks import MetricEarlyStopping, OneShotCallback, OneShotState
@@ -50,6 +51,7 @@ __all__ = [
     "SlicedLayer",
     "SlicingError",
     "Supernet",
+    "SupernetCheckpoint",
     "UnsupportedSpaceError",
     "check_supported",
     "make_sliced",

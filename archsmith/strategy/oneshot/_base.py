@@ -9,8 +9,8 @@ epoch's metrics and checkpoints everything so an interrupted search resumes at
 the next epoch. An algorithm implements ``training_step`` and ``ranking``.
 
 Users hook into the loop with ``OneShotCallback``s (``callbacks=[...]`` on the
-strategy); the evaluator's Lightning ``EarlyStopping`` callbacks run as
-``MetricEarlyStopping`` hooks (see ``_hooks``).
+strategy); the evaluator's Lightning ``EarlyStopping`` and ``ModelCheckpoint``
+callbacks run as ``MetricEarlyStopping`` and ``SupernetCheckpoint`` hooks.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from archsmith.evaluator import Evaluator, TrainingRecipe
 from archsmith.nn import ModelSpace
 from archsmith.space import Sample, SpaceError
 
+from ._checkpoint import SupernetCheckpoint
 from ._hooks import MetricEarlyStopping, OneShotCallback, OneShotState
 from ._ranking import most_probable
 from ._supernet import FAMILY_ALGORITHMS, Supernet, check_supported
@@ -322,8 +323,12 @@ class OneShotStrategy(ABC):
         # kept for phases outside the steps (ENAS' controller phase after the epoch)
         self.train_loader, self.arch_loader = train, arch
         epochs = self.recipe.max_epochs
-        # the evaluator's rules run after the user's hooks, so they see the same metrics (fresh per search)
-        self._hooks = [*self.callbacks, *(MetricEarlyStopping.from_rule(r) for r in self.recipe.early_stopping)]
+        # The evaluator's rules run after the user's hooks, fresh per search; checkpoints last, as in Lightning.
+        self._hooks = [
+            *self.callbacks,
+            *(MetricEarlyStopping.from_rule(rule) for rule in self.recipe.early_stopping),
+            *(SupernetCheckpoint.from_rule(rule) for rule in self.recipe.checkpointing),
+        ]
         state = OneShotState(self, epochs)
         start = 0
         path = Path(checkpoint) if checkpoint is not None else None

@@ -1,6 +1,7 @@
 """Callbacks in one-shot searches: a ``OneShotCallback`` sees every epoch and step
 in order; the evaluator's Lightning ``EarlyStopping`` stops a one-shot run as it
-stops a Trainer (and the run says when and why); every other Lightning callback
+stops a Trainer (and the run says when and why) and its ``ModelCheckpoint``
+saves the supernet with Lightning's top-k and names; every other Lightning callback
 or Trainer argument one-shot cannot honour is refused by name before training;
 the same evaluator in a multi-trial run keeps all its callbacks."""
 
@@ -162,7 +163,7 @@ class Subclassed(EarlyStopping):
 @pytest.mark.parametrize(
     ("kwargs", "named", "instead"),
     [
-        ({"callbacks": [ModelCheckpoint(monitor="val_loss")]}, r"callbacks=\[ModelCheckpoint", "supernet.pt"),
+        ({"callbacks": [ModelCheckpoint(every_n_train_steps=5)]}, r"ModelCheckpoint\(every_n_train_steps=5", "epoch"),
         ({"callbacks": [LearningRateMonitor()]}, r"callbacks=\[LearningRateMonitor", "OneShotCallback"),
         ({"callbacks": TQDMProgressBar()}, r"callbacks=\[TQDMProgressBar", "one line per epoch"),
         ({"callbacks": [never_improves(), Subclassed("val_loss")]}, r"callbacks=\[Subclassed", "plain EarlyStopping"),
@@ -172,7 +173,6 @@ class Subclassed(EarlyStopping):
         ({"max_time": "00:00:01:00"}, r"max_time=", "max_duration"),
         ({"limit_train_batches": 2}, r"limit_train_batches=2", "Subset"),
         ({"check_val_every_n_epoch": 2}, r"check_val_every_n_epoch=2", "every epoch"),
-        ({"enable_checkpointing": True}, r"enable_checkpointing=True", "supernet.pt"),
         ({"logger": True}, r"logger=True", "oneshot_history"),
         ({"devices": 2}, r"devices=2", "gpus_per_trial"),
         ({"deterministic": True}, r"deterministic=True", "use_deterministic_algorithms"),
@@ -340,3 +340,44 @@ def test_lightning_callbacks_given_to_a_strategy_are_sent_to_the_evaluator() -> 
         make("randomoneshot", callbacks=[never_improves()])
     with pytest.raises(SpaceError, match="callbacks must be a list of OneShotCallback"):
         make("enas", callbacks=Recorder())
+
+
+class Metrics(OneShotCallback):
+    def __init__(self) -> None:
+        self.epochs: list[dict[str, float]] = []
+
+    def on_epoch_end(self, state: OneShotState) -> None:
+        self.epochs.append(dict(state.metrics))
+
+
+def test_model_checkpoint_keeps_the_best_epochs_under_lightnings_names(tmp_path: Path) -> None:
+    saving = ModelCheckpoint(
+        dirpath=tmp_path, filename="{epoch}-{val_loss:.4f}", monitor="val_loss", save_top_k=2, save_last=True
+    )
+    seen = Metrics()
+    strategy = make("randomoneshot", callbacks=[seen])
+    strategy.search(TASK.make(), evaluator(TASK, epochs=4, callbacks=[saving]), seed=0)
+    best = sorted(range(4), key=lambda e: seen.epochs[e]["val_loss"])[:2]
+    wanted = {f"epoch={e}-val_loss={seen.epochs[e]['val_loss']:.4f}.ckpt" for e in best}
+    assert {p.name for p in tmp_path.iterdir()} == {*wanted, "last.ckpt"}
+    for name in wanted:
+        saved = torch.load(tmp_path / name, weights_only=False)
+        assert saved["metrics"] == seen.epochs[saved["epoch"]] and "algorithm" in saved
+        strategy.supernet.load_state_dict(saved["state_dict"])
+    assert torch.load(tmp_path / "last.ckpt", weights_only=False)["epoch"] == 3
+    assert saving.best_k_models == {}  # the user's object is left as given
+
+
+def test_enable_checkpointing_saves_the_latest_epoch_under_default_root_dir(tmp_path: Path) -> None:
+    task_evaluator = evaluator(TASK, epochs=2, enable_checkpointing=True, default_root_dir=str(tmp_path))
+    make("enas").search(TASK.make(), task_evaluator, seed=0)
+    names = [p.name for p in (tmp_path / "checkpoints").iterdir()]
+    assert names == [f"epoch=1-step={2 * STEPS_PER_EPOCH}.ckpt"]
+
+
+def test_a_file_the_search_did_not_write_is_kept_under_a_new_version(tmp_path: Path) -> None:
+    (tmp_path / "epoch=0-step=8.ckpt").write_text("someone else's")
+    task_evaluator = evaluator(TASK, epochs=1, callbacks=[ModelCheckpoint(dirpath=tmp_path)])
+    make("randomoneshot").search(TASK.make(), task_evaluator, seed=0)
+    assert (tmp_path / "epoch=0-step=8.ckpt").read_text() == "someone else's"
+    assert (tmp_path / "epoch=0-step=8-v1.ckpt").exists()
