@@ -30,6 +30,7 @@ import lightning.pytorch as pl
 import torch
 from lightning.fabric.utilities.seed import seed_everything
 from lightning.fabric.utilities.warnings import PossibleUserWarning
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from archsmith.space import Categorical, Mutable, Numerical, SpaceError, contains_mutable
 
@@ -236,6 +237,8 @@ def _make_trainer(trainer_kwargs: Mapping[str, Any], extra_callbacks: list[pl.Ca
         callbacks = [callbacks]
     # A fresh copy per trial: stateful callbacks (EarlyStopping, ...) must not leak between trials.
     kwargs["callbacks"] = [*copy.deepcopy(list(callbacks)), *extra_callbacks]
+    if "enable_checkpointing" not in trainer_kwargs and any(isinstance(c, ModelCheckpoint) for c in callbacks):
+        kwargs["enable_checkpointing"] = True  # a ModelCheckpoint given is one asked for (the default here is off)
     return pl.Trainer(**kwargs)
 
 

@@ -381,3 +381,15 @@ def test_a_file_the_search_did_not_write_is_kept_under_a_new_version(tmp_path: P
     make("randomoneshot").search(TASK.make(), task_evaluator, seed=0)
     assert (tmp_path / "epoch=0-step=8.ckpt").read_text() == "someone else's"
     assert (tmp_path / "epoch=0-step=8-v1.ckpt").exists()
+
+
+@pytest.mark.filterwarnings("ignore:Checkpoint directory .* exists and is not empty")  # as it should
+def test_the_same_model_checkpoint_saves_in_a_lightning_trial(tmp_path: Path) -> None:
+    classification = evaluator(TASK, epochs=1, callbacks=[ModelCheckpoint(dirpath=tmp_path / "trial")])
+    make("randomoneshot").search(TASK.make(), classification, seed=0)
+    with trial_context(TrialContext(1, {"op": "identity"})):
+        classification.evaluate(TASK.make().freeze({"op": "identity"}))
+    ours, lightnings = tmp_path / "trial" / "epoch=0-step=8.ckpt", tmp_path / "trial" / "epoch=0-step=8-v1.ckpt"
+    assert sorted((tmp_path / "trial").iterdir()) == [lightnings, ours]  # Lightning's version counter
+    assert "architecture" in torch.load(ours, weights_only=False)
+    assert "pytorch-lightning_version" in torch.load(lightnings, weights_only=False)
