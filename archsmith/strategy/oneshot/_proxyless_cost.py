@@ -153,10 +153,10 @@ class ExpectedCost:
         if isinstance(term.owner, GatedLayer):
             layer = term.owner
             values = []
+            names = {name for name, _ in layer.layer.named_parameters()}
             for combination in self._combinations(term):
                 arguments = layer.configuration(dict(zip(term.labels, combination)))
                 if self.cost == "params":
-                    names = {name for name, _ in layer.layer.named_parameters()}
                     state = layer.layer.sliced_state(arguments)
                     values.append(float(sum(t.numel() for k, t in state.items() if k in names and t is not None)))
                 else:
