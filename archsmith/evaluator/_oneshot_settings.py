@@ -133,7 +133,7 @@ _CALLBACK_INSTEAD: tuple[tuple[type, str], ...] = (
 def _refuse(owner: str, what: str, why: str) -> SpaceError:
     return SpaceError(
         f"{owner}: {what} has no effect in a one-shot search, which trains in archsmith's own loop, not a "
-        f"Lightning Trainer; {why}. (Multi-trial searches with this evaluator still use it.)"
+        f"Lightning Trainer; {why}. (Multi-trial searches pass it to Lightning unchanged.)"
     )
 
 

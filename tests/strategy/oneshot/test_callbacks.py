@@ -393,3 +393,15 @@ def test_the_same_model_checkpoint_saves_in_a_lightning_trial(tmp_path: Path) ->
     assert sorted((tmp_path / "trial").iterdir()) == [lightnings, ours]  # Lightning's version counter
     assert "architecture" in torch.load(ours, weights_only=False)
     assert "pytorch-lightning_version" in torch.load(lightnings, weights_only=False)
+
+
+def test_regression_epochs_report_val_mae_as_its_trials_do() -> None:
+    from archsmith.evaluator import Regression
+
+    x = torch.arange(12, dtype=torch.float32).reshape(6, 2)
+    y = torch.zeros(6, 2)
+    data = DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=4)
+    recipe = Regression(train_dataloaders=data, val_dataloaders=data, max_epochs=1).training_recipe()
+    metrics = recipe.validate(torch.nn.Identity())
+    assert metrics["val_mae"] == pytest.approx(float(x.abs().mean()))
+    assert metrics["val_mse"] == pytest.approx(float((x**2).mean()))
