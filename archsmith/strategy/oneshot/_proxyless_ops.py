@@ -205,9 +205,9 @@ class GatedRepeat(RepeatOp):
 
     @classmethod
     def unsupported_reason(cls, primitive: Repeat) -> str | None:
-        leaves = leaves_of(primitive.depth_choice)
-        if len({leaf.label for leaf in leaves}) > 1:
-            return f"its depth {primitive.depth_choice!r} reads {len(leaves)} choices; a binary gate follows one"
+        labels = {leaf.label for leaf in leaves_of(primitive.depth_choice)}
+        if len(labels) > 1:
+            return f"its depth {primitive.depth_choice!r} reads {len(labels)} choices; a binary gate follows one"
         return None
 
     def create_parameters(self) -> None:
