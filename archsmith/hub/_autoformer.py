@@ -12,14 +12,13 @@ state dicts load unchanged.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 
 import archsmith.nn as nn
-from archsmith.space import contains_mutable, to_int
+from archsmith.space import to_int
 
 from ._base import HubError, HubSpace, SearchedModel, register_space
 
@@ -248,12 +247,6 @@ class AbsolutePositionEmbedding(_WidthSliced):
         return x + self.pos_embed[..., : x.shape[-1]]
 
 
-def _widest(value: Any, candidates: Sequence[int]) -> int:
-    # Parameters that are not layers of archsmith.nn are built at the largest width in
-    # a space; in a frozen model the choice is already a number.
-    return max(candidates) if contains_mutable(value) else int(value)
-
-
 @register_space("autoformer")
 class AutoFormer(HubSpace):
     """The AutoFormer space, with NNI 3.0's arguments and labels.
@@ -350,7 +343,7 @@ class AutoFormer(HubSpace):
         self.global_pooling = global_pooling
         self.patches_num = (img_size // patch_size) ** 2
         self.patch_embed = nn.Conv2d(in_channels, embed_dim, kernel_size=patch_size, stride=patch_size)
-        widest = _widest(embed_dim, search_embed_dim)
+        widest = nn.largest(embed_dim)
         self.cls_token = ClassToken(widest)
         self.pos_embed: torch.nn.Module = (
             AbsolutePositionEmbedding(self.patches_num + 1, widest) if absolute_position else torch.nn.Identity()

@@ -20,7 +20,7 @@ import torch
 import archsmith.nn as nn
 
 from ._base import HubError, HubSpace, SearchedModel, register_space
-from ._proxylessnas import DepthwiseSeparableConv, InvertedResidual, conv_bn, make_divisible
+from ._proxylessnas import DepthwiseSeparableConv, InvertedResidual, conv_bn
 
 SqueezeExciteMode = Literal["force", "optional", "none"]
 ActivationName = Literal["hswish", "swish", "relu"]
@@ -38,7 +38,7 @@ class SqueezeExcite(torch.nn.Module):
 
     def __init__(self, channels: Any, reduction_ratio: float = 0.25) -> None:
         super().__init__()
-        reduced = make_divisible(channels * reduction_ratio, 8)
+        reduced = nn.make_divisible(channels * reduction_ratio, 8)
         self.conv_reduce = nn.Conv2d(channels, reduced, 1, bias=True)
         self.act1 = torch.nn.ReLU(inplace=True)
         self.conv_expand = nn.Conv2d(reduced, channels, 1, bias=True)
@@ -163,12 +163,9 @@ class MobileNetV3Space(HubSpace):
 
         widths: list[Any] = []
         for i, base in enumerate(base_widths):
-            if isinstance(width_multipliers, (int, float)):
-                widths.append(make_divisible(base * width_multipliers, 8))
-            else:
-                # The stem and stage 0 share one multiplier, as in TuNAS.
-                mult = nn.choice(f"s{max(i - 1, 0)}_width_mult", list(width_multipliers))
-                widths.append(make_divisible(mult * base, 8))
+            # A tuple is a choice per stage; the stem and stage 0 share one, as in TuNAS.
+            mult = nn.maybe_choice(f"s{max(i - 1, 0)}_width_mult", width_multipliers)
+            widths.append(nn.make_divisible(mult * base, 8))
         self.widths = widths
         self.expand_ratios = tuple(expand_ratios)
         self.se_from_exp = se_from_exp

@@ -8,13 +8,12 @@ classifier. Every normal cell shares one set of decisions (labels ``normal/...``
 and every reduction cell another (``reduce/...``), as in the papers and in NNI
 3.0's ``nni.nas.hub.pytorch.nasnet``, whose arguments and labels these follow:
 ``width`` and ``depth`` where given as tuples, ``normal/op_{node}_{j}`` and
-``normal/input_{node}_{j}`` per cell node. An NNI sample loads once its input
-choices are plain indices (NNI writes ``[0]``, archsmith ``0``).
+``normal/input_{node}_{j}`` per cell node. An NNI sample loads unchanged (NNI
+writes an input decision as ``[0]``, archsmith as ``0``; both are read).
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, ClassVar, Literal
@@ -23,22 +22,12 @@ import torch
 
 import archsmith.nn as nn
 from archsmith.nn._cell import CellBody
-from archsmith.space import Mutable, evaluate
-from archsmith.space._expression import leaves_of
+from archsmith.space import Mutable
 
 from ._base import HubError, HubSpace, SearchedModel, register_space
 
 Dataset = Literal["cifar", "imagenet"]
 MERGE_OPS = ("all", "loose_end")
-
-
-def _possible_values(value: Any) -> list[Any]:
-    """Every value an int or an expression over discrete choices can take."""
-    if not isinstance(value, Mutable):
-        return [value]
-    leaves = list({leaf.label: leaf for leaf in leaves_of(value)}.values())
-    combos = itertools.product(*(leaf.grid() for leaf in leaves))
-    return sorted({evaluate(value, {leaf.label: v for leaf, v in zip(leaves, combo)}) for combo in combos})
 
 
 class Zero(torch.nn.Module):
@@ -60,7 +49,7 @@ class FactorizedReduce(torch.nn.Module):
 
     def __init__(self, c_in: Any, c_out: Any, affine: bool = True) -> None:
         super().__init__()
-        if any(v % 2 for v in _possible_values(c_out)):
+        if any(v % 2 for v in nn.possible_values(c_out)):
             raise HubError(f"FactorizedReduce: the output width must be even, got {c_out!r}")
         self.relu = torch.nn.ReLU(inplace=False)
         self.conv_1 = nn.Conv2d(c_in, c_out // 2, 1, stride=2, padding=0, bias=False)
@@ -289,15 +278,12 @@ class _CellBuilder:
         return built
 
 
-def _maybe_choice(value: Any, label: str, what: str) -> Any:
-    # NNI's convention: a tuple (or list) of ints is a choice, an int is fixed.
-    if isinstance(value, (tuple, list)):
-        if not value or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-            raise HubError(f"NDS: {what} must be a positive int or a tuple of them, got {value!r}")
-        return nn.choice(label, list(value)) if len(set(value)) > 1 else value[0]
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+def _width_or_depth(value: Any, label: str, what: str) -> Any:
+    # NNI's convention (a tuple or list is a choice, an int is fixed), on positive ints.
+    values = value if isinstance(value, (tuple, list)) else [value]
+    if not values or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
         raise HubError(f"NDS: {what} must be a positive int or a tuple of them, got {value!r}")
-    return value
+    return nn.maybe_choice(label, value)
 
 
 class NDS(HubSpace):
@@ -336,13 +322,13 @@ class NDS(HubSpace):
             raise HubError(f"NDS: dataset must be 'cifar' or 'imagenet', got {dataset!r}")
         if not 0.0 <= drop_path_prob < 1.0:
             raise HubError(f"NDS: drop_path_prob must be in [0, 1), got {drop_path_prob!r}")
-        c = _maybe_choice(width, "width", "width")
-        depth = _maybe_choice(num_cells, "depth", "num_cells")
+        c = _width_or_depth(width, "width", "width")
+        depth = _width_or_depth(num_cells, "depth", "num_cells")
         if auxiliary_loss and isinstance(depth, Mutable):
             raise HubError("NDS: auxiliary_loss needs a fixed num_cells (an int), as the head sits on a chosen cell")
         if not isinstance(depth, Mutable) and depth < 3:
             raise HubError(f"NDS: num_cells must be at least 3 (one cell per stage), got {depth}")
-        if isinstance(depth, Mutable) and min(_possible_values(depth)) < 3:
+        if isinstance(depth, Mutable) and min(nn.possible_values(depth)) < 3:
             raise HubError(f"NDS: every num_cells candidate must be at least 3, got {num_cells!r}")
 
         self.op_candidates = list(op_candidates)

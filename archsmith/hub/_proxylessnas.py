@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import torch
 
 import archsmith.nn as nn
-from archsmith.space import condition, contains_mutable
+from archsmith.space import contains_mutable
 
 from ._base import HubError, HubSpace, SearchedModel, register_space
 
@@ -24,23 +24,6 @@ KERNEL_SIZES = (3, 5, 7)
 EXPAND_RATIOS = (3, 6)
 # Stride 2 at the start of stages 1, 3, 4, 5 and 7 (index 0 is the stem's output).
 _DOWNSAMPLES = (True, False, True, True, True, False, True, False)
-
-
-def make_divisible(value: Any, divisor: int = 8, min_value: int | None = None) -> Any:
-    """Round a channel count to a multiple of ``divisor``, never more than 10% down
-    (the rule of the MobileNet reference code, which NNI and timm follow). Works on
-    numbers and on expressions over choices (a searched width multiplier).
-
-    >>> make_divisible(24 * 1.3), make_divisible(3.0)
-    (32, 8)
-    """
-    min_value = divisor if min_value is None else min_value
-    if contains_mutable(value):
-        rounded = round(value + divisor // 2) // divisor * divisor
-        rounded = condition(rounded < min_value, min_value, rounded)
-        return condition(rounded < 0.9 * value, rounded + divisor, rounded)
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    return rounded + divisor if rounded < 0.9 * value else rounded
 
 
 def conv_bn(
@@ -127,7 +110,7 @@ class InvertedResidual(_Residual):
         squeeze_excite: SqueezeExciteFactory | None = None,
         activation: type[torch.nn.Module] = torch.nn.ReLU6,
     ) -> None:
-        hidden = make_divisible(c_in * expand_ratio, 8)
+        hidden = nn.make_divisible(c_in * expand_ratio, 8)
         layers = [
             *conv_bn(c_in, hidden, 1, activation=activation, bn=bn),
             *conv_bn(hidden, hidden, kernel_size, stride, groups=hidden, activation=activation, bn=bn),
@@ -211,7 +194,7 @@ class ProxylessNAS(HubSpace):
             raise HubError(
                 f"ProxylessNAS: base_widths needs 9 widths (stem, first block, 6 stages, head), got {len(base_widths)}"
             )
-        widths = [make_divisible(w * width_mult, 8) for w in base_widths]
+        widths = [nn.make_divisible(w * width_mult, 8) for w in base_widths]
         bn = (bn_eps, bn_momentum)
         self.num_labels = num_labels
         self.dropout_rate = dropout_rate

@@ -39,6 +39,7 @@ from ._cell import Cell
 from ._choice import InputChoice, LayerChoice
 from ._frozen import ChosenInputs
 from ._layers import LAYERS, MutableLayer
+from ._maybe_choice import MaybeFloatChoice, MaybeIntChoice, largest, make_divisible, maybe_choice, possible_values
 from ._model_space import ModelSpace, collect_space, fixed_arch, model_wrapper
 from ._mutable_module import MutableModule
 from ._nasbench101 import NasBench101Cell
@@ -76,6 +77,8 @@ __all__ = [
     "ChosenInputs",
     "InputChoice",
     "LayerChoice",
+    "MaybeFloatChoice",
+    "MaybeIntChoice",
     "ModelSpace",
     "MutableLayer",
     "MutableModule",
@@ -89,8 +92,12 @@ __all__ = [
     "collect_space",
     "condition",
     "fixed_arch",
+    "largest",
     "loguniform",
+    "make_divisible",
+    "maybe_choice",
     "model_wrapper",
+    "possible_values",
     "quniform",
     "randint",
     "switch_case",

@@ -106,9 +106,36 @@ def _check_input_choice(n_candidates: Any, n_chosen: Any, reduction: Any, label:
         raise SpaceError(f"InputChoice {label!r}: unknown reduction {reduction!r}; use one of {list(REDUCTIONS)}")
 
 
+class InputIndex(Categorical):
+    """The decision of an ``InputChoice`` with ``n_chosen=1``: the index of the chosen
+    input. NNI writes it as a one-element list (``[1]``); that form is accepted and
+    read as the index, so an NNI sample validates, freezes and loads unchanged.
+
+    >>> leaf = InputIndex([0, 1, 2], label="inp")
+    >>> leaf.resolve([1]), leaf.resolve(2)
+    (1, 2)
+    """
+
+    def check(self, value: Any) -> str | None:
+        if isinstance(value, (list, tuple)):
+            if len(value) != 1:
+                return (
+                    f"{value!r} names {len(value)} inputs but this InputChoice chooses one (n_chosen=1); "
+                    f"give one index of {self.values!r} (or NNI's one-element list)"
+                )
+            problem = super().check(value[0])
+            return None if problem is None else f"in {value!r}: {problem}"
+        return super().check(value)
+
+    def canonical(self, value: Any) -> Any:
+        if isinstance(value, (list, tuple)) and len(value) == 1:
+            value = value[0]
+        return super().canonical(value)
+
+
 def _input_leaf(n_candidates: int, n_chosen: int | None, label: str, prior: Sequence[float] | None = None) -> Any:
     if n_chosen == 1:
-        return Categorical(list(range(n_candidates)), label=label, prior=prior)
+        return InputIndex(list(range(n_candidates)), label=label, prior=prior)
     if prior is not None:  # a prior over subsets is not one probability per input
         raise SpaceError(f"InputChoice {label!r}: prior= needs n_chosen=1, got n_chosen={n_chosen!r}")
     return CategoricalMultiple(

@@ -6,10 +6,13 @@ thousands of ops and takes seconds to build."""
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import pytest
 import torch
 
+import archsmith
 import archsmith.nn as nn
 from archsmith.hub import DARTS, ENAS, NDS, PNAS, AmoebaNet, HubError, NASNet
 from archsmith.hub._base import load_arch_file
@@ -85,6 +88,23 @@ def test_darts_v2_with_the_auxiliary_head() -> None:
     assert logits.shape == aux.shape == (2, 10)
     small.set_drop_path_prob(0.0)
     assert small.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
+
+
+def test_an_nni_sample_with_list_inputs_loads_unchanged(tmp_path: Path) -> None:
+    # NNI 3.0 writes each input decision as a one-element list; the published sample in
+    # that form builds the same network.
+    ours = load_arch_file("darts-v2")
+    nni = {label: [v] if "/input_" in label else v for label, v in ours.items()}
+    path = tmp_path / "darts-v2-nni.json"
+    path.write_text(json.dumps(nni))
+    space = _space(DARTS)
+    assert space.validate(archsmith.load_arch(path)) == space.validate(ours)
+    with nn.fixed_arch(archsmith.load_arch(path)):
+        model = DARTS(width=36, num_cells=20)
+    assert _params(model) == DARTS.searched_models["darts-v2"].params
+    bad = dict(nni, **{"normal/input_3_0": [7]})
+    with pytest.raises(archsmith.SampleError, match=r"'normal/input_3_0': in \[7\]: 7 is out of range"):
+        space.validate(bad)
 
 
 def test_bad_arguments_are_named() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -114,8 +115,35 @@ def test_wrong_samples_are_rejected() -> None:
         Skip(3, 2).freeze({"inp": [0, 0]})
     with pytest.raises(archsmith.SampleError, match="'inp'"):
         Skip(3, 1).freeze({"inp": 3})
-    with pytest.raises(archsmith.SampleError, match="'inp'"):
-        Skip(3, 1).freeze({"inp": [1]})
+
+
+def test_nni_one_element_list_is_read_as_the_index(tmp_path: Path) -> None:
+    # NNI stores an n_chosen=1 decision as [index]: validate, freeze, fixed_arch and
+    # a saved file all take it, normalised to archsmith's plain index.
+    space, xs = Skip(3, 1), candidates()
+    assert space.validate({"inp": [2]}) == {"inp": 2}
+    assert space.freeze({"inp": [1]})(xs) is xs[1]
+    with archsmith.fixed_arch({"inp": [0]}):
+        assert Skip(3, 1).inp.chosen == [0]
+    path = tmp_path / "nni.json"
+    path.write_text(json.dumps({"inp": [2]}))
+    assert space.freeze(archsmith.load_arch(path)).inp.chosen == [2]
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ([5], r"'inp': in \[5\]: 5 is out of range; expected one of \[0, 1, 2\]"),
+        ([0, 1], r"'inp': \[0, 1\] names 2 inputs but this InputChoice chooses one \(n_chosen=1\)"),
+        ([], r"'inp': \[\] names 0 inputs"),
+        (["1"], r"in \['1'\]: wrong type str"),
+    ],
+)
+def test_a_wrong_nni_list_is_named(value: list[object], message: str) -> None:
+    with pytest.raises(archsmith.SampleError, match=message):
+        Skip(3, 1).validate({"inp": value})
+    with pytest.raises(archsmith.SampleError, match=message):
+        Skip(3, 1).freeze({"inp": value})
 
 
 def test_frozen_in_fixed_arch_and_standalone() -> None:
