@@ -80,6 +80,38 @@ def test_shapes_compose_the_value_is_the_active_subnet_and_running_statistics_fo
     assert len(drawn) > 1
 
 
+def test_runs_per_step_one_per_layer_plus_one_per_second_value_of_each_label_it_reads() -> None:
+    space = ConvChain()
+    strategy = Proxyless()
+    strategy.recipe = recipe_of(tiny_images(), strategy.name)
+    torch.manual_seed(0)
+    strategy.rng = random.Random(0)
+    strategy.supernet = Supernet(space, strategy.family, strategy.name)
+    strategy.configure()
+    runs: list[tuple[str, bool]] = []
+    for name in ("conv1", "bn1", "conv2", "bn2", "fc"):
+        layer = getattr(strategy.supernet.model, name).layer
+        original = layer.sliced_forward
+
+        def counted(*args: Any, _run: Any = original, _name: str = name, **kwargs: Any) -> Any:
+            runs.append((_name, torch.is_grad_enabled()))
+            return _run(*args, **kwargs)
+
+        layer.sliced_forward = counted
+    batch = next(iter(strategy.recipe.train_data))
+    strategy.architecture_step(batch)
+    # conv1 reads w1 and k, bn1 w1, conv2 w1 and w2, bn2 w2, fc w2: 5 active runs, 7 second ones.
+    assert sorted(name for name, grad in runs if grad) == ["bn1", "bn2", "conv1", "conv2", "fc"]
+    assert sorted(name for name, grad in runs if not grad) == ["bn1", "bn2", "conv1", "conv1", "conv2", "conv2", "fc"]
+    runs.clear()
+    strategy.weight_step(batch)
+    assert sorted(runs) == [("bn1", True), ("bn2", True), ("conv1", True), ("conv2", True), ("fc", True)]
+    runs.clear()
+    strategy.supernet.eval()
+    strategy.supernet(batch[0])
+    assert len(runs) == 5
+
+
 def test_width_gradient_is_the_binary_gate_estimator_on_fitted_outputs() -> None:
     """One label: the outputs of the other widths enter cut or zero-padded to the
     active width."""
