@@ -205,16 +205,14 @@ class WeightedLayer(LayerOp):
         return "weights" if wanted == "weights" and self.weight_mixing_problem() is None else "outputs"
 
     def _combination_weights(self) -> torch.Tensor:
+        """The weight of each combination (in ``combinations()``' order): the outer
+        product of its labels' weights, flattened."""
         # Each label's weights once per forward: a Gumbel-softmax draws anew per call.
-        per_label = {label: self.decisions.weights(label) for label in self.labels()}
-        options = {label: self.decisions.options(label) for label in self.labels()}
-        weights = []
-        for combo in self.combinations():
-            weight: Any = 1.0
-            for label, value in combo.items():
-                weight = weight * per_label[label][options[label].index(value)]
-            weights.append(weight)
-        return torch.stack(weights)
+        labels = self.labels()
+        weights = self.decisions.weights(labels[0])
+        for label in labels[1:]:
+            weights = torch.outer(weights, self.decisions.weights(label)).flatten()
+        return weights
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
         name, dim = _INPUT_WIDTH.get(self.layer.torch_class.__name__, ("", 0))

@@ -247,14 +247,27 @@ class SlicedLayer(torch.nn.Module):
         if tensor is None:
             return None
         hull_tensor = self._crop(tensor, hull, centre_from)
-        key = (tuple(hull), tuple(map(tuple, regions)), centre_from, tensor.device, tensor.dtype)
+        return hull_tensor * self._mask_mixture(hull_tensor.shape, regions, weights, tensor, centre_from)
+
+    def _mask_mixture(
+        self,
+        shape: Sequence[int],
+        regions: Sequence[Sequence[int]],
+        weights: torch.Tensor,
+        like: torch.Tensor,
+        centre_from: int | None = None,
+    ) -> torch.Tensor:
+        """``sum_i weights[i] * mask_i`` over a tensor of ``shape``, ``mask_i`` being 1 on
+        region ``i`` (placed as ``_crop`` places it) and 0 elsewhere."""
+        key = (tuple(shape), tuple(map(tuple, regions)), centre_from, like.device, like.dtype)
         masks = self._mask_cache.get(key)
         if masks is None:  # fixed per layer and combination set: built once
-            masks = torch.zeros((len(regions), *hull_tensor.shape), dtype=tensor.dtype, device=tensor.device)
+            masks = torch.zeros((len(regions), *shape), dtype=like.dtype, device=like.device)
             for mask, region in zip(masks, regions):
                 self._crop(mask, region, centre_from).fill_(1.0)
+            masks = masks.flatten(1)
             self._mask_cache[key] = masks
-        return hull_tensor * torch.tensordot(weights.to(tensor.dtype), masks, dims=1)
+        return (weights.to(like.dtype) @ masks).view(tuple(shape))
 
     @property
     def _mask_cache(self) -> dict[Any, torch.Tensor]:
@@ -519,12 +532,7 @@ class SlicedBatchNorm(SlicedLayer):
         if x.dim() not in dims:
             raise ValueError(f"{self.description}: expected a {' or '.join(map(str, dims))}-d input, got {x.dim()}-d")
         self._check_input("channels", x.shape[1], widest)
-        scale = self._mixed(
-            torch.ones(widest, dtype=x.dtype, device=x.device),
-            (widest,),
-            [(c["num_features"],) for c in combinations],
-            weights,
-        )
+        scale = self._mask_mixture((widest,), [(c["num_features"],) for c in combinations], weights, x)
         state = self.sliced_state(arguments)
         if state["weight"] is not None:
             state["weight"] = state["weight"] * scale

@@ -181,6 +181,19 @@ def test_a_supernet_computes_the_same_in_both_forms() -> None:
     with torch.no_grad():
         for alpha in supernet.architecture_parameters():
             alpha.copy_(torch.randn_like(alpha))
+    # Each combination weighs the product of its values' weights.
+    for op in supernet.mixed_ops:
+        if isinstance(op, WeightedLayer):
+            expected = [
+                torch.stack(
+                    [
+                        supernet.decisions.weights(label)[supernet.decisions.options(label).index(v)]
+                        for label, v in combo.items()
+                    ]
+                ).prod()
+                for combo in op.combinations()
+            ]
+            torch.testing.assert_close(op._combination_weights(), torch.stack(expected))
     x = torch.randn(4, 1, 4, 4)
     results = {}
     for mixing in ("weights", "outputs"):
