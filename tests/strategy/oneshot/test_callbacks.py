@@ -405,3 +405,14 @@ def test_regression_epochs_report_val_mae_as_its_trials_do() -> None:
     metrics = recipe.validate(torch.nn.Identity())
     assert metrics["val_mae"] == pytest.approx(float(x.abs().mean()))
     assert metrics["val_mse"] == pytest.approx(float((x**2).mean()))
+
+
+@pytest.mark.parametrize("name", ALGORITHMS)
+def test_every_algorithm_honours_the_evaluators_callbacks(name: str, tmp_path: Path) -> None:
+    saving = ModelCheckpoint(dirpath=tmp_path, monitor="val_loss")
+    strategy = make(name, top_k=1)
+    strategy.search(TASK.make(), evaluator(TASK, epochs=4, callbacks=[never_improves(), saving]), seed=0)
+    assert strategy.stopped_after == 1 and "val_loss did not improve" in (strategy.stop_reason or "")
+    (path,) = tmp_path.iterdir()
+    saved = torch.load(path, weights_only=False)
+    strategy.supernet.search_space.validate(saved["architecture"])  # DARTS-like: the most probable one
