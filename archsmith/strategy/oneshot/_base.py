@@ -371,7 +371,7 @@ class OneShotStrategy(ABC):
         self._call("on_epoch_start", state)
         arch_batches = _cycle(arch) if arch is not None and self.arch_batch_per_step else None
         totals: dict[str, float] = {}
-        steps = 0
+        steps, cut = 0, False
         for batch in train:
             shown = self.training_step(batch, next(arch_batches) if arch_batches is not None else None)
             for key, value in shown.items():
@@ -381,6 +381,7 @@ class OneShotStrategy(ABC):
             state.step += 1
             self._call("on_step_end", state)
             if state.stop_reason is not None and may_stop:
+                cut = True
                 break
         if not steps:
             raise SpaceError("the training data is empty; give a non-empty train_dataloaders")
@@ -402,6 +403,8 @@ class OneShotStrategy(ABC):
                 self.recipe.min_epochs,
             )
             state.stop_reason = None
+        if state.stop_reason is not None and epoch + 1 == epochs and not cut:
+            state.stop_reason = None  # asked after the last whole epoch: the run ended anyway, nothing was cut short
         if path is not None:
             self._save(path, epoch, state)
         if on_epoch is not None:

@@ -39,7 +39,9 @@ class OneShotState:
     - ``step_metrics``: what the last training step showed (e.g. ``train_loss``,
       ``arch_loss``); ``metrics``: the epoch's metrics — training values averaged
       over its steps, the algorithm's own, and the validation ones (``val_acc`` or
-      ``val_mse``, ``val_loss``, ``default``); empty until ``on_epoch_end``;
+      ``val_mse``, ``val_loss``, ``default``); empty until ``on_epoch_end``, where
+      a callback may add its own (recorded with the epoch, and seen by the
+      callbacks after it: an ``EarlyStopping`` may monitor them);
     - ``architecture``: the architecture validated at the epoch's end (for
       DARTS-like algorithms, which validate the whole supernet: the most probable
       one); ``None`` until ``on_epoch_end``;
@@ -73,7 +75,8 @@ class OneShotState:
         """Stop the search early, as ``trainer.should_stop = True`` does: from
         ``on_step_end`` the epoch ends after this step; either way the epoch is
         validated and checkpointed, and the architectures are ranked. Not before
-        the evaluator's ``min_epochs`` have run (as in Lightning)."""
+        the evaluator's ``min_epochs`` have run (as in Lightning); a stop asked
+        after the last epoch's end changes nothing (the search ends there anyway)."""
         if not isinstance(reason, str) or not reason:
             raise SpaceError("request_stop needs the reason as a non-empty string (it is shown and stored)")
         if self.stop_reason is None:

@@ -262,6 +262,30 @@ class StopAt(OneShotCallback):
             state.request_stop("enough epochs")
 
 
+class Gap(OneShotCallback):
+    """Adds a metric of its own to each epoch."""
+
+    def on_epoch_end(self, state: OneShotState) -> None:
+        state.metrics["gap"] = state.metrics["val_loss"] - state.metrics["train_loss"]
+
+
+def test_a_metric_a_callback_adds_is_recorded_and_may_be_monitored(tmp_path: Path) -> None:
+    stopper = EarlyStopping(monitor="gap", patience=1, min_delta=10.0)
+    strategy = make("randomoneshot", callbacks=[Gap()])
+    config = ExperimentConfig(workdir=tmp_path, seed=0)
+    Experiment(TASK.make(), evaluator(TASK, epochs=4, callbacks=[stopper]), strategy, config).run()
+    with read_experiment(tmp_path) as store:
+        history = store.get_meta("oneshot_history")
+    assert len(history) == 2 and all("gap" in epoch for epoch in history)
+    assert "gap did not improve" in (strategy.stop_reason or "")
+
+
+def test_a_stop_asked_after_the_last_epoch_is_no_early_stop() -> None:
+    strategy = make("randomoneshot", callbacks=[StopAt(1)])
+    strategy.search(TASK.make(), evaluator(TASK, epochs=2), seed=0)
+    assert (strategy.stopped_after, strategy.stop_reason) == (None, None)
+
+
 def test_a_user_callback_may_stop_after_an_epoch_or_a_step() -> None:
     after_epoch, after_step = Recorder(), Recorder()
     strategy = make("randomoneshot", callbacks=[StopAt(1), after_epoch])
