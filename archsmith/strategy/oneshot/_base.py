@@ -36,8 +36,9 @@ from ._ranking import most_probable
 from ._supernet import FAMILY_ALGORITHMS, Supernet, check_supported
 
 EpochCallback = Callable[[int, int, dict[str, float]], None]
-logger = logging.getLogger("archsmith.oneshot")
 Ranking = list[tuple[Sample, float]]
+
+logger = logging.getLogger("archsmith.oneshot")
 
 
 def check_architecture_training(arc_learning_rate: float, gradient_clip_val: float | None, warmup_epochs: int) -> None:
@@ -75,7 +76,8 @@ def checked_callbacks(callbacks: Sequence[OneShotCallback] | None, algorithm: st
             raise SpaceError(
                 f"{algorithm}: callbacks=[{name}(...)] is a Lightning callback, but a one-shot search trains in "
                 "archsmith's own loop, not a Lightning Trainer; give Lightning callbacks to the evaluator "
-                "(Classification(callbacks=[...]) honours EarlyStopping and refuses the others by name) or write an "
+                "(Classification(callbacks=[...]) honours EarlyStopping and ModelCheckpoint, and refuses the others by "
+                "name) or write an "
                 "archsmith.strategy.oneshot.OneShotCallback"
             )
         raise SpaceError(
@@ -158,7 +160,8 @@ class OneShotStrategy(ABC):
       trains the weights; DARTS' protocol) or ``"val"`` (the validation data);
     - ``top_k``: how many architectures the exported ranking holds;
     - ``callbacks``: ``OneShotCallback``s, called at each epoch's start and end and
-      after each step (with the evaluator's ``EarlyStopping`` rules after them).
+      after each step (then the evaluator's ``EarlyStopping`` and ``ModelCheckpoint``
+      callbacks, as ``MetricEarlyStopping`` and ``SupernetCheckpoint``).
     """
 
     family: ClassVar[str] = "sampling"
@@ -213,8 +216,7 @@ class OneShotStrategy(ABC):
 
     def check_recipe(self, recipe: TrainingRecipe) -> None:
         """Refuse the evaluator's Trainer settings this algorithm cannot honour."""
-        own_clip = getattr(self, "gradient_clip_val", "absent")
-        if recipe.gradient_clip_val is not None and own_clip != "absent":
+        if recipe.gradient_clip_val is not None and hasattr(self, "gradient_clip_val"):  # DARTS, Proxyless
             raise SpaceError(
                 f"{self.name} clips the weights' gradients with its own setting; pass "
                 f"{self.name}(gradient_clip_val={recipe.gradient_clip_val}) instead of the evaluator's "
