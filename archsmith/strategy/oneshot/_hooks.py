@@ -89,9 +89,10 @@ class OneShotCallback:
     Pass instances to the strategy (``RandomOneShot(callbacks=[...])``). Hooks run
     in the order given; ``on_epoch_start`` before an epoch's first step,
     ``on_step_end`` after each training step, ``on_epoch_end`` after the epoch's
-    validation and checkpoint, ``on_search_end`` after the ranking. A callback
-    with state to keep across a resumed run returns it from ``state_dict`` (it is
-    checkpointed with the supernet after every epoch).
+    validation (before its checkpoint and before the epoch is recorded),
+    ``on_search_end`` after the ranking. A callback with state to keep across a
+    resumed run returns it from ``state_dict`` (it is checkpointed with the
+    supernet after every epoch).
     """
 
     def on_search_start(self, state: OneShotState) -> None:
