@@ -440,3 +440,12 @@ def test_every_algorithm_honours_the_evaluators_callbacks(name: str, tmp_path: P
     (path,) = tmp_path.iterdir()
     saved = torch.load(path, weights_only=False)
     strategy.supernet.search_space.validate(saved["architecture"])  # DARTS-like: the most probable one
+
+
+def test_the_state_gives_the_architecture_probabilities_of_algorithms_that_learn_them() -> None:
+    darts, spos = make("darts"), make("randomoneshot")
+    for strategy in (darts, spos):
+        strategy.search(TASK.make(), evaluator(TASK, epochs=1), seed=0)
+    (probabilities,) = OneShotState(darts, 1).probabilities.values()
+    assert len(probabilities) == 3 and sum(probabilities) == pytest.approx(1.0)
+    assert OneShotState(spos, 1).probabilities == {}
