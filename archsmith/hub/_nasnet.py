@@ -22,7 +22,7 @@ import torch
 
 import archsmith.nn as nn
 from archsmith.nn._cell import CellBody
-from archsmith.space import Mutable
+from archsmith.space import Mutable, condition
 
 from ._base import HubError, HubSpace, SearchedModel, register_space
 
@@ -185,11 +185,46 @@ class CellPreprocessor(torch.nn.Module):
         return [self.pre0(pprev), self.pre1(prev)]
 
 
-class CellPostprocessor(torch.nn.Module):
-    """Outputs ``[previous cell, this cell]`` so that cells chain."""
+class CellStates(tuple):  # type: ignore[type-arg]
+    """What a cell passes on: ``(previous cell, this cell)``, and whether this cell is
+    the first of its stage. A one-shot depth mixture weights whole pairs
+    (``weight * states``), collected in a :class:`StateMixture` that the space
+    resolves, since a stage that ends after its first cell passes on its input,
+    which has another shape until it is aligned."""
 
-    def forward(self, this_cell: torch.Tensor, previous_cells: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [previous_cells[-1], this_cell]
+    first: bool
+
+    def __new__(cls, previous: torch.Tensor, this: torch.Tensor, first: bool = False) -> CellStates:
+        states = super().__new__(cls, (previous, this))
+        states.first = first
+        return states
+
+    def __mul__(self, weight: Any) -> StateMixture:  # type: ignore[override]
+        return StateMixture([(weight, self)])
+
+    __rmul__ = __mul__  # type: ignore[assignment]
+
+
+class StateMixture:
+    """Weighted stage outputs (one per candidate depth), summed once aligned."""
+
+    def __init__(self, terms: list[tuple[Any, CellStates]]) -> None:
+        self.terms = terms
+
+    def __add__(self, other: StateMixture) -> StateMixture:
+        return StateMixture(self.terms + other.terms)
+
+
+class CellPostprocessor(torch.nn.Module):
+    """Outputs ``(previous cell, this cell)`` so that cells chain (``first``: the
+    stage's first cell)."""
+
+    def __init__(self, first: bool = False) -> None:
+        super().__init__()
+        self.first = first
+
+    def forward(self, this_cell: torch.Tensor, previous_cells: list[torch.Tensor]) -> CellStates:
+        return CellStates(previous_cells[-1], this_cell, self.first)
 
 
 class NDSCell(torch.nn.Module):
@@ -266,7 +301,7 @@ class _CellBuilder:
             num_predecessors=2,
             merge_op=self.merge_op,
             preprocessor=CellPreprocessor(self.c_pprev, self.c_prev, self.c, self.last_cell_reduce),
-            postprocessor=CellPostprocessor(),
+            postprocessor=CellPostprocessor(first=index == 0),
             label="reduce" if reduction else "normal",
         )
         built: torch.nn.Module = cell if isinstance(cell, nn.Cell) else NDSCell(cell)  # type: ignore[arg-type]
@@ -366,6 +401,9 @@ class NDS(HubSpace):
             last_cell_reduce = False
 
         self.stages = torch.nn.ModuleList()
+        #: per stage that may hold one cell or more (a searched depth): the op that
+        #: brings its input to its output's shape when it holds one (see _aligner)
+        self.aligners = torch.nn.ModuleDict()
         for stage_idx in range(3):
             if stage_idx > 0:
                 c_curr = c_curr * 2
@@ -382,11 +420,21 @@ class NDS(HubSpace):
             )
             stage = nn.Repeat(builder, per_stage[stage_idx], label=f"stage{stage_idx}")
             self.stages.append(stage)
+            aligned = _may_end_after_one_cell(num_cells, stage_idx)
+            if aligned:
+                self.aligners[str(stage_idx)] = _aligner(
+                    per_stage[stage_idx], c_prev, c_curr * num_nodes_per_cell, stage_idx > 0, stage_idx
+                )
             # The widths the next stage reads: its pprev is this stage's second-last
-            # cell, or the previous stage's last when this stage has one cell.
-            c_pprev = builder.c_pprev if len(stage) > 1 else c_prev
+            # cell, or the previous stage's last when this stage has one cell (aligned
+            # to the stage's output where the depth is searched).
+            if len(stage) > 1:
+                c_pprev, last_cell_reduce = builder.c_pprev, builder.last_cell_reduce
+            elif aligned:
+                c_pprev, last_cell_reduce = c_curr * num_nodes_per_cell, False
+            else:
+                c_pprev, last_cell_reduce = c_prev, builder.last_cell_reduce
             c_prev = builder.c_prev
-            last_cell_reduce = builder.last_cell_reduce
 
         if auxiliary_loss:
             # On the first cell of the last stage, whose width is c_curr times its outputs.
@@ -408,11 +456,30 @@ class NDS(HubSpace):
                     if block_idx == 0:
                         logits_aux = self.auxiliary_head(s1)
             else:
-                s0, s1 = stage([s0, s1])
+                s0, s1 = self._stage_output(stage_idx, stage([s0, s1]))
         logits = self.classifier(self.global_pooling(s1).flatten(1))
         if logits_aux is not None:
             return logits, logits_aux
         return logits
+
+    def _stage_output(self, stage_idx: int, out: Any) -> tuple[Any, Any]:
+        """The pair a stage passes on, its ``previous`` aligned where the stage ended
+        after its first cell; a one-shot mixture over depths is summed here."""
+        aligner = self.aligners[str(stage_idx)] if str(stage_idx) in self.aligners else None
+
+        def passed_on(states: CellStates) -> tuple[Any, Any]:
+            if aligner is not None and states.first:
+                return _blocks(aligner)[0](states[0]), states[1]
+            return states[0], states[1]
+
+        if not isinstance(out, StateMixture):
+            return passed_on(out)
+        pprev = prev = None
+        for weight, states in out.terms:
+            a, b = passed_on(states)
+            pprev = weight * a if pprev is None else pprev + weight * a
+            prev = weight * b if prev is None else prev + weight * b
+        return pprev, prev
 
     @classmethod
     def reduced_kwargs_for(cls, input_size: int) -> dict[str, Any]:
@@ -435,8 +502,34 @@ class NDS(HubSpace):
 
 
 def _blocks(stage: torch.nn.Module) -> list[torch.nn.Module]:
-    # A frozen stage is a Sequential; a searching one a Repeat holding its blocks.
-    return list(stage.blocks) if isinstance(stage, nn.Repeat) else list(stage.children())
+    # A frozen stage is a Sequential; a searching one (or its one-shot op) holds blocks.
+    blocks = getattr(stage, "blocks", None)
+    return list(blocks) if isinstance(blocks, torch.nn.ModuleList) else list(stage.children())
+
+
+def _may_end_after_one_cell(num_cells: Any, stage_idx: int) -> bool:
+    """Whether a searched depth gives stage ``stage_idx`` one cell for some values and
+    more for others (its output pair then changes shape with the depth)."""
+    if not isinstance(num_cells, (tuple, list)):
+        return False
+    depths = {(stage_idx + 1) * n // 3 - stage_idx * n // 3 for n in num_cells}
+    return 1 in depths and max(depths) > 1
+
+
+def _aligner(stage_depth: Any, c_in: Any, c_out: Any, reduces: bool, stage_idx: int) -> torch.nn.Module:
+    """The op that brings a stage's input (which a one-cell stage passes on as its
+    ``previous``) to the shape of its cells' outputs, as NNI 3.0's
+    ``NDSStage.first_cell_transformation_factory``: a FactorizedReduce where the stage
+    halves the resolution, else a 1x1 ReLU-conv-BN. A ``Repeat`` of it, one block deep
+    where the stage holds one cell and empty otherwise, so that a frozen model (and the
+    weights a supernet exports for it) holds it only where it runs."""
+
+    def build(index: int) -> torch.nn.Module:
+        return FactorizedReduce(c_in, c_out) if reduces else relu_conv_bn(c_in, c_out, 1, 1, 0)
+
+    is_one: Any = stage_depth < 2  # an expression where the depth is searched
+    depth = condition(is_one, 1, 0) if isinstance(stage_depth, Mutable) else int(is_one)
+    return nn.Repeat(build, depth, label=f"stage{stage_idx}_align")
 
 
 def _first_cell_width(stage: torch.nn.Module, c: Any) -> Any:

@@ -16,7 +16,7 @@ import archsmith
 import archsmith.nn as nn
 from archsmith.hub import DARTS, ENAS, NDS, PNAS, AmoebaNet, HubError, NASNet
 from archsmith.hub._base import load_arch_file
-from archsmith.hub._nasnet import NDSCell
+from archsmith.hub._nasnet import NDSCell, _may_end_after_one_cell
 
 FAMILIES = [NASNet, ENAS, AmoebaNet, PNAS, DARTS]
 
@@ -105,6 +105,79 @@ def test_an_nni_sample_with_list_inputs_loads_unchanged(tmp_path: Path) -> None:
     bad = dict(nni, **{"normal/input_3_0": [7]})
     with pytest.raises(archsmith.SampleError, match=r"'normal/input_3_0': in \[7\]: 7 is out of range"):
         space.validate(bad)
+
+
+def _depth_space() -> NDS:
+    # Depth 3 or 6: one or two cells per stage, so every stage's output pair changes shape.
+    return _space(DARTS, 4, (3, 6))
+
+
+def _one_epoch() -> object:
+    from archsmith.evaluator import Classification
+
+    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.arange(8) % 4), batch_size=8)
+    return Classification(train_dataloaders=loader, val_dataloaders=loader, max_epochs=1)
+
+
+#: Small settings so that one epoch (and ENAS's controller, RandomOneShot's ranking) stays quick.
+ONESHOT_KWARGS: dict[str, dict[str, object]] = {
+    "darts": {"arc_learning_rate": 0.1, "top_k": 2},
+    "gumbeldarts": {"arc_learning_rate": 0.1, "top_k": 2},
+    "enas": {"ctrl_steps": 5, "ctrl_steps_aggregate": 5, "hidden_size": 16, "ranking_samples": 3},
+    "randomoneshot": {"search_budget": 4},
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONESHOT_KWARGS))
+def test_a_num_cells_choice_trains_in_one_shot(name: str) -> None:
+    from archsmith.strategy.oneshot import ONESHOT_STRATEGIES
+
+    # Depth 3 or 4: the last stage holds one or two cells (a small supernet, to stay fast;
+    # the sampling test below covers a depth choice in every stage).
+    space = DARTS(width=4, num_cells=(3, 4), num_labels=4)
+    strategy = ONESHOT_STRATEGIES[name](**ONESHOT_KWARGS[name])
+    ranking = strategy.search(space, _one_epoch(), seed=0)
+    assert ranking and ranking[0][0]["depth"] in (3, 4)
+    # Both depths' subnets take the supernet's weights (the same keys as their frozen models).
+    for depth in (3, 4):
+        sample = dict(ranking[0][0], depth=depth)
+        model = space.freeze(sample, weights_from=strategy.supernet).eval()
+        with torch.no_grad():
+            assert model(torch.randn(2, 3, 8, 8)).shape == (2, 4)
+
+
+def test_a_sampling_supernet_with_a_depth_choice_computes_the_frozen_subnet() -> None:
+    from archsmith.strategy.oneshot import Supernet
+
+    torch.manual_seed(0)
+    space = _depth_space()
+    supernet = Supernet(space, "sampling")
+    x = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    supernet.eval()
+    for seed, depth in ((0, 3), (1, 6)):
+        sample = dict(space.random(seed=seed), depth=depth)
+        supernet.set_sample(sample)
+        frozen = space.freeze(sample, weights_from=supernet).eval()
+        with torch.no_grad():
+            assert torch.allclose(supernet(x), frozen(x), atol=1e-5)
+
+
+def test_a_one_cell_stage_passes_on_its_input_aligned() -> None:
+    # Where a searched depth may leave one cell in a stage, that stage passes on its
+    # input through an aligning op (only in models where it holds one cell); a fixed
+    # depth has none, so the published networks are unchanged.
+    space = _depth_space()
+    assert sorted(space.aligners) == ["0", "1", "2"]
+    short, deep = (space.freeze(dict(space.random(seed=0), depth=d)) for d in (3, 6))
+    assert [len(short.aligners[k]) for k in "012"] == [1, 1, 1]
+    assert [len(deep.aligners[k]) for k in "012"] == [0, 0, 0]
+    assert type(short.aligners["1"][0]).__name__ == "FactorizedReduce"  # stages 2 and 3 halve the resolution
+    assert not any(k.startswith("aligners") for k in deep.state_dict())
+    assert len(_space(DARTS).aligners) == 0
+    # (9, 12): stages of 3 or 4 cells never hold one, so nothing to align; (3, 4): only the last stage.
+    assert not any(_may_end_after_one_cell((9, 12), stage) for stage in range(3))
+    assert [_may_end_after_one_cell((3, 4), stage) for stage in range(3)] == [False, False, True]
 
 
 def test_bad_arguments_are_named() -> None:
