@@ -179,11 +179,18 @@ class GumbelDARTS(DARTS):
     def configure(self) -> None:
         super().configure()
         self.supernet.decisions.weight_function = self._weights
+        # One draw per label per forward: the ops sharing a label see one sample, and
+        # a layer reading a label several times pays for one draw.
+        self._drawn: dict[str, torch.Tensor] = {}
+        self.supernet.register_forward_pre_hook(lambda module, args: self._drawn.clear())
 
     def _weights(self, label: str, alpha: torch.Tensor) -> torch.Tensor:
         if not self.supernet.training:
             return torch.softmax(alpha, dim=-1)
-        return torch.nn.functional.gumbel_softmax(alpha, tau=self.tau, hard=False)
+        drawn = self._drawn.get(label)
+        if drawn is None:
+            drawn = self._drawn[label] = torch.nn.functional.gumbel_softmax(alpha, tau=self.tau, hard=False)
+        return drawn
 
     def on_epoch_start(self, epoch: int, max_epochs: int) -> None:
         super().on_epoch_start(epoch, max_epochs)

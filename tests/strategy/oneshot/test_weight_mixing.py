@@ -250,3 +250,16 @@ def test_darts_trains_in_each_form(algorithm: type[DARTS], mixing: str) -> None:
 def test_an_unknown_mixing_form_is_refused(algorithm: type[DARTS]) -> None:
     with pytest.raises(SpaceError, match=r"mixing must be 'weights' .* or 'outputs' .*got 'both'"):
         algorithm(mixing="both")
+
+
+def test_gumbel_draws_once_per_label_per_forward() -> None:
+    strategy = GumbelDARTS(arc_learning_rate=0.1)
+    strategy.search(WidthNet(), digits_evaluator(1), seed=0)
+    supernet, decisions = strategy.supernet.train(), strategy.supernet.decisions
+    draws = []
+    for _ in range(2):
+        supernet(torch.randn(2, 1, 4, 4))
+        # conv, bn and conv2 all read "w": within one forward they saw this one draw
+        assert decisions.weights("w") is decisions.weights("w")
+        draws.append(decisions.weights("w").detach())
+    assert not torch.equal(draws[0], draws[1])  # a new forward draws anew
