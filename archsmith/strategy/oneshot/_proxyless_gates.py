@@ -126,11 +126,54 @@ def gated(gate: torch.Tensor, active: Any, other: Any) -> Any:
     )
 
 
-def add_gated(total: torch.Tensor, gate: torch.Tensor, active: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-    """``total + (gate[0] - 1) * active + gate[1] * other``: adds nothing to the value
-    (``gate`` is ``[1, 0]``), and the binary-gate gradient of one label to ``gate``."""
-    g = gate.to(active.dtype)
-    return total + (g[0] - 1) * active + g[1] * fit(other, active.shape)
+class _GatedSum(torch.autograd.Function):
+    """Value: a copy of ``main`` (so that in-place ops downstream leave the saved
+    tensors alone). Gradient: ``grad`` to ``main``, and to row ``l`` of ``gates``
+    ``[grad . main, grad . others[l]]``, each other output seen at ``main``'s shape
+    (cut, or zero-padded: the padding adds nothing to the dot product)."""
+
+    @staticmethod
+    def forward(ctx: Any, main: torch.Tensor, gates: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(main, *others)
+        return main.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        main, *others = ctx.saved_tensors
+        on_main = (grad * main).sum()
+        rows = [torch.stack([on_main, _overlap_dot(grad, other)]) for other in others]
+        return grad, torch.stack(rows), *([None] * len(others))
+
+
+def _overlap_dot(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    common = tuple(slice(0, min(x, y)) for x, y in zip(a.shape, b.shape))
+    return (a[common] * b[common]).sum()
+
+
+def _cut(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+    """``x`` cut to at most ``shape`` in each dimension, in memory of its own."""
+    if x.dim() != len(shape):
+        raise ValueError(
+            f"cannot mix the two paths of a gated choice: outputs of shapes {tuple(x.shape)} and {tuple(shape)} "
+            "differ in their number of dimensions"
+        )
+    if all(have <= want for have, want in zip(x.shape, shape)):
+        return x
+    return x[tuple(slice(0, want) for want in shape)].contiguous()  # the wider rest is freed
+
+
+def gated_sum(main: torch.Tensor, gates: list[torch.Tensor], others: list[torch.Tensor]) -> torch.Tensor:
+    """``main + sum_l (gates[l][0] - 1) * main + gates[l][1] * fit(others[l], main.shape)``:
+    the value of ``main`` (every gate is ``[1, 0]``), and the binary-gate gradient of
+    each label to its gate; keeps only ``main`` and the other outputs (cut to
+    ``main``'s shape where wider) for the backward pass."""
+    if not gates:
+        return main
+    stacked = torch.stack(gates)
+    if not torch.is_grad_enabled() or not (stacked.requires_grad or main.requires_grad):
+        return main
+    others = [_cut(other.detach(), main.shape) for other in others]
+    return _GatedSum.apply(main, stacked.to(main.dtype), *others)  # type: ignore[no-any-return]
 
 
 def fit(x: torch.Tensor, shape: torch.Size | tuple[int, ...]) -> torch.Tensor:

@@ -21,7 +21,7 @@ from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.space import Categorical, leaves_of
 
-from ._proxyless_gates import add_gated, fit, gated, gates_of
+from ._proxyless_gates import fit, gated, gated_sum, gates_of
 from ._sampling import CellFactory, ChoiceOp, InputOp, LayerOp, RepeatOp
 from ._supernet import register_mixed_op
 
@@ -185,13 +185,14 @@ class GatedLayer(LayerOp):
         out = self.layer.sliced_forward(*inputs, **kwargs, **self.configuration(active))
         if gates.active_only:
             return out
-        main = mixed = _main(out)
+        main, gate_list, rests = _main(out), [], []
         for label, (_, other) in paths.items():
             if other is None:
                 continue
             with gates.second_path():
-                rest = _main(self.run_other(self.configuration({**active, label: other}), inputs, kwargs))
-            mixed = add_gated(mixed, gates.gate(label), main, rest)
+                rests.append(_main(self.run_other(self.configuration({**active, label: other}), inputs, kwargs)))
+            gate_list.append(gates.gate(label))
+        mixed = gated_sum(main, gate_list, rests)
         return (mixed, *out[1:]) if isinstance(out, tuple) else mixed
 
 
@@ -244,4 +245,4 @@ class GatedRepeat(RepeatOp):
             out = self.run(x, 0, depth)
             with gates.second_path():
                 rest = self.run(out, depth, other_depth)
-        return add_gated(out, gates.gate(label), out, rest)
+        return gated_sum(out, [gates.gate(label)], [rest])
