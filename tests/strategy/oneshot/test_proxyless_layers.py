@@ -327,3 +327,54 @@ def test_expected_cost_is_the_expectation_over_the_frozen_subnets(cost: str) -> 
     assert float(got.detach()) * worst == pytest.approx(expected, rel=1e-5)
     got.backward()
     assert all(supernet.decisions.alpha(label).grad is not None for label in labels)
+
+
+# Memory ---------------------------------------------------------------------------------------------
+class WideMLP(nn.ModelSpace):
+    """Four linear layers; the middle two read both width labels."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        w, h = nn.choice("w", [64, 128, 256]), nn.choice("h", [64, 128, 256])
+        self.fc1, self.fc2, self.fc3, self.fc4 = nn.Linear(128, w), nn.Linear(w, h), nn.Linear(h, w), nn.Linear(w, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for fc in (self.fc1, self.fc2, self.fc3):
+            x = torch.relu(fc(x))
+        return self.fc4(x)
+
+
+def test_peak_memory_of_a_step_against_the_widest_single_path() -> None:
+    from .test_proxyless import peak_bytes
+
+    space = WideMLP()
+    x = torch.randn(512, 128, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 10, (512,), generator=torch.Generator().manual_seed(1))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=512)
+    evaluator = Classification(train_dataloaders=loader, val_dataloaders=loader, max_epochs=1)
+    strategy = Proxyless()
+    strategy.recipe = recipe_of(evaluator, strategy.name)
+    torch.manual_seed(0)
+    strategy.rng = random.Random(0)
+    strategy.supernet = Supernet(space, strategy.family, strategy.name)
+    strategy.configure()
+    model = space.freeze({"w": 256, "h": 256})
+    optimizer = torch.optim.Adam(model.parameters())
+
+    def single() -> None:
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    for step in (single, lambda: strategy.training_step((x, y), (x, y))):
+        step()  # optimizer state and gradients exist before measuring
+    single_peak = peak_bytes(single)
+    arch_peak = max(peak_bytes(lambda: strategy.architecture_step((x, y))) for _ in range(4))
+    weight_peak = max(peak_bytes(lambda: strategy.weight_step((x, y))) for _ in range(4))
+    print(
+        f"\npeak memory (MiB): widest single path {single_peak / 2**20:.2f}, Proxyless architecture step "
+        f"{arch_peak / 2**20:.2f} ({arch_peak / single_peak:.2f}x), weight step {weight_peak / 2**20:.2f} "
+        f"({weight_peak / single_peak:.2f}x)"
+    )
+    assert weight_peak <= 1.1 * single_peak
+    assert arch_peak <= 2.5 * single_peak
