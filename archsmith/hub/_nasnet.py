@@ -333,6 +333,10 @@ class NDS(HubSpace):
     ``num_labels`` (not in NNI): the classifier's outputs, 10 (cifar) or 1000 by
     default. ``merge_op``: a cell outputs all its nodes (``all``) or the ones no node reads
     (``loose_end``).
+
+    Where a ``num_cells`` choice lets a stage hold one cell or more, the stage's input,
+    which a one-cell stage passes on, is brought to its cells' output shape
+    (``aligners``), so that one-shot supernets can mix or sample the depths.
     """
 
     def __init__(

@@ -115,8 +115,8 @@ def _depth_space() -> NDS:
 def _one_epoch() -> object:
     from archsmith.evaluator import Classification
 
-    x = torch.randn(8, 3, 8, 8, generator=torch.Generator().manual_seed(0))
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.arange(8) % 4), batch_size=8)
+    x = torch.randn(4, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, torch.arange(4)), batch_size=4)
     return Classification(train_dataloaders=loader, val_dataloaders=loader, max_epochs=1)
 
 
