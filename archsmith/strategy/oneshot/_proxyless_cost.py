@@ -33,18 +33,22 @@ from ._supernet import Decisions
 #: ``"params"``, ``"flops"`` or ``cost(module) -> float``.
 Cost = Union[str, Callable[[torch.nn.Module], float]]
 
+#: Labels and a 0/1 mask over their options' combinations.
+Condition = tuple[tuple[str, ...], torch.Tensor]
+
 
 @dataclass
 class CostTerm:
     """A part of the cost: ``costs[i_1, ..., i_n]`` when each of ``labels`` takes its
-    option ``i_k``, counted when each label of ``conditions`` takes one of the
-    listed options. ``owner`` and ``part`` say where it is measured (``part``: the
-    candidate or block index, ``None`` for a layer)."""
+    option ``i_k``, counted where every condition holds: a condition is a tuple of
+    labels and a 0/1 mask over their options (the part is used where the mask is 1).
+    ``owner`` and ``part`` say where it is measured (``part``: the candidate or
+    block index, ``None`` for a layer)."""
 
     owner: torch.nn.Module
     part: int | None
     labels: list[str]
-    conditions: dict[str, list[int]]
+    conditions: list[Condition]
     costs: torch.Tensor | None = field(default=None)
 
 
@@ -81,12 +85,6 @@ def _without_units(module: torch.nn.Module) -> Iterator[torch.nn.Module]:
             parent._modules[name] = op
 
 
-def _narrowed(conditions: dict[str, list[int]], label: str, allowed: list[int]) -> dict[str, list[int]]:
-    if label in conditions:
-        allowed = [i for i in conditions[label] if i in allowed]
-    return {**conditions, label: allowed}
-
-
 def _parameter_count(module: torch.nn.Module) -> float:
     return float(sum(p.numel() for p in module.parameters()))
 
@@ -104,7 +102,7 @@ class ExpectedCost:
     def __init__(self, model: torch.nn.Module, decisions: Decisions, cost: Cost) -> None:
         self.decisions, self.cost = decisions, cost
         self.terms: list[CostTerm] = []
-        self._collect(model, {})
+        self._collect(model, [])
         self._measuring = False
         if cost == "flops":
             for owner in dict.fromkeys(term.owner for term in self.terms):
@@ -114,20 +112,24 @@ class ExpectedCost:
                 term.costs = self._static(term)
 
     # The terms ---------------------------------------------------------------------------
-    def _collect(self, module: torch.nn.Module, conditions: dict[str, list[int]]) -> None:
+    def _collect(self, module: torch.nn.Module, conditions: list[Condition]) -> None:
         if isinstance(module, GatedLayerChoice):
             for j, candidate in enumerate(module.candidates):
-                inner = _narrowed(conditions, module.label, [j])
+                mask = torch.zeros(len(module.candidates), dtype=torch.float64)
+                mask[j] = 1
+                inner = [*conditions, ((module.label,), mask)]
                 self.terms.append(CostTerm(module, j, [], inner))
                 self._collect(candidate, inner)
         elif isinstance(module, GatedLayer):
             self.terms.append(CostTerm(module, None, module.labels(), conditions))
         elif isinstance(module, GatedRepeat) and module.labels():
-            (label,) = module.labels()
-            n = len(self.decisions.options(label))
+            labels = tuple(module.labels())
+            combinations = self._combinations(list(labels))
+            shape = [len(self.decisions.options(label)) for label in labels]
             for i, block in enumerate(module.blocks):
-                used = [k for k in range(n) if module.depth_at(label, k) > i]
-                inner = conditions if len(used) == n else _narrowed(conditions, label, used)
+                used = [float(module.depth_at(dict(zip(labels, c))) > i) for c in combinations]
+                mask = torch.tensor(used, dtype=torch.float64).reshape(shape)
+                inner = conditions if bool(mask.all()) else [*conditions, (labels, mask)]
                 if inner:  # not a part every architecture has
                     self.terms.append(CostTerm(module, i, [], inner))
                 self._collect(block, inner)
@@ -141,8 +143,8 @@ class ExpectedCost:
         parts = owner.candidates if isinstance(owner, GatedLayerChoice) else owner.blocks
         return parts[term.part]
 
-    def _combinations(self, term: CostTerm) -> list[tuple[int, ...]]:
-        return list(itertools.product(*(range(len(self.decisions.options(label))) for label in term.labels)))
+    def _combinations(self, labels: list[str]) -> list[tuple[int, ...]]:
+        return list(itertools.product(*(range(len(self.decisions.options(label))) for label in labels)))
 
     def _shaped(self, term: CostTerm, values: list[float]) -> torch.Tensor:
         shape = [len(self.decisions.options(label)) for label in term.labels]
@@ -154,7 +156,7 @@ class ExpectedCost:
             layer = term.owner
             values = []
             names = {name for name, _ in layer.layer.named_parameters()}
-            for combination in self._combinations(term):
+            for combination in self._combinations(term.labels):
                 arguments = layer.configuration(dict(zip(term.labels, combination)))
                 if self.cost == "params":
                     state = layer.layer.sliced_state(arguments)
@@ -193,7 +195,7 @@ class ExpectedCost:
         if isinstance(owner, GatedLayer):
             (term,) = terms
             values = []
-            for combination in self._combinations(term):
+            for combination in self._combinations(term.labels):
                 arguments = owner.configuration(dict(zip(term.labels, combination)))
                 inputs, kw = fitted_inputs(owner.layer.torch_class, arguments, args, kwargs)
                 flops, _ = _own_flops(owner.layer, lambda: owner.layer.sliced_forward(*inputs, **kw, **arguments))  # noqa: B023 - run at once
@@ -228,19 +230,19 @@ class ExpectedCost:
         for term in self.terms:
             if term.costs is None:
                 continue
-            value: Any = 1.0
-            for label, allowed in term.conditions.items():
-                if label not in term.labels:
-                    value = value * p(label)[allowed].sum()
-            costs = term.costs.to(p(term.labels[0]) if term.labels else p(next(iter(term.conditions))))
-            for label in term.labels:  # contract each label's (allowed) probabilities with the costs
-                weights = p(label)
-                if label in term.conditions:
-                    mask = torch.zeros_like(weights)
-                    mask[term.conditions[label]] = 1
-                    weights = weights * mask
-                costs = torch.tensordot(weights, costs, dims=([0], [0]))
-            parts.append(value * costs)
+            # sum over the combinations of every label involved of
+            # costs * conditions' masks * each label's probability (einsum, a letter per label)
+            involved = list(
+                dict.fromkeys([*term.labels, *(label for labels, _ in term.conditions for label in labels)])
+            )
+            letter = {label: chr(ord("a") + k) for k, label in enumerate(involved)}
+            reference = p(involved[0])
+            operands = [term.costs.to(reference)] + [mask.to(reference) for _, mask in term.conditions]
+            operands += [p(label) for label in involved]
+            spec = ["".join(letter[label] for label in term.labels)]
+            spec += ["".join(letter[label] for label in labels) for labels, _ in term.conditions]
+            spec += [letter[label] for label in involved]
+            parts.append(torch.einsum(",".join(spec) + "->", *operands))
             worst += float(term.costs.max())
         if not parts or worst <= 0:
             return None

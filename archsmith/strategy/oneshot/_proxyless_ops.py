@@ -199,25 +199,28 @@ class GatedLayer(LayerOp):
 # Depth choices ---------------------------------------------------------------------------------
 @register_mixed_op(FAMILY, Repeat)
 class GatedRepeat(RepeatOp):
-    """A ``Repeat``: a fixed depth runs every block; a depth choice has a binary
-    gate over two depths. The blocks run up to the deeper one; the output after
-    the active depth is the value, the output after the other one (blocks beyond
-    the active depth run without autograd) enters the gate's gradient."""
+    """A ``Repeat``: a fixed depth runs every block; a depth choice (or an
+    expression over choices) has a binary gate per label it reads.
+
+    The blocks run up to the deepest depth needed: the active one (every label at
+    its active option, the value) and, per label with a second option, the depth
+    with that label at it (the others active), whose output enters the label's
+    gradient. Blocks beyond the active depth run without autograd."""
 
     @classmethod
     def unsupported_reason(cls, primitive: Repeat) -> str | None:
-        labels = {leaf.label for leaf in leaves_of(primitive.depth_choice)}
-        if len(labels) > 1:
-            return f"its depth {primitive.depth_choice!r} reads {len(labels)} choices; a binary gate follows one"
+        for leaf in leaves_of(primitive.depth_choice):
+            if not isinstance(leaf, Categorical):
+                return f"{leaf.label!r} is a {type(leaf).__name__}; binary gates choose among a categorical choice's values"
         return None
 
     def create_parameters(self) -> None:
         for label in self.labels():
             self.decisions.alpha(label)
 
-    def depth_at(self, label: str, index: int) -> int:
-        """The depth when ``label`` takes its option of index ``index``."""
-        return self.depth({label: self.decisions.options(label)[index]})
+    def depth_at(self, indices: Mapping[str, int]) -> int:
+        """The depth with each label at the option of index ``indices[label]``."""
+        return self.depth({label: self.decisions.options(label)[i] for label, i in indices.items()})
 
     def run(self, x: Any, start: int, stop: int) -> Any:
         for block in self.blocks[start:stop]:
@@ -228,21 +231,25 @@ class GatedRepeat(RepeatOp):
         labels = self.labels()
         if not labels:
             return self.run(x, 0, len(self.blocks))
-        (label,) = labels
         gates = gates_of(self.decisions)
         if not self.training:
-            return self.run(x, 0, self.depth_at(label, gates.most_probable(label)))
-        active, other = gates.path(label)
-        depth = self.depth_at(label, active)
-        if other is None or gates.active_only:
+            return self.run(x, 0, self.depth_at({label: gates.most_probable(label) for label in labels}))
+        paths = {label: gates.path(label) for label in labels}
+        active = {label: path[0] for label, path in paths.items()}
+        depth = self.depth_at(active)
+        others = {
+            label: self.depth_at({**active, label: other}) for label, (_, other) in paths.items() if other is not None
+        }
+        if not others or gates.active_only:
             return self.run(x, 0, depth)
-        other_depth = self.depth_at(label, other)
-        if other_depth <= depth:  # the other depth's output is on the active path
-            rest = self.run(x, 0, other_depth)
-            out = self.run(rest, other_depth, depth)
-            rest = rest.detach()
-        else:
-            out = self.run(x, 0, depth)
-            with gates.second_path():
-                rest = self.run(out, depth, other_depth)
-        return gated_sum(out, [gates.gate(label)], [rest])
+        outputs, position = {}, 0
+        for stop in sorted({d for d in others.values() if d < depth}):  # on the active path
+            x = outputs[stop] = self.run(x, position, stop)
+            position = stop
+        out = outputs[depth] = self.run(x, position, depth)
+        with gates.second_path():
+            x, position = out, depth
+            for stop in sorted({d for d in others.values() if d > depth}):
+                x = outputs[stop] = self.run(x, position, stop)
+                position = stop
+        return gated_sum(out, [gates.gate(label) for label in others], [outputs[d] for d in others.values()])

@@ -253,8 +253,9 @@ def test_hub_spaces_with_width_and_depth_choices_train(name: str) -> None:
 # The expected cost -------------------------------------------------------------------------------
 class CostNet(nn.ModelSpace):
     """Width ``w`` everywhere; a candidate holding a width-``h`` layer; a depth
-    choice over blocks holding a fixed layer. Every parameter is decided by the
-    architecture, so the expected cost is that of the frozen subnets."""
+    choice over blocks holding a ``Repeat`` of fixed layers whose depth reads two
+    choices. Every parameter is decided by the architecture, so the expected cost
+    is that of the frozen subnets."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -268,8 +269,11 @@ class CostNet(nn.ModelSpace):
             },
             label="op",
         )
+        inner = nn.ValueChoice([0, 1], label="a") + nn.ValueChoice([0, 1], label="b")  # a depth over two choices
         self.body = nn.Repeat(
-            lambda i: torch.nn.Sequential(nn.Linear(w, 5), torch.nn.Linear(5, 5, bias=False), nn.Linear(5, w)),
+            lambda i: torch.nn.Sequential(
+                nn.Linear(w, 5), nn.Repeat(torch.nn.Linear(5, 5, bias=False), inner, label=f"inner{i}"), nn.Linear(5, w)
+            ),
             depth=(0, 2),
             label="d",
         )

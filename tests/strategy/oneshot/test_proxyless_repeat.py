@@ -173,3 +173,43 @@ def assert_supernet_computes(supernet: Supernet, sample: dict[str, Any], model: 
     supernet.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(x), supernet(x))
+
+
+class JointDepth(nn.ModelSpace):
+    """A depth that reads two choices: ``a + b`` blocks (0 to 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        depth = nn.ValueChoice([0, 1, 2], label="a") + nn.ValueChoice([0, 1], label="b")
+        self.body = nn.Repeat(lambda i: torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Tanh()), depth, label="r")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+
+def test_a_depth_over_two_choices_has_a_gate_per_choice() -> None:
+    torch.manual_seed(4)
+    supernet = Supernet(JointDepth(), "proxyless").train()
+    op, gates = gated(supernet), gates_of(supernet.decisions)
+    alphas = {label: supernet.decisions.alpha(label) for label in ("a", "b")}
+    x, w = torch.randn(3, 4), torch.randn(3, 4)
+    with torch.no_grad():
+        prefixes = prefix_outputs(op, x)  # index = depth
+    for _ in range(8):
+        gates.resample()
+        (aa, ab), (ba, bb) = gates.paths["a"], gates.paths["b"]
+        assert ab is not None and bb is not None
+        for alpha in alphas.values():
+            alpha.grad = None
+        y = op(x)
+        assert torch.equal(y, prefixes[aa + ba])  # a's values are 0, 1, 2 and b's 0, 1: index = value
+        (y * w).sum().backward()
+        by_a = [prefixes[a + ba] for a in range(3)]
+        by_b = [prefixes[aa + b] for b in range(2)]
+        torch.testing.assert_close(alphas["a"].grad, estimator(alphas["a"], aa, ab, by_a, w))
+        torch.testing.assert_close(alphas["b"].grad, estimator(alphas["b"], ba, bb, by_b, w))
+    space, search = JointDepth(), Proxyless(arc_learning_rate=0.1)
+    best = search.search(space, one_epoch(), seed=0)[0][0]
+    model = space.freeze(best, weights_from=search.supernet).eval()
+    assert len(model.body) == best["a"] + best["b"]
+    assert_supernet_computes(search.supernet, best, model, x)
