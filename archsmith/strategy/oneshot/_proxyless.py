@@ -21,8 +21,8 @@ supernet). The family gates (``_proxyless_ops``) ``LayerChoice``,
 ``InputChoice`` with ``n_chosen=1``, ``Cell`` made of them (but for
 ``merge_op='loose_end'`` and per-input ops), choices in the arguments of the
 sliced layers (one gate per label; the other value's output is cut or
-zero-padded to the active one's width) and ``Repeat`` depths (a gate over two
-depths). Every other primitive is named by ``check_supported`` before any
+zero-padded to the active one's width) and ``Repeat`` depths (a gate per choice
+the depth reads, over two depths each). Every other primitive is named by ``check_supported`` before any
 training, with the algorithms that support it.
 """
 

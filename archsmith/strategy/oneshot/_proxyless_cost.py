@@ -7,13 +7,14 @@ depends on the architecture:
 - each ``LayerChoice`` candidate (counted when its option is chosen);
 - each layer with choices in its arguments (its cost at each combination of its
   labels' values: ``sum over values of p(value) * cost at that value``);
-- each block of a ``Repeat`` that a depth choice may drop (counted when the depth
-  exceeds its index).
+- each block of a ``Repeat`` that a depth choice may drop (counted when the depth,
+  which may read several choices, exceeds its index).
 
 A term inside a candidate or a droppable block is counted under that condition
 too, and a candidate's or block's own cost leaves out the terms nested in it, so
 no part is counted twice. Labels are independent under the softmax, so the
-expectation of a term is a product of its labels' probabilities.
+expectation of a term is its costs and conditions summed against the product of
+its labels' probabilities (one ``einsum``).
 """
 
 from __future__ import annotations
