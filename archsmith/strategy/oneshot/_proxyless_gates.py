@@ -162,13 +162,21 @@ def _cut(x: torch.Tensor, shape: torch.Size) -> torch.Tensor:
     return x[tuple(slice(0, want) for want in shape)].contiguous()  # the wider rest is freed
 
 
-def gated_sum(main: torch.Tensor, gates: list[torch.Tensor], others: list[torch.Tensor]) -> torch.Tensor:
+def gated_sum(main: Any, gates: list[torch.Tensor], others: list[Any]) -> Any:
     """``main + sum_l (gates[l][0] - 1) * main + gates[l][1] * fit(others[l], main.shape)``:
     the value of ``main`` (every gate is ``[1, 0]``), and the binary-gate gradient of
     each label to its gate; keeps only ``main`` and the other outputs (cut to
-    ``main``'s shape where wider) for the backward pass."""
+    ``main``'s shape where wider) for the backward pass. Tuples and lists of
+    tensors are gated element by element (their dot products add up)."""
     if not gates:
         return main
+    if type(main) in (tuple, list) and all(type(o) is type(main) and len(o) == len(main) for o in others):
+        return type(main)(gated_sum(m, gates, [o[k] for o in others]) for k, m in enumerate(main))
+    if not isinstance(main, torch.Tensor) or not all(isinstance(o, torch.Tensor) for o in others):
+        raise TypeError(
+            "a gated choice mixes tensors (or plain tuples/lists of them); its options returned "
+            f"{type(main).__name__} and {', '.join(type(o).__name__ for o in others)}"
+        )
     stacked = torch.stack(gates)
     if not torch.is_grad_enabled() or not (stacked.requires_grad or main.requires_grad):
         return main

@@ -213,3 +213,47 @@ def test_a_depth_over_two_choices_has_a_gate_per_choice() -> None:
     model = space.freeze(best, weights_from=search.supernet).eval()
     assert len(model.body) == best["a"] + best["b"]
     assert_supernet_computes(search.supernet, best, model, x)
+
+
+class PairBlock(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+
+    def forward(self, pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = pair
+        return torch.tanh(self.lin(a)), a + b
+
+
+class Pairs(nn.ModelSpace):
+    """Blocks that pass a pair of tensors on (as a cell passes its two states)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Repeat(PairBlock(), depth=(1, 3), label="depth")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = self.body((x, x))
+        return a + b
+
+
+def test_blocks_passing_tuples_are_gated_element_by_element() -> None:
+    torch.manual_seed(5)
+    supernet = Supernet(Pairs(), "proxyless").train()
+    op, gates = gated(supernet), gates_of(supernet.decisions)
+    alpha = supernet.decisions.alpha("depth")
+    x, w = torch.randn(3, 4), torch.randn(3, 4)
+    for _ in range(4):
+        gates.resample()
+        active, other = gates.paths["depth"]
+        assert other is not None
+        alpha.grad = None
+        a, b = op((x, x))
+        with torch.no_grad():
+            outputs = [(x, x)]
+            for block in op.blocks:
+                outputs.append(block(outputs[-1]))
+        assert torch.equal(a, outputs[active + 1][0]) and torch.equal(b, outputs[active + 1][1])
+        ((a + b) * w).sum().backward()
+        summed = [sum(pair) for pair in outputs[1:]]  # dL/da = dL/db = w: the dot products add up
+        torch.testing.assert_close(alpha.grad, estimator(alpha, active, other, summed, w))
