@@ -128,7 +128,20 @@ class SlicedLayer(torch.nn.Module):
         return evaluate(self.init_arguments, sample)
 
     def forward(self, *inputs: Any, **kwargs: Any) -> Any:
-        return self.sliced_forward(*inputs, **kwargs, **self.arguments(self.decisions))
+        return self.sliced_forward(*inputs, **kwargs, **self._current_arguments())
+
+    def _current_arguments(self) -> dict[str, Any]:
+        """``arguments(decisions)``, remembered per combination of this layer's values:
+        evaluating the expressions on every forward is much of a small layer's cost."""
+        key = tuple(self.decisions.get(leaf.label) for leaf in self.leaves)
+        cache: dict[Any, dict[str, Any]] = self.__dict__.setdefault("_arguments_cache", {})
+        try:
+            found = cache.get(key)
+        except TypeError:  # an unhashable value: evaluate every time
+            return self.arguments(self.decisions)
+        if found is None:
+            found = cache[key] = self.arguments(self.decisions)
+        return found
 
     def export_layer(self, arguments_or_sample: Mapping[str, Any]) -> torch.nn.Module:
         """A plain torch layer for one configuration, holding a copy of its slices.
