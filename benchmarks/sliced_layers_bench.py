@@ -3,7 +3,10 @@
 Prints, for a few configurations of a supernet convolution (in/out channels and kernel
 size are choices), the median forward+backward time of the sliced layer and of the
 plain torch layer with the same weights, measured interleaved so that machine noise
-hits both alike, and their ratio (target for a whole supernet: <= 1.15x).
+hits both alike, and their ratio (target for a whole supernet: <= 1.15x). Then, for the
+differentiable family, the same layer mixing all 27 configurations: once on the mixed
+weights (``mixed_forward``, DARTS' default) against once per configuration with the
+outputs mixed, and against one plain run of the largest configuration.
 
 Run: ``.venv/bin/python benchmarks/sliced_layers_bench.py [--runs 50] [--threads 1] [--device cuda]``.
 """
@@ -11,6 +14,7 @@ Run: ``.venv/bin/python benchmarks/sliced_layers_bench.py [--runs 50] [--threads
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 from collections.abc import Callable
@@ -81,6 +85,55 @@ def main() -> None:
                 f"{label:<34} {f'{batch}x{size}x{size}':>12} {sliced_s * 1e3:>10.3f} {plain_s * 1e3:>10.3f} "
                 f"{sliced_s / plain_s:>6.2f}x"
             )
+    mixing_forms(sliced, device, args.runs)
+
+
+def mixing_forms(sliced: torch.nn.Module, device: torch.device, runs: int) -> None:
+    """Weight mixing vs output mixing of every configuration of ``sliced``."""
+    leaves = sliced.leaves  # type: ignore[attr-defined]
+    combos = [
+        sliced.arguments(dict(zip([leaf.label for leaf in leaves], values)))  # type: ignore[operator]
+        for values in itertools.product(*(leaf.values for leaf in leaves))
+    ]
+    logits = torch.zeros(len(combos), device=device, requires_grad=True)
+    x = torch.randn(4, max(c["in_channels"] for c in combos), 8, 8, device=device)
+
+    def mixed() -> torch.Tensor:
+        return sliced.mixed_forward(x, combinations=combos, weights=torch.softmax(logits, 0))  # type: ignore[operator]
+
+    def outputs() -> torch.Tensor:
+        weights, total = torch.softmax(logits, 0), None
+        for w, c in zip(weights, combos):
+            out = sliced.sliced_forward(x[:, : c["in_channels"]], **c)  # type: ignore[operator]
+            out = torch.nn.functional.pad(out, (0, 0, 0, 0, 0, x.shape[1] - out.shape[1])) * w
+            total = out if total is None else total + out
+        assert total is not None
+        return total
+
+    largest = {leaf.label: leaf.values[-1] for leaf in leaves}
+    sliced.bind(dict(largest))  # type: ignore[operator]
+    plain = sliced.export_layer(largest)  # type: ignore[operator]
+
+    def timed(fn: Callable[[], torch.Tensor]) -> Callable[[], float]:
+        def run() -> float:
+            logits.grad = None
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            start = time.perf_counter()
+            fn().sum().backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            return time.perf_counter() - start
+
+        return run
+
+    weights_s, outputs_s = compare(timed(mixed), timed(outputs), runs)
+    plain_s = compare(timed(lambda: plain(x)), timed(lambda: plain(x)), runs)[0]
+    print(
+        f"\nmixing all {len(combos)} configurations (batch 4x8x8, forward+backward): weights {weights_s * 1e3:.3f} ms, "
+        f"outputs {outputs_s * 1e3:.3f} ms ({outputs_s / weights_s:.1f}x slower), the largest plain layer alone "
+        f"{plain_s * 1e3:.3f} ms (weights form {weights_s / plain_s:.2f}x it)"
+    )
 
 
 if __name__ == "__main__":
