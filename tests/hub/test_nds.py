@@ -133,14 +133,14 @@ ONESHOT_KWARGS: dict[str, dict[str, object]] = {
 def test_a_num_cells_choice_trains_in_one_shot(name: str) -> None:
     from archsmith.strategy.oneshot import ONESHOT_STRATEGIES
 
-    # Depth 3 or 4: the last stage holds one or two cells (a small supernet, to stay fast;
-    # the sampling test below covers a depth choice in every stage).
-    space = DARTS(width=4, num_cells=(3, 4), num_labels=4)
+    # A tiny NDS space (3 of DARTS's ops, 2 nodes per cell) of depth 3 or 6: every
+    # stage holds one cell or two, so each stage's output pair changes shape with it.
+    space = NDS(["sep_conv_3x3", "max_pool_3x3", "skip_connect"], "all", 2, 4, (3, 6), "cifar", num_labels=4)
     strategy = ONESHOT_STRATEGIES[name](**ONESHOT_KWARGS[name])
     ranking = strategy.search(space, _one_epoch(), seed=0)
-    assert ranking and ranking[0][0]["depth"] in (3, 4)
+    assert ranking and ranking[0][0]["depth"] in (3, 6)
     # Both depths' subnets take the supernet's weights (the same keys as their frozen models).
-    for depth in (3, 4):
+    for depth in (3, 6):
         sample = dict(ranking[0][0], depth=depth)
         model = space.freeze(sample, weights_from=strategy.supernet).eval()
         with torch.no_grad():
