@@ -10,7 +10,8 @@ Prints:
    is a replay: the constructor calls of the frozen model's ``torch.nn`` layers are
    recorded during one freeze and called again with the same concrete arguments,
    the hub's own modules being assembled as plain ``torch.nn.Module`` trees with the
-   same parameters. That is a lower bound for any hand-written builder (which runs
+   same parameters, then the space's own ``torch.nn.init`` calls (its weight
+   initialisation) repeated on the same parameters. That is a lower bound for any hand-written builder (which runs
    its own Python too), so the ratio is an upper bound;
 2. DARTS on the DARTS space (reduced): the supernet's weight step against the step
    of the plain network that runs every candidate path (every op on every input of
@@ -55,13 +56,28 @@ def _torch_module_classes() -> list[type]:
     return found
 
 
+class Recording:
+    """What one build did: ``calls`` maps ``id(module)`` to ``(weakref, class, args,
+    kwargs)`` of its outermost ``torch.nn`` constructor call; ``inits`` holds the
+    ``torch.nn.init`` calls made outside any torch layer's constructor (a hub
+    space's own weight initialisation) as ``(function, id(tensor), args, kwargs)``."""
+
+    def __init__(self) -> None:
+        self.calls: dict[int, tuple[Any, ...]] = {}
+        self.inits: list[tuple[Any, ...]] = []
+
+
 @contextmanager
-def recording() -> Iterator[dict[int, tuple[Any, ...]]]:
-    """Records ``id(module) -> (weakref, class, args, kwargs)`` of the outermost
-    ``torch.nn`` constructor call of every module built inside the block."""
-    records: dict[int, tuple[Any, ...]] = {}
+def recording() -> Iterator[Recording]:
+    """Record the constructor and initialisation calls of everything built inside the block."""
+    record = Recording()
     building: set[int] = set()
     originals = {cls: cls.__dict__["__init__"] for cls in _torch_module_classes()}
+    init_functions = {
+        name: getattr(torch.nn.init, name)
+        for name in dir(torch.nn.init)
+        if name.endswith("_") and not name.startswith("_") and callable(getattr(torch.nn.init, name))
+    }
 
     def wrap(cls: type, init: Callable[..., None]) -> Callable[..., None]:
         @functools.wraps(init)
@@ -70,7 +86,7 @@ def recording() -> Iterator[dict[int, tuple[Any, ...]]]:
             outer = key not in building
             if outer:
                 building.add(key)
-                records[key] = (weakref.ref(self), cls, args, kwargs)
+                record.calls[key] = (weakref.ref(self), cls, args, kwargs)
             try:
                 init(self, *args, **kwargs)
             finally:
@@ -79,29 +95,59 @@ def recording() -> Iterator[dict[int, tuple[Any, ...]]]:
 
         return __init__
 
+    def wrap_init(function: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(function)
+        def initialise(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+            if not building:  # a layer's own reset_parameters is part of its constructor call
+                record.inits.append((function, id(tensor), args, kwargs))
+            return function(tensor, *args, **kwargs)
+
+        return initialise
+
     for cls, init in originals.items():
         cls.__init__ = wrap(cls, init)  # type: ignore[misc]
+    for name, function in init_functions.items():
+        setattr(torch.nn.init, name, wrap_init(function))
     try:
-        yield records
+        yield record
     finally:
         for cls, init in originals.items():
             cls.__init__ = init  # type: ignore[misc]
+        for name, function in init_functions.items():
+            setattr(torch.nn.init, name, function)
 
 
-def replay_plan(model: torch.nn.Module, records: dict[int, tuple[Any, ...]]) -> Plan:
+def replay_plan(model: torch.nn.Module, record: Recording) -> tuple[Plan, list[tuple[Any, ...]]]:
     """How to build ``model`` again without archsmith: torch layers from their recorded
-    calls, every other module as a plain tree holding the same parameters."""
+    calls, every other module as a plain tree holding the same parameters; then the
+    space's own initialisation calls, by parameter name."""
+    names = {id(t): name for name, t in [*model.named_parameters(), *model.named_buffers()]}
+    inits = [(fn, names[key], args, kwargs) for fn, key, args, kwargs in record.inits if key in names]
+    return _module_plan(model, record.calls), inits
+
+
+def _module_plan(model: torch.nn.Module, records: dict[int, tuple[Any, ...]]) -> Plan:
     record = records.get(id(model))
     if record is not None and record[0]() is model and record[1] is type(model) and not isinstance(model, CONTAINERS):
         return ("call", record[1], record[2], record[3])
     tensors = [(name, tuple(t.shape), t.dtype, True) for name, t in model.named_parameters(recurse=False)] + [
         (name, tuple(t.shape), t.dtype, False) for name, t in model.named_buffers(recurse=False) if t is not None
     ]
-    children = [(name, replay_plan(child, records)) for name, child in model.named_children()]
+    children = [(name, _module_plan(child, records)) for name, child in model.named_children()]
     return ("tree", tensors, children)
 
 
-def replay(plan: Plan) -> torch.nn.Module:
+def replay(plan: Plan, inits: list[tuple[Any, ...]]) -> torch.nn.Module:
+    """Build the plan, then initialise its weights as the space does."""
+    module = _build(plan)
+    if inits:
+        tensors = dict([*module.named_parameters(), *module.named_buffers()])
+        for function, name, args, kwargs in inits:
+            function(tensors[name], *args, **kwargs)
+    return module
+
+
+def _build(plan: Plan) -> torch.nn.Module:
     if plan[0] == "call":
         return plan[1](*plan[2], **plan[3])  # type: ignore[no-any-return]
     module = torch.nn.Module()
@@ -112,7 +158,7 @@ def replay(plan: Plan) -> torch.nn.Module:
         else:
             module.register_buffer(name, tensor)
     for name, child in plan[2]:
-        module.add_module(name, replay(child))
+        module.add_module(name, _build(child))
     return module
 
 
@@ -169,12 +215,12 @@ def _compare(
 ) -> tuple[str, str, float, float, float, int]:
     with recording() as records:
         model = freeze()
-    plan = replay_plan(model, records)
+    plan, inits = replay_plan(model, records)
     ours = sum(p.numel() for p in model.parameters())
-    theirs = sum(p.numel() for p in replay(plan).parameters())
+    theirs = sum(p.numel() for p in replay(plan, inits).parameters())
     if ours != theirs:
         raise RuntimeError(f"{name} ({what}): the replay has {theirs} parameters, the frozen model {ours}")
-    times = interleaved({"freeze": freeze, "direct": lambda: replay(plan)}, rounds)
+    times = interleaved({"freeze": freeze, "direct": lambda: replay(plan, inits)}, rounds)
     freeze_s, direct_s = statistics.median(times["freeze"]), statistics.median(times["direct"])
     ratio = paired_ratio(times["freeze"], times["direct"])
     print(f"  {name:13s} {what:24s} {freeze_s * 1e3:9.1f} ms {direct_s * 1e3:9.1f} ms {ratio:6.2f}x", flush=True)
@@ -261,6 +307,10 @@ def darts_step_ratio(rounds: int, batch_size: int, size: int) -> tuple[float, fl
     algorithm.configure()
     algorithm.supernet.train()
     plain = all_paths_model(space).train()
+    ours = sum(p.numel() for p in algorithm.supernet.weight_parameters())
+    theirs = sum(p.numel() for p in plain.parameters())
+    if ours != theirs:  # the same weights, or the two do not compute the same network
+        raise RuntimeError(f"the all-paths network has {theirs} parameters, the supernet's weights {ours}")
     optimizer = algorithm.recipe.make_optimizer(plain.parameters())
     batches = list(loader)
 
@@ -287,18 +337,26 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7, help="timed rounds per reduced-space freeze comparison")
     parser.add_argument("--steps", type=int, default=20, help="timed rounds of the DARTS step comparison")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--size", type=int, default=16, help="input size of the DARTS step comparison")
+    parser.add_argument("--batch", type=int, default=16, help="batch size of the DARTS step comparison")
+    parser.add_argument("--only", choices=("freeze", "darts"), help="run one part only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    print("1. construction: freeze vs the same network built directly (target <= 1.3x)")
-    print(f"  {'space':13s} {'sample':24s} {'freeze':>12s} {'direct':>12s} {'ratio':>7s}")
-    rows = freeze_rows(args.rounds)
-    missed = [f"{name} ({what}) {ratio:.2f}x" for name, what, _, _, ratio, _ in rows if ratio > 1.3]
-    print(f"  over target: {', '.join(missed) if missed else 'none'}")
-    print("\n2. DARTS on the DARTS space (reduced, 32x32, batch 16): weight step vs every candidate path in one")
-    ours, theirs, ratio = darts_step_ratio(args.steps, 16, 32)
-    verdict = "meets" if ratio <= 1.2 else "MISSES"
-    print(f"  supernet {ours * 1e3:.1f} ms, all paths {theirs * 1e3:.1f} ms: {ratio:.2f}x ({verdict} <= 1.2x)")
+    if args.only in (None, "freeze"):
+        print("1. construction: freeze vs the same network built directly (target <= 1.3x)")
+        print(f"  {'space':13s} {'sample':24s} {'freeze':>12s} {'direct':>12s} {'ratio':>7s}")
+        rows = freeze_rows(args.rounds)
+        missed = [f"{name} ({what}) {ratio:.2f}x" for name, what, _, _, ratio, _ in rows if ratio > 1.3]
+        print(f"  over target: {', '.join(missed) if missed else 'none'}")
+    if args.only in (None, "darts"):
+        print(
+            f"\n2. DARTS on the DARTS space (reduced, {args.size}x{args.size}, batch {args.batch}): "
+            "weight step vs every candidate path in one plain network"
+        )
+        ours, theirs, ratio = darts_step_ratio(args.steps, args.batch, args.size)
+        verdict = "meets" if ratio <= 1.2 else "MISSES"
+        print(f"  supernet {ours * 1e3:.1f} ms, all paths {theirs * 1e3:.1f} ms: {ratio:.2f}x ({verdict} <= 1.2x)")
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 
