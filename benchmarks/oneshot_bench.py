@@ -13,8 +13,9 @@ Prints:
 3. time per search epoch of every algorithm relative to one epoch of the largest
    subnet of the same space;
 4. peak memory of a Proxyless step relative to a single-path step (target <= 2.5x):
-   the growth of peak resident memory over the first steps in fresh processes
-   (optimizer state included; the median of 3 processes each), and the
+   the growth of peak resident memory over 4 steps in fresh processes, after
+   warm-up steps on small batches have paid the one-time costs (optimizer state,
+   the runtime's lazy set-up; the median of 3 processes each), and the
    steady-state peak allocated per step (the profiler's allocation events);
 5. a real search: DARTS and RandomOneShot each export an architecture; retrained
    like 10 random architectures of the same space (test accuracy, mean of 3
@@ -502,11 +503,11 @@ def width_epochs(rounds: int, threads: int, nni: str | None) -> None:
         runner.close()
     for name in ("DARTS", "GumbelDARTS"):
         base = times[f"{name} fixed"]
-        line = [f"   {name:12s}"]
+        line = []
         for form in ("weights", "outputs", "fixed"):
             got = times[f"{name} {form}"]
             line.append(f"{form} {statistics.median(got):.3f} s ({paired_ratio(got, base):.2f}x fixed)")
-        print(", ".join(line))
+        print(f"   {name:12s} " + ", ".join(line))
         if runner is not None:
             ours, theirs = times[f"{name} weights"], times[f"NNI {name} width"]
             fixed_ours, fixed_theirs = base, times[f"NNI {name} fixed"]
@@ -568,18 +569,24 @@ torch.set_num_threads(int(sys.argv[2]))
 space = b.DigitsSpace(channels=64)
 train, val, _ = b.digits()
 batch = next(iter(b.loader(train, True, batch_size=512)))
+arch = next(iter(b.loader(val, True, batch_size=512)))
 if mode == "single":
     model = space.freeze(space.random(seed=1))
     opt = torch.optim.Adam(model.parameters())
-    step = lambda: b.plain_step(model, opt, batch)
+    step = lambda batch, arch: b.plain_step(model, opt, batch)
 else:
     algo = b.prepared(b.strategy.Proxyless(), space, b.evaluator(train, val, 1))
     algo.on_epoch_start(5, 10)
-    arch = next(iter(b.loader(val, True, batch_size=512)))
-    step = lambda: algo.training_step(batch, arch)
+    step = lambda batch, arch: algo.training_step(batch, arch)
+# Steady state: the one-time costs of a first step (optimizer state, the runtime's
+# lazy set-up) are paid on a small batch first; then the growth of the peak is what
+# a step on the real batch needs on top of them.
+small = [[t[:16] for t in batch], [t[:16] for t in arch]]
+for _ in range(3):
+    step(*small)
 built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 for _ in range(4):
-    step()
+    step(batch, arch)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 print(json.dumps({{"built": built, "after": after}}))
 """
@@ -601,12 +608,12 @@ def memory_ratio(threads: int, processes: int = 3) -> None:
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             # ru_maxrss (KiB) is the process's peak so far: its growth over the steps is
-            # the steps' peak (activations, gradients, optimizer state) above the model.
+            # the steps' peak (activations, gradients) above the model and its state.
             growth[mode].append(result["after"] - result["built"])
     single, proxyless = (statistics.median(growth[mode]) for mode in ("single", "proxyless"))
     ratio = proxyless / max(1, single)
     print(
-        f"   peak RSS growth over the first steps (optimizer state included; median of {processes} processes each): "
+        f"   peak RSS growth over 4 steps after a warm-up on small batches (median of {processes} processes each): "
         f"single path {single / 1024:.0f} MiB, Proxyless {proxyless / 1024:.0f} MiB: {ratio:.2f}x (target <= 2.5x)"
     )
     steady_state_memory()
