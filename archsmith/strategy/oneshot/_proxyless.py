@@ -28,6 +28,7 @@ training, with the algorithms that support it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -35,6 +36,7 @@ import torch
 from archsmith.space import SpaceError
 
 from ._base import OneShotStrategy, Ranking, check_architecture_training
+from ._hooks import OneShotCallback
 from ._proxyless_cost import Cost, ExpectedCost
 from ._proxyless_gates import BinaryGates, gates_of
 from ._proxyless_ops import FAMILY, GatedCellFactory, GatedInputChoice, GatedLayer, GatedLayerChoice, GatedRepeat
@@ -77,7 +79,8 @@ class Proxyless(OneShotStrategy):
     - ``cost_weight``: the architecture loss adds ``cost_weight`` times the expected
       cost (the sum over the parts the architecture decides of
       ``sum over values of p(value) * cost at that value``) divided by the sum of
-      the parts' largest costs, so the term lies in ``[0, 1]``.
+      the parts' largest costs, so the term lies in ``[0, 1]``;
+    - ``callbacks``: ``OneShotCallback``s (see ``OneShotStrategy``).
 
     ``LayerChoice``, ``InputChoice(n_chosen=1)`` (also inside a ``Cell`` with
     ``merge_op='all'``), choices in the arguments of the sliced layers (widths,
@@ -98,8 +101,9 @@ class Proxyless(OneShotStrategy):
         *,
         arch_data: str = "split",
         top_k: int = 10,
+        callbacks: Sequence[OneShotCallback] | None = None,
     ) -> None:
-        super().__init__(arch_data=arch_data, top_k=top_k)
+        super().__init__(arch_data=arch_data, top_k=top_k, callbacks=callbacks)
         check_architecture_training(arc_learning_rate, gradient_clip_val, warmup_epochs)
         if cost is not None and cost not in ("params", "flops") and not callable(cost):
             raise SpaceError(f"cost must be 'params', 'flops', a function cost(module) -> float, or None, got {cost!r}")

@@ -65,8 +65,6 @@ def test_most_probable_counts_an_architecture_once_with_its_active_probability()
 def test_rankings_hold_distinct_architectures(name: str) -> None:
     settings = TEST_KWARGS.get(name)  # the small settings of each algorithm
     algorithm = ONESHOT_STRATEGIES[name](**(settings() if settings else {}))
-    if algorithm.family == "proxyless":
-        pytest.skip("Proxyless does not take Repeat")
     data = torch.utils.data.TensorDataset(torch.randn(64, 4), torch.randint(0, 4, (64,)))
     loader = torch.utils.data.DataLoader(data, batch_size=16)
     evaluator = Classification(train_dataloaders=loader, val_dataloaders=loader, max_epochs=1)
