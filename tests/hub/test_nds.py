@@ -180,6 +180,16 @@ def test_a_one_cell_stage_passes_on_its_input_aligned() -> None:
     assert [_may_end_after_one_cell((3, 4), stage) for stage in range(3)] == [False, False, True]
 
 
+def test_a_loose_end_space_with_a_depth_choice_freezes_at_every_depth() -> None:
+    # The aligned input is as wide as every node; loose-end cells output fewer, and the
+    # next stage reads both right.
+    space = ENAS(width=4, num_cells=(3, 6), num_labels=4)
+    for seed, depth in ((0, 3), (1, 6), (2, 3)):
+        model = space.freeze(dict(space.random(seed=seed), depth=depth)).eval()
+        with torch.no_grad():
+            assert model(torch.randn(2, 3, 16, 16)).shape == (2, 4)
+
+
 def test_bad_arguments_are_named() -> None:
     with pytest.raises(HubError, match="dataset must be 'cifar' or 'imagenet'"):
         DARTS(width=8, num_cells=3, dataset="mnist")  # type: ignore[arg-type]
