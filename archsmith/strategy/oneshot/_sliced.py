@@ -44,6 +44,7 @@ import torch.nn.functional as F
 
 from archsmith.nn import MutableLayer
 from archsmith.space import Leaf, SpaceError, contains_mutable, evaluate, leaves_of
+from archsmith.space._expression import bounded_leaves
 
 # Finding a largest size by enumerating more combinations than this means the space
 # is not what its author thinks; say so rather than hang.
@@ -134,7 +135,13 @@ class SlicedLayer(torch.nn.Module):
         """``arguments(decisions)``, remembered per combination of this layer's values:
         evaluating the expressions on every forward is much of a small layer's cost."""
         key = tuple(self.decisions.get(leaf.label) for leaf in self.leaves)
-        cache: dict[Any, dict[str, Any]] = self.__dict__.setdefault("_arguments_cache", {})
+        # Whoever changes an init argument (BN calibration sets momentum=None) starts
+        # a new cache; the old values are held, so an identity check cannot be fooled.
+        inits = tuple(self.init_arguments.values())
+        held = self.__dict__.get("_arguments_inits")
+        if held is None or len(held) != len(inits) or any(a is not b for a, b in zip(held, inits)):
+            self.__dict__["_arguments_inits"], self.__dict__["_arguments_cache"] = inits, {}
+        cache: dict[Any, dict[str, Any]] = self.__dict__["_arguments_cache"]
         try:
             found = cache.get(key)
         except TypeError:  # an unhashable value: evaluate every time
@@ -198,7 +205,7 @@ class SlicedLayer(torch.nn.Module):
         """The largest ``size(*arguments)`` over every value the named arguments can take
         (the Cartesian product of their leaves' values); tuples are compared per element."""
         values = [self.init_arguments[name] for name in names]
-        leaves = leaves_of(values)
+        leaves = bounded_leaves(values)
         for leaf in leaves:
             if not leaf.is_discrete:
                 raise SlicingError(

@@ -488,3 +488,18 @@ def test_same_padding_with_a_padding_mode_pads_like_torch(kernel: Any) -> None:
     )
     for sample in ({"o": 3, "d": 3}, {"o": 4, "d": 1}):
         check_configuration(sliced, sample, lambda a: (torch.randn(1, 2, 9, 10),), conv_slices)
+
+
+def test_a_changed_decision_or_init_argument_takes_effect_at_the_next_forward() -> None:
+    """The evaluated arguments are remembered per decision; changing either (BN
+    calibration sets momentum=None in place) is seen by the next forward."""
+    norm = make_sliced(nn.BatchNorm1d(C(2, 4, label="w"), momentum=0.5))
+    norm.bind({"w": 4})
+    x = torch.randn(8, 4)
+    norm(x)
+    assert torch.allclose(norm.running_mean, 0.5 * x.mean(0))  # type: ignore[arg-type]
+    norm.decisions["w"] = 2
+    assert norm(x[:, :2]).shape == (8, 2)
+    norm.init_arguments["momentum"] = 1.0
+    norm(x[:, :2])
+    assert torch.allclose(norm.running_mean[:2], x[:, :2].mean(0))  # type: ignore[index]
