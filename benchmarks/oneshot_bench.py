@@ -560,7 +560,7 @@ def epoch_ratios() -> None:
 
 
 _MEMORY_CHILD = """
-import resource, sys, torch, json
+import sys, torch, json
 sys.path.insert(0, {bench_dir!r})
 import oneshot_bench as b
 torch.manual_seed(0)
@@ -584,10 +584,20 @@ else:
 small = [[t[:16] for t in batch], [t[:16] for t in arch]]
 for _ in range(3):
     step(*small)
-built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+# This process's own peak (VmHWM), reset to the current size: ru_maxrss would carry
+# the parent's size at fork over the exec, and hide any growth below it.
+def kib(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith(field + ":"))
+try:
+    with open("/proc/self/clear_refs", "w") as refs:
+        refs.write("5")
+    built = kib("VmRSS")
+except OSError:  # no reset allowed: the growth of the peak since the start
+    built = kib("VmHWM")
 for _ in range(4):
     step(batch, arch)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+after = kib("VmHWM")
 print(json.dumps({{"built": built, "after": after}}))
 """
 
@@ -607,8 +617,8 @@ def memory_ratio(threads: int, processes: int = 3) -> None:
                 [sys.executable, "-c", code, mode, str(threads)], capture_output=True, text=True, check=True
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
-            # ru_maxrss (KiB) is the process's peak so far: its growth over the steps is
-            # the steps' peak (activations, gradients) above the model and its state.
+            # The growth of the process's peak resident size (KiB) over the steps: the
+            # steps' peak (activations, gradients) above the model and its state.
             growth[mode].append(result["after"] - result["built"])
     single, proxyless = (statistics.median(growth[mode]) for mode in ("single", "proxyless"))
     ratio = proxyless / max(1, single)
