@@ -151,7 +151,8 @@ class TrainingRecipe:
         ``"val_mae"`` for regression, as the evaluator reports) of ``model`` on the
         validation data (or ``data``), in eval mode."""
         was_training = model.training
-        model.eval()
+        if was_training:  # train()/eval() walk every module: costly on a supernet scored many times
+            model.eval()
         total, count, loss_sum, batches, absolute = 0.0, 0, 0.0, 0, 0.0
         try:
             for batch in self.val_data if data is None else data:
@@ -162,7 +163,8 @@ class TrainingRecipe:
                 if self.task == "regression":
                     absolute += float((out - y).double().abs().sum())
         finally:
-            model.train(was_training)
+            if was_training:
+                model.train()
         if not count:
             raise ValueError("the validation data is empty; give a non-empty val_dataloaders")
         score = total / count

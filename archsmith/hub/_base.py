@@ -93,6 +93,9 @@ class HubSpace(nn.ModelSpace):
     reduced_kwargs: ClassVar[dict[str, Any]] = {}
     #: input sides the reduced space is checked on (CIFAR- and ImageNet-sized by default)
     reduced_input_sizes: ClassVar[tuple[int, ...]] = (32, 224)
+    #: more argument sets (laid over ``reduced_kwargs``) whose one-shot support the
+    #: generated support table shows, where they add primitives (e.g. width choices)
+    oneshot_variants: ClassVar[tuple[dict[str, Any], ...]] = ()
 
     @classmethod
     def reduced_kwargs_for(cls, input_size: int) -> dict[str, Any]:

@@ -306,7 +306,8 @@ class _CellBuilder:
         )
         built: torch.nn.Module = cell if isinstance(cell, nn.Cell) else NDSCell(cell)  # type: ignore[arg-type]
         self.c_pprev = self.c_prev
-        self.c_prev = self.c * len(cell.output_node_indices)
+        # Searching a loose-end cell, its width is an expression over its input choices.
+        self.c_prev = self.c * cell.num_output_nodes
         self.last_cell_reduce = reduction
         self.built += 1
         # Frozen, the cell becomes plain PyTorch (same weights and keys).

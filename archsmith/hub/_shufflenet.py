@@ -189,6 +189,8 @@ class ShuffleNetSpace(HubSpace):
         ),
     }
     reduced_kwargs: ClassVar[dict[str, object]] = {"num_labels": 10}
+    # Channel search puts width choices in layer arguments, which each family slices its own way.
+    oneshot_variants: ClassVar[tuple[dict[str, Any], ...]] = ({"channel_search": True},)
 
     def __init__(self, num_labels: int = 1000, channel_search: bool = False, affine: bool = True) -> None:
         super().__init__()

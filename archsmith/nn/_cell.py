@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import torch
 
 from archsmith.space import SpaceError, auto_label
+from archsmith.space._expression import Call
 
 from ._choice import InputChoice, LayerChoice
 from ._frozen import ChosenInputs
@@ -18,6 +19,13 @@ from ._mutable_module import split_candidates, wants_arguments
 from ._primitive import Primitive
 
 MERGE_OPS = ("all", "loose_end")
+
+
+def _count_loose_ends(first: int, num_nodes: int, used: frozenset[int], *chosen: Any) -> int:
+    read = set(used)
+    for value in chosen:
+        read.update(value if isinstance(value, (list, tuple)) else [value])
+    return sum(1 for n in range(first, first + num_nodes) if n not in read)
 
 
 def _op_factory(candidate: Any, node: int, op: int, input_index: int | None) -> Any:
@@ -109,6 +117,32 @@ class CellBody(torch.nn.Module):
     def _op_choice(names: list[Any] | None, cands: list[Any], node: int, j: int, k: int | None, label: str) -> Any:
         factories = [_op_factory(c, node, j, k) for c in cands]
         return LayerChoice(dict(zip(names, factories)) if names else factories, label=label)
+
+    @property
+    def num_output_nodes(self) -> Any:
+        """How many nodes the output concatenates: an int where that is decided
+        (``merge_op='all'``, a frozen cell), else an expression over the cell's input
+        choices, so that a width which follows it (the next cell's input convs) is a
+        choice too, and its weights are sliced per sample in one-shot supernets.
+
+        >>> from archsmith import nn
+        >>> cell = nn.Cell([torch.nn.Identity], 2, num_predecessors=1, merge_op="loose_end", label="c")
+        >>> cell.num_output_nodes.evaluate({"c/input_1_0": 0, "c/input_2_0": 1})
+        1
+        """
+        if self.merge_op == "all":
+            return self.num_nodes
+        choices, used = [], set()
+        for inp in self.inputs.modules():
+            if isinstance(inp, InputChoice):
+                choices.append(inp.choice)
+            elif isinstance(inp, ChosenInputs):
+                used.update(inp.chosen)
+        if not choices:
+            return len(self.output_node_indices)
+        count = functools.partial(_count_loose_ends, self.num_predecessors, self.num_nodes, frozenset(used))
+        # The last node is never read, so 1..num_nodes: a bound, as 10+ choices are too many to enumerate.
+        return Call(count, "loose_ends", tuple(choices), values=range(1, self.num_nodes + 1))
 
     def _output_nodes(self) -> list[int]:
         nodes = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))

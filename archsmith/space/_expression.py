@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import math
 import operator
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ExpressionError
@@ -84,6 +84,50 @@ def leaves_of(obj: Any) -> list[Leaf]:
     return list(found.values())
 
 
+class _Bounded:
+    """Stands, in :func:`bounded_leaves`, for a :class:`Call` that lists its values:
+    a leaf whose grid is those values (``Call.evaluate`` reads it from a sample)."""
+
+    is_discrete = True
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.label = call.bound_label
+
+    def grid(self) -> list[Any]:
+        return list(self.call.values or [])
+
+    def describe(self) -> str:
+        return f"{self.call!r}, one of {self.call.values}"
+
+
+def bounded_leaves(obj: Any) -> list[Any]:
+    """Like :func:`leaves_of`, but a :class:`Call` that lists its values counts as one
+    leaf of those values, so that the values of ``obj`` can be enumerated (a
+    superset of them) when its real leaves have too many combinations."""
+    found: dict[str, Any] = {}
+
+    def walk(o: Any) -> None:
+        if isinstance(o, Call) and o.values is not None:
+            found.setdefault(o.bound_label, _Bounded(o))
+        elif isinstance(o, Operation):
+            walk(o.operands)
+        elif isinstance(o, Mutable):
+            for leaf in o.leaves():
+                found.setdefault(leaf.label, leaf)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                walk(v)
+        elif isinstance(o, dict):
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, slice):
+            walk((o.start, o.stop, o.step))
+
+    walk(obj)
+    return list(found.values())
+
+
 def _text(obj: Any) -> tuple[str, int]:
     """Formula text of an operand and its precedence."""
     if isinstance(obj, Expression):
@@ -91,6 +135,9 @@ def _text(obj: Any) -> tuple[str, int]:
     if isinstance(obj, (int, float)) and not isinstance(obj, bool) and math.copysign(1, obj) < 0:
         return repr(obj), _UNARY
     return repr(obj), _ATOM
+
+
+_MISSING_VALUE = object()
 
 
 class Mutable:
@@ -332,11 +379,31 @@ class UnaryOp(Operation):
 
 
 class Call(Operation):
-    """A named function of operands, printed as ``name(a, b, ...)``."""
+    """A named function of operands, printed as ``name(a, b, ...)``.
 
-    def __init__(self, fn: Callable[..., Any], name: str, operands: tuple[Any, ...]) -> None:
+    ``values``, when given, lists every value the call can take (a superset is
+    fine): code that needs the largest value (sliced weights) reads it instead of
+    enumerating the operands' combinations, which may be too many.
+    """
+
+    def __init__(
+        self, fn: Callable[..., Any], name: str, operands: tuple[Any, ...], values: Sequence[Any] | None = None
+    ) -> None:
         super().__init__(fn, operands)
         self.name = name
+        self.values = None if values is None else list(values)
+
+    @property
+    def bound_label(self) -> str:
+        """The key under which a sample may give this call's value directly."""
+        return f"<{self.name}@{id(self):x}>"
+
+    def evaluate(self, sample: Mapping[str, Any]) -> Any:
+        if self.values is not None:
+            given = sample.get(self.bound_label, _MISSING_VALUE)
+            if given is not _MISSING_VALUE:
+                return given
+        return super().evaluate(sample)
 
     def _formula(self) -> tuple[str, int]:
         return f"{self.name}({', '.join(_text(o)[0] for o in self.operands)})", _ATOM

@@ -197,20 +197,25 @@ class RandomOneShot(ValidationRanked):
         calibration_seed = self.rng.getrandbits(31)
         norms = _batch_norms(self.supernet) if self.bn_calibration_batches else []
         scored: dict[str, tuple[Sample, float]] = {}
-        with kept_statistics(norms):
-            for trial_id in range(self.search_budget):
-                sample = strategy.ask()
-                if sample is None:  # exhausted (told synchronously: never waiting)
-                    break
-                key = self.supernet.architecture_key(sample)
-                if key in scored:
-                    score = scored[key][1]
-                else:
-                    if norms:
-                        self.calibrate(sample, norms, calibration_seed)
-                    score = self.validation_score(sample)
-                    scored[key] = (dict(sample), score)
-                strategy.tell(FinishedTrial(trial_id, dict(sample), "succeeded", score))
+        was_training = self.supernet.training
+        self.supernet.eval()  # once, not per subnet: a cell supernet holds thousands of modules
+        try:
+            with kept_statistics(norms):
+                for trial_id in range(self.search_budget):
+                    sample = strategy.ask()
+                    if sample is None:  # exhausted (told synchronously: never waiting)
+                        break
+                    key = self.supernet.architecture_key(sample)
+                    if key in scored:
+                        score = scored[key][1]
+                    else:
+                        if norms:
+                            self.calibrate(sample, norms, calibration_seed)
+                        score = self.validation_score(sample)
+                        scored[key] = (dict(sample), score)
+                    strategy.tell(FinishedTrial(trial_id, dict(sample), "succeeded", score))
+        finally:
+            self.supernet.train(was_training)
         return self.best_first(list(scored.values()), k)
 
     def calibrate(self, sample: Sample, norms: list[torch.nn.Module], seed: int) -> None:

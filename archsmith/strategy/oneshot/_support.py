@@ -28,12 +28,6 @@ from ._supernet import UnsupportedSpaceError, check_supported, family_factory, u
 #: The class attribute a hub space may set to have more argument sets checked.
 VARIANTS_ATTRIBUTE = "oneshot_variants"
 
-#: Variants for hub classes that do not declare ``oneshot_variants`` themselves yet
-#: (by class name, looked up along the MRO); the class attribute wins. ShuffleNet's
-#: channel search adds width choices in layer arguments, which not every family slices.
-DEFAULT_VARIANTS: dict[str, tuple[dict[str, Any], ...]] = {
-    "ShuffleNetSpace": ({"channel_search": True},),
-}
 
 #: Where ``main`` writes the page, relative to the repository root.
 DOC_PATH = Path("docs") / "hub_support.md"
@@ -70,9 +64,6 @@ def variants_of(space_class: type) -> tuple[dict[str, Any], ...]:
                 f"got {declared!r}"
             )
         return tuple(dict(v) for v in declared)
-    for cls in space_class.__mro__:
-        if cls.__name__ in DEFAULT_VARIANTS:
-            return DEFAULT_VARIANTS[cls.__name__]
     return ()
 
 
