@@ -28,16 +28,17 @@ def _count_loose_ends(first: int, num_nodes: int, used: frozenset[int], *chosen:
     return sum(1 for n in range(first, first + num_nodes) if n not in read)
 
 
-def _op_factory(candidate: Any, node: int, op: int, input_index: int | None) -> Any:
+def _op_factory(candidate: Any, wants_indices: bool, node: int, op: int, input_index: int | None) -> Any:
     if isinstance(candidate, torch.nn.Module):
         return lambda: copy.deepcopy(candidate)
-    if callable(candidate) and wants_arguments(candidate):
+    if wants_indices:
         return functools.partial(candidate, node, op, input_index)
     return candidate
 
 
-def _depends_on_input(candidates: list[Any]) -> bool:
-    return any(not isinstance(c, torch.nn.Module) and callable(c) and wants_arguments(c) for c in candidates)
+def _wants_indices(candidates: list[Any]) -> list[bool]:
+    # Once per cell, not per (node, slot, input): inspect.signature dominated freezing a cell.
+    return [not isinstance(c, torch.nn.Module) and callable(c) and wants_arguments(c) for c in candidates]
 
 
 class PerInputOps(torch.nn.ModuleList):
@@ -94,7 +95,8 @@ class CellBody(torch.nn.Module):
         self.postprocessor = postprocessor
         self.ops: torch.nn.ModuleList = torch.nn.ModuleList()
         self.inputs: torch.nn.ModuleList = torch.nn.ModuleList()
-        per_input = _depends_on_input(cands)
+        wants = _wants_indices(cands)
+        per_input = any(wants)
         for i in range(num_nodes):
             node = num_predecessors + i
             ops, inputs = torch.nn.ModuleList(), torch.nn.ModuleList()
@@ -104,18 +106,20 @@ class CellBody(torch.nn.Module):
                 op_label = f"{label}/op_{node}_{j}"
                 if per_input and chosen is None:
                     # Searching: every input gets its own op (shapes may differ per input).
-                    choices = [self._op_choice(names, cands, node, j, k, op_label) for k in range(node)]
+                    choices = [self._op_choice(names, cands, wants, node, j, k, op_label) for k in range(node)]
                     ops.append(PerInputOps(choices, inp.label))
                 else:
-                    ops.append(self._op_choice(names, cands, node, j, chosen, op_label))
+                    ops.append(self._op_choice(names, cands, wants, node, j, chosen, op_label))
                 inputs.append(inp)
             self.ops.append(ops)
             self.inputs.append(inputs)
         self.output_node_indices = self._output_nodes()
 
     @staticmethod
-    def _op_choice(names: list[Any] | None, cands: list[Any], node: int, j: int, k: int | None, label: str) -> Any:
-        factories = [_op_factory(c, node, j, k) for c in cands]
+    def _op_choice(
+        names: list[Any] | None, cands: list[Any], wants: list[bool], node: int, j: int, k: int | None, label: str
+    ) -> Any:
+        factories = [_op_factory(c, w, node, j, k) for c, w in zip(cands, wants)]
         return LayerChoice(dict(zip(names, factories)) if names else factories, label=label)
 
     @property

@@ -7,7 +7,9 @@ Inside ``fixed_arch`` a primitive's constructor returns a plain module instead.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import types
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -93,11 +95,41 @@ def split_candidates(candidates: Any, what: str, expected: str) -> tuple[list[An
     return names, values
 
 
+def _signature_key(fn: Any) -> Any:
+    """What ``fn``'s signature depends on, hashable, or ``None`` (then not cached):
+    factories are often new partials or bound methods of the same function."""
+    if isinstance(fn, functools.partial):
+        inner = _signature_key(fn.func)
+        return None if inner is None else ("partial", inner, len(fn.args), tuple(sorted(fn.keywords)))
+    if hasattr(fn, "__wrapped__") or hasattr(fn, "__signature__"):
+        return None  # inspect.signature reads those instead
+    if inspect.ismethod(fn):
+        inner = _signature_key(fn.__func__)
+        return None if inner is None else ("method", inner)
+    if isinstance(fn, types.FunctionType):
+        # The code, not the function: lambdas made in a loop share it.
+        return ("function", fn.__code__, len(fn.__defaults__ or ()))
+    if isinstance(fn, type):
+        return fn
+    return None
+
+
+_WANTS_ARGUMENTS: dict[Any, bool] = {}
+
+
 def wants_arguments(fn: Callable[..., Any]) -> bool:
     """Whether a factory has required positional parameters (then it is given
     indices, like NNI's ``op_candidates(node_index, op_index, input_index)``)."""
+    key = _signature_key(fn)
+    try:
+        return _WANTS_ARGUMENTS[key]
+    except (KeyError, TypeError):  # not seen, or an unhashable partial keyword
+        pass
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    return any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    wants = any(p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+    if key is not None and len(_WANTS_ARGUMENTS) < 4096:
+        _WANTS_ARGUMENTS[key] = wants
+    return wants

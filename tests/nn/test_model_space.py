@@ -299,3 +299,40 @@ def test_every_public_name_resolves() -> None:
         assert getattr(nn, name) is not None, name
     for name in archsmith.__all__:
         assert getattr(archsmith, name) is not None, name
+
+
+def test_building_pauses_garbage_collection_and_always_restores_it() -> None:
+    import gc
+
+    seen: list[bool] = []
+
+    class Inner(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            seen.append(gc.isenabled())
+            self.fc = nn.Linear(2, nn.choice("w", [2, 4]))
+
+    class Outer(nn.ModelSpace):
+        def __init__(self, fail: bool = False) -> None:
+            super().__init__()
+            seen.append(gc.isenabled())
+            self.inner = Inner()
+            if fail:
+                raise RuntimeError("broken space")
+
+        def _construct(self) -> None:  # a method of the user's own: must not be taken for the metaclass's
+            raise AssertionError("never called")
+
+    assert gc.isenabled()
+    space = Outer()
+    space.freeze({"w": 4})
+    assert seen == [False, False, False, False] and gc.isenabled()
+    with pytest.raises(RuntimeError, match="broken space"):
+        Outer(fail=True)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        Outer()  # a caller who turned collection off keeps it off
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
