@@ -186,7 +186,7 @@ def _fixed_value(cls: type[Leaf], label: str | None, args: tuple[Any, ...], kwar
     assert ctx is not None
     label = auto_label(label, cls.kind)
     ctx.used.add(label)
-    if cls is Categorical and args and label in ctx.sample:
+    if issubclass(cls, Categorical) and args and label in ctx.sample:  # a candidate itself is canonical
         value = ctx.sample[label]
         for candidate in args[0]:
             if type(candidate) is type(value) and candidate == value:
