@@ -63,24 +63,29 @@ def contains_mutable(obj: Any) -> bool:
     return False
 
 
+def _visit_mutables(obj: Any, visit: Callable[[Mutable], None]) -> None:
+    """``visit`` each ``Mutable`` in ``obj`` and in its lists, tuples, dicts, slices."""
+    if isinstance(obj, Mutable):
+        visit(obj)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            _visit_mutables(v, visit)
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _visit_mutables(v, visit)
+    elif isinstance(obj, slice):
+        _visit_mutables((obj.start, obj.stop, obj.step), visit)
+
+
 def leaves_of(obj: Any) -> list[Leaf]:
     """Distinct leaves reachable from ``obj``, in first-seen order."""
     found: dict[int, Leaf] = {}
 
-    def walk(o: Any) -> None:
-        if isinstance(o, Mutable):
-            for leaf in o.leaves():
-                found.setdefault(id(leaf), leaf)
-        elif isinstance(o, (list, tuple)):
-            for v in o:
-                walk(v)
-        elif isinstance(o, dict):
-            for v in o.values():
-                walk(v)
-        elif isinstance(o, slice):
-            walk((o.start, o.stop, o.step))
+    def visit(m: Mutable) -> None:
+        for leaf in m.leaves():
+            found.setdefault(id(leaf), leaf)
 
-    walk(obj)
+    _visit_mutables(obj, visit)
     return list(found.values())
 
 
@@ -107,24 +112,16 @@ def bounded_leaves(obj: Any) -> list[Any]:
     superset of them) when its real leaves have too many combinations."""
     found: dict[str, Any] = {}
 
-    def walk(o: Any) -> None:
-        if isinstance(o, Call) and o.values is not None:
-            found.setdefault(o.bound_label, _Bounded(o))
-        elif isinstance(o, Operation):
-            walk(o.operands)
-        elif isinstance(o, Mutable):
-            for leaf in o.leaves():
+    def visit(m: Mutable) -> None:
+        if isinstance(m, Call) and m.values is not None:
+            found.setdefault(m.bound_label, _Bounded(m))
+        elif isinstance(m, Operation):
+            _visit_mutables(m.operands, visit)
+        else:
+            for leaf in m.leaves():
                 found.setdefault(leaf.label, leaf)
-        elif isinstance(o, (list, tuple)):
-            for v in o:
-                walk(v)
-        elif isinstance(o, dict):
-            for v in o.values():
-                walk(v)
-        elif isinstance(o, slice):
-            walk((o.start, o.stop, o.step))
 
-    walk(obj)
+    _visit_mutables(obj, visit)
     return list(found.values())
 
 

@@ -136,6 +136,14 @@ def _main(out: Any) -> torch.Tensor:
     return out[0] if isinstance(out, tuple) else out  # type: ignore[no-any-return]
 
 
+def _not_categorical(value: Any) -> str | None:
+    """Why binary gates cannot choose ``value``'s leaves (one is not categorical)."""
+    for leaf in leaves_of(value):
+        if not isinstance(leaf, Categorical):
+            return f"{leaf.label!r} is a {type(leaf).__name__}; binary gates choose among a categorical choice's values"
+    return None
+
+
 @register_mixed_op(FAMILY, MutableLayer)
 class GatedLayer(LayerOp):
     """A layer with choices in its arguments, on sliced shared weights, with one
@@ -153,10 +161,7 @@ class GatedLayer(LayerOp):
     def unsupported_reason(cls, primitive: MutableLayer) -> str | None:
         if primitive._torch_class not in _FITTED:
             return f"binary gates do not know which input dimension of {primitive._torch_class.__name__} is its width"
-        for leaf in leaves_of(primitive.mutable_arguments):
-            if not isinstance(leaf, Categorical):
-                return f"{leaf.label!r} is a {type(leaf).__name__}; binary gates choose among a categorical choice's values"
-        return None
+        return _not_categorical(primitive.mutable_arguments)
 
     def create_parameters(self) -> None:
         for label in self.labels():
@@ -209,10 +214,7 @@ class GatedRepeat(RepeatOp):
 
     @classmethod
     def unsupported_reason(cls, primitive: Repeat) -> str | None:
-        for leaf in leaves_of(primitive.depth_choice):
-            if not isinstance(leaf, Categorical):
-                return f"{leaf.label!r} is a {type(leaf).__name__}; binary gates choose among a categorical choice's values"
-        return None
+        return _not_categorical(primitive.depth_choice)
 
     def create_parameters(self) -> None:
         for label in self.labels():
