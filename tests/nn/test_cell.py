@@ -325,3 +325,26 @@ def test_reduction_cell_builds_one_op_per_input() -> None:
         assert out.shape == (1, 4, 4, 4)
         conv_inputs = [(n, j, sample[f"cell/input_{n}_{j}"]) for n in (2, 3) for j in (0, 1)]
         assert seen == [c for c in conv_inputs if sample[f"cell/op_{c[0]}_{c[1]}"] == "conv"]
+
+
+def test_loose_end_width_is_an_expression_that_matches_every_frozen_cell() -> None:
+    import random as _random
+
+    from archsmith.space._expression import bounded_leaves
+
+    cell = nn.Cell([torch.nn.Identity], 4, num_ops_per_node=2, num_predecessors=2, merge_op="loose_end", label="c")
+    count = cell.num_output_nodes
+    # Eight input choices: their combinations are many; the call lists its values.
+    assert [leaf.label for leaf in bounded_leaves(count)] == [count.bound_label]
+    assert bounded_leaves(count)[0].grid() == [1, 2, 3, 4]
+    rng = _random.Random(0)
+    for _ in range(20):
+        sample = {f"c/input_{n}_{j}": rng.randrange(n) for n in range(2, 6) for j in range(2)}
+        sample.update({f"c/op_{n}_{j}": 0 for n in range(2, 6) for j in range(2)})
+        with nn.fixed_arch(sample):
+            frozen = nn.Cell(
+                [torch.nn.Identity], 4, num_ops_per_node=2, num_predecessors=2, merge_op="loose_end", label="c"
+            )
+        assert count.evaluate(sample) == len(frozen.output_node_indices) == frozen.num_output_nodes
+    all_cell = nn.Cell([torch.nn.Identity], 3, num_predecessors=2, label="a")
+    assert all_cell.num_output_nodes == 3
