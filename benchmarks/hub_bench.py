@@ -9,8 +9,8 @@ Prints:
    runs after validating; the full space, slow to build, is never built). "Directly"
    is a replay: the constructor calls of the frozen model's ``torch.nn`` layers are
    recorded during one freeze and called again with the same concrete arguments,
-   the hub's own modules being assembled as plain ``torch.nn.Module`` trees with the
-   same parameters, then the space's own ``torch.nn.init`` calls (its weight
+   ``Sequential``/``ModuleList``/``ModuleDict`` containers built as such, the hub's own
+   modules assembled as plain ``torch.nn.Module`` trees with the same parameters, then the space's own ``torch.nn.init`` calls (its weight
    initialisation) repeated on the same parameters. That is a lower bound for any hand-written builder (which runs
    its own Python too), so the ratio is an upper bound;
 2. DARTS on the DARTS space (reduced): the supernet's weight step against the step
@@ -130,6 +130,8 @@ def _module_plan(model: torch.nn.Module, records: dict[int, tuple[Any, ...]]) ->
     record = records.get(id(model))
     if record is not None and record[0]() is model and record[1] is type(model) and not isinstance(model, CONTAINERS):
         return ("call", record[1], record[2], record[3])
+    if type(model) in CONTAINERS:  # a hand-written network builds these too
+        return ("container", type(model), [(name, _module_plan(child, records)) for name, child in model.named_children()])
     tensors = [(name, tuple(t.shape), t.dtype, True) for name, t in model.named_parameters(recurse=False)] + [
         (name, tuple(t.shape), t.dtype, False) for name, t in model.named_buffers(recurse=False) if t is not None
     ]
@@ -150,6 +152,14 @@ def replay(plan: Plan, inits: list[tuple[Any, ...]]) -> torch.nn.Module:
 def _build(plan: Plan) -> torch.nn.Module:
     if plan[0] == "call":
         return plan[1](*plan[2], **plan[3])  # type: ignore[no-any-return]
+    if plan[0] == "container":
+        built = [(name, _build(child)) for name, child in plan[2]]
+        if plan[1] is torch.nn.ModuleDict:
+            return torch.nn.ModuleDict(built)
+        container = plan[1]()
+        for name, module in built:
+            container.add_module(name, module)
+        return container  # type: ignore[no-any-return]
     module = torch.nn.Module()
     for name, shape, dtype, is_parameter in plan[1]:
         tensor = torch.empty(shape, dtype=dtype)
