@@ -428,11 +428,12 @@ class NNIRunner:
     """NNI's epochs in a child interpreter, one per ``epoch(name)`` call."""
 
     def __init__(self, python: str, threads: int) -> None:
+        self.errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: NNI's warnings cannot block it
         self.process = subprocess.Popen(
             [python, "-c", _NNI_CHILD, str(threads)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stderr=self.errors,
             text=True,
         )
         self.names: list[str] = self._read()
@@ -442,9 +443,9 @@ class NNIRunner:
         for line in self.process.stdout:
             if line.startswith("@@"):
                 return json.loads(line[2:])
-        raise RuntimeError(
-            "the NNI child stopped; run it by hand to see why: python -c benchmarks/oneshot_bench._NNI_CHILD"
-        )
+        self.errors.seek(0)
+        last = (self.errors.read().strip().splitlines() or ["no error output"])[-1]
+        raise RuntimeError(f"the NNI child stopped: {last}")
 
     def epoch(self, name: str) -> float:
         assert self.process.stdin is not None
@@ -456,6 +457,7 @@ class NNIRunner:
         if self.process.stdin is not None:
             self.process.stdin.close()
         self.process.wait(timeout=30)
+        self.errors.close()
 
 
 def nni_python(given: str | None) -> str | None:
