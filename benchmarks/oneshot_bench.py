@@ -499,7 +499,7 @@ def width_epochs(rounds: int, threads: int, nni: str | None) -> None:
             print(f"   (NNI could not run with {nni}: {e})")
     if runner is not None:
         for key in runner.names:
-            runs[f"NNI {key}"] = lambda i, key=key: runner.epoch(key)  # type: ignore[union-attr]
+            runs[f"NNI {key}"] = functools.partial(lambda i, key, nni: nni.epoch(key), key=key, nni=runner)
     times = interleaved(runs, rounds, warmup=2)
     if runner is not None:
         runner.close()

@@ -23,7 +23,7 @@ import torch
 
 import archsmith.nn as nn
 from archsmith.space import Categorical
-from archsmith.strategy.oneshot._sliced import make_sliced
+from archsmith.strategy.oneshot._sliced import SlicedLayer, make_sliced
 
 
 def step_time(module: torch.nn.Module, x: torch.Tensor, device: torch.device) -> float:
@@ -88,31 +88,31 @@ def main() -> None:
     mixing_forms(sliced, device, args.runs)
 
 
-def mixing_forms(sliced: torch.nn.Module, device: torch.device, runs: int) -> None:
+def mixing_forms(sliced: SlicedLayer, device: torch.device, runs: int) -> None:
     """Weight mixing vs output mixing of every configuration of ``sliced``."""
-    leaves = sliced.leaves  # type: ignore[attr-defined]
+    leaves = sliced.leaves
     combos = [
-        sliced.arguments(dict(zip([leaf.label for leaf in leaves], values)))  # type: ignore[operator]
-        for values in itertools.product(*(leaf.values for leaf in leaves))
+        sliced.arguments(dict(zip([leaf.label for leaf in leaves], values)))
+        for values in itertools.product(*(leaf.grid() for leaf in leaves))
     ]
     logits = torch.zeros(len(combos), device=device, requires_grad=True)
     x = torch.randn(4, max(c["in_channels"] for c in combos), 8, 8, device=device)
 
     def mixed() -> torch.Tensor:
-        return sliced.mixed_forward(x, combinations=combos, weights=torch.softmax(logits, 0))  # type: ignore[operator]
+        return sliced.mixed_forward(x, combinations=combos, weights=torch.softmax(logits, 0))
 
     def outputs() -> torch.Tensor:
         weights, total = torch.softmax(logits, 0), None
         for w, c in zip(weights, combos):
-            out = sliced.sliced_forward(x[:, : c["in_channels"]], **c)  # type: ignore[operator]
+            out = sliced.sliced_forward(x[:, : c["in_channels"]], **c)
             out = torch.nn.functional.pad(out, (0, 0, 0, 0, 0, x.shape[1] - out.shape[1])) * w
             total = out if total is None else total + out
         assert total is not None
         return total
 
-    largest = {leaf.label: leaf.values[-1] for leaf in leaves}
-    sliced.bind(dict(largest))  # type: ignore[operator]
-    plain = sliced.export_layer(largest)  # type: ignore[operator]
+    largest = {leaf.label: leaf.grid()[-1] for leaf in leaves}
+    sliced.bind(dict(largest))
+    plain = sliced.export_layer(largest)
 
     def timed(fn: Callable[[], torch.Tensor]) -> Callable[[], float]:
         def run() -> float:

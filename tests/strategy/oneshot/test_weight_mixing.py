@@ -27,7 +27,7 @@ def C(*values: Any, label: str) -> Any:
 
 def combinations(layer: SlicedLayer) -> list[dict[str, Any]]:
     labels = [leaf.label for leaf in layer.leaves]
-    grids = [leaf.values for leaf in layer.leaves]
+    grids = [leaf.grid() for leaf in layer.leaves]
     return [layer.arguments(dict(zip(labels, combo))) for combo in itertools.product(*grids)]
 
 
@@ -135,7 +135,8 @@ def test_gradients_of_both_forms_agree() -> None:
         else:
             out = output_mixture(layer, x, combos, weights, "in_channels", 1)
         (out * torch.linspace(-1, 1, out.numel()).view(out.shape)).sum().backward()
-        grads.append([logits.grad.clone(), layer.weight.grad.clone(), layer.bias.grad.clone()])  # type: ignore[union-attr]
+        tensors: list[Any] = [logits, layer.weight, layer.bias]
+        grads.append([t.grad.clone() for t in tensors])
     for a, b in zip(*grads):
         torch.testing.assert_close(a, b)
 
