@@ -9,6 +9,7 @@ batch. The ranking is by the product of the chosen options' probabilities.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from archsmith.space import SpaceError
 
 from ._base import OneShotStrategy, Ranking, check_architecture_training
 from ._differentiable import check_mixing, set_mixing
+from ._hooks import OneShotCallback
 from ._ranking import most_probable
 
 
@@ -33,7 +35,8 @@ class DARTS(OneShotStrategy):
       mixes its candidates: ``"weights"`` runs it once on the weighted sum of their
       zero-padded weight slices (exact for convolutions, linear layers and batch
       norm; the others fall back to outputs), ``"outputs"`` runs each candidate and
-      sums the outputs.
+      sums the outputs;
+    - ``callbacks``: ``OneShotCallback``s (see ``OneShotStrategy``).
     """
 
     family = "differentiable"
@@ -49,8 +52,9 @@ class DARTS(OneShotStrategy):
         mixing: str = "weights",
         arch_data: str = "split",
         top_k: int = 10,
+        callbacks: Sequence[OneShotCallback] | None = None,
     ) -> None:
-        super().__init__(arch_data=arch_data, top_k=top_k)
+        super().__init__(arch_data=arch_data, top_k=top_k, callbacks=callbacks)
         check_architecture_training(arc_learning_rate, gradient_clip_val, warmup_epochs)
         self.mixing = check_mixing(mixing)
         self.arc_learning_rate, self.unrolled = arc_learning_rate, unrolled
@@ -160,6 +164,7 @@ class GumbelDARTS(DARTS):
         mixing: str = "weights",
         arch_data: str = "split",
         top_k: int = 10,
+        callbacks: Sequence[OneShotCallback] | None = None,
     ) -> None:
         super().__init__(
             arc_learning_rate,
@@ -169,6 +174,7 @@ class GumbelDARTS(DARTS):
             mixing=mixing,
             arch_data=arch_data,
             top_k=top_k,
+            callbacks=callbacks,
         )
         start, end = (temperature, temperature) if isinstance(temperature, (int, float)) else temperature
         if not (start > 0 and end > 0):
