@@ -46,6 +46,9 @@ from archsmith.nn import MutableLayer
 from archsmith.space import Leaf, SpaceError, contains_mutable, evaluate, leaves_of
 from archsmith.space._expression import bounded_leaves
 
+#: Evaluated arguments a sliced layer keeps at most (see ``_current_arguments``).
+_MAX_REMEMBERED = 1024
+
 # Finding a largest size by enumerating more combinations than this means the space
 # is not what its author thinks; say so rather than hang.
 _MAX_COMBINATIONS = 100_000
@@ -147,6 +150,8 @@ class SlicedLayer(torch.nn.Module):
         except TypeError:  # an unhashable value: evaluate every time
             return self.arguments(self.decisions)
         if found is None:
+            if len(cache) >= _MAX_REMEMBERED:  # a layer read by many choices (a loose-end width) meets new keys for ever
+                cache.clear()
             found = cache[key] = self.arguments(self.decisions)
         return found
 

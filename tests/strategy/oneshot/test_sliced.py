@@ -503,3 +503,17 @@ def test_a_changed_decision_or_init_argument_takes_effect_at_the_next_forward() 
     norm.init_arguments["momentum"] = 1.0
     norm(x[:, :2])
     assert torch.allclose(norm.running_mean[:2], x[:, :2].mean(0))  # type: ignore[index]
+
+
+def test_remembered_arguments_stay_bounded() -> None:
+    from archsmith.strategy.oneshot import _sliced
+
+    widths = list(range(1, _sliced._MAX_REMEMBERED + 200))
+    sliced = make_sliced(nn.Linear(3, Categorical(widths, label="w")))
+    decisions: dict[str, Any] = {}
+    sliced.bind(decisions)
+    x = torch.randn(2, 3)
+    for w in widths:
+        decisions["w"] = w
+        assert sliced(x).shape == (2, w)
+        assert len(sliced.__dict__["_arguments_cache"]) <= _sliced._MAX_REMEMBERED
