@@ -131,7 +131,11 @@ def _module_plan(model: torch.nn.Module, records: dict[int, tuple[Any, ...]]) ->
     if record is not None and record[0]() is model and record[1] is type(model) and not isinstance(model, CONTAINERS):
         return ("call", record[1], record[2], record[3])
     if type(model) in CONTAINERS:  # a hand-written network builds these too
-        return ("container", type(model), [(name, _module_plan(child, records)) for name, child in model.named_children()])
+        return (
+            "container",
+            type(model),
+            [(name, _module_plan(child, records)) for name, child in model.named_children()],
+        )
     tensors = [(name, tuple(t.shape), t.dtype, True) for name, t in model.named_parameters(recurse=False)] + [
         (name, tuple(t.shape), t.dtype, False) for name, t in model.named_buffers(recurse=False) if t is not None
     ]

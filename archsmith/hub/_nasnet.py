@@ -237,7 +237,7 @@ class NDSCell(torch.nn.Module):
         self.preprocessor: torch.nn.Module = body.preprocessor  # type: ignore[assignment]
         self.postprocessor: torch.nn.Module = body.postprocessor  # type: ignore[assignment]
         self.ops = body.ops
-        self.input_indices = [[int(inp.chosen[0]) for inp in inputs.children()] for inputs in body.inputs.children()]  # type: ignore[index]
+        self.input_indices = [list(indices) for indices in body.input_indices]
         self.output_node_indices = list(body.output_node_indices)
 
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -10,11 +10,10 @@ from typing import Any, ClassVar
 
 import torch
 
-from archsmith.space import SpaceError, auto_label
+from archsmith.space import SpaceError, auto_label, fixed_context
 from archsmith.space._expression import Call
 
-from ._choice import InputChoice, LayerChoice
-from ._frozen import ChosenInputs
+from ._choice import InputChoice, LayerChoice, _input_leaf
 from ._mutable_module import split_candidates, wants_arguments
 from ._primitive import Primitive
 
@@ -94,25 +93,38 @@ class CellBody(torch.nn.Module):
         self.preprocessor = preprocessor
         self.postprocessor = postprocessor
         self.ops: torch.nn.ModuleList = torch.nn.ModuleList()
-        self.inputs: torch.nn.ModuleList = torch.nn.ModuleList()
+        frozen = fixed_context() is not None
+        #: searching: per node, its ``InputChoice``s; frozen: ``None`` (see ``input_indices``)
+        self.inputs: torch.nn.ModuleList | None = None if frozen else torch.nn.ModuleList()
+        #: frozen: per node, the index of the state each op reads; searching: empty
+        self.input_indices: list[list[int]] = []
         wants = _wants_indices(cands)
         per_input = any(wants)
         for i in range(num_nodes):
             node = num_predecessors + i
-            ops, inputs = torch.nn.ModuleList(), torch.nn.ModuleList()
+            ops, inputs, indices = torch.nn.ModuleList(), torch.nn.ModuleList(), []
             for j in range(num_ops_per_node):
-                inp = InputChoice(node, 1, "sum", label=f"{label}/input_{node}_{j}")
-                chosen = inp.chosen[0] if isinstance(inp, ChosenInputs) else None
+                input_label = f"{label}/input_{node}_{j}"
                 op_label = f"{label}/op_{node}_{j}"
-                if per_input and chosen is None:
+                if frozen:
+                    # The sample's index, without a module per slot (a frozen cell only reads it).
+                    chosen = int(_input_leaf(node, 1, input_label))
+                    indices.append(chosen)
+                    ops.append(self._op_choice(names, cands, wants, node, j, chosen, op_label))
+                    continue
+                inp = InputChoice(node, 1, "sum", label=input_label)
+                if per_input:
                     # Searching: every input gets its own op (shapes may differ per input).
                     choices = [self._op_choice(names, cands, wants, node, j, k, op_label) for k in range(node)]
                     ops.append(PerInputOps(choices, inp.label))
                 else:
-                    ops.append(self._op_choice(names, cands, wants, node, j, chosen, op_label))
+                    ops.append(self._op_choice(names, cands, wants, node, j, None, op_label))
                 inputs.append(inp)
             self.ops.append(ops)
-            self.inputs.append(inputs)
+            if self.inputs is None:
+                self.input_indices.append(indices)
+            else:
+                self.inputs.append(inputs)
         self.output_node_indices = self._output_nodes()
 
     @staticmethod
@@ -134,30 +146,18 @@ class CellBody(torch.nn.Module):
         >>> cell.num_output_nodes.evaluate({"c/input_1_0": 0, "c/input_2_0": 1})
         1
         """
-        if self.merge_op == "all":
-            return self.num_nodes
-        choices, used = [], set()
-        for inp in self.inputs.modules():
-            if isinstance(inp, InputChoice):
-                choices.append(inp.choice)
-            elif isinstance(inp, ChosenInputs):
-                used.update(inp.chosen)
-        if not choices:
+        if self.merge_op == "all" or self.inputs is None:
             return len(self.output_node_indices)
-        count = functools.partial(_count_loose_ends, self.num_predecessors, self.num_nodes, frozenset(used))
+        choices = [inp.choice for inp in self.inputs.modules() if isinstance(inp, InputChoice)]
+        count = functools.partial(_count_loose_ends, self.num_predecessors, self.num_nodes, frozenset())
         # The last node is never read, so 1..num_nodes: a bound, as 10+ choices are too many to enumerate.
         return Call(count, "loose_ends", tuple(choices), values=range(1, self.num_nodes + 1))
 
     def _output_nodes(self) -> list[int]:
         nodes = list(range(self.num_predecessors, self.num_predecessors + self.num_nodes))
-        if self.merge_op == "all":
-            return nodes
-        used: set[int] = set()
-        for inp in self.inputs.modules():
-            if isinstance(inp, InputChoice):
-                return nodes  # undecided: a searching cell keeps every node
-            if isinstance(inp, ChosenInputs):
-                used.update(inp.chosen)
+        if self.merge_op == "all" or self.inputs is not None:
+            return nodes  # a searching cell keeps every node (undecided)
+        used = {k for indices in self.input_indices for k in indices}
         return [n for n in nodes if n not in used]
 
     def forward(self, *inputs: Any) -> Any:
@@ -166,13 +166,20 @@ class CellBody(torch.nn.Module):
         states = list(self.preprocessor(list(inputs)) if self.preprocessor is not None else inputs)
         if len(states) != self.num_predecessors:
             raise ValueError(f"Cell {self.label!r} expects {self.num_predecessors} inputs, got {len(states)}")
-        nodes: list[Any] = list(zip(self.ops, self.inputs))
-        for ops, inputs_ in nodes:
-            node = None
-            for op, inp in zip(ops, inputs_):
-                out = op(inp, states) if getattr(op, "per_input", False) else op(inp(states))
-                node = out if node is None else node + out
-            states.append(node)
+        if self.inputs is None:  # frozen: each op reads one state
+            for ops, indices in zip(self.ops, self.input_indices):
+                node = None
+                for op, k in zip(ops.children(), indices):
+                    out = op(states[k])
+                    node = out if node is None else node + out
+                states.append(node)
+        else:
+            for ops, inputs_ in zip(self.ops, self.inputs):
+                node = None
+                for op, inp in zip(ops.children(), inputs_.children()):
+                    out = op(inp, states) if getattr(op, "per_input", False) else op(inp(states))
+                    node = out if node is None else node + out
+                states.append(node)
         this_cell = torch.cat([states[k] for k in self.output_node_indices], self.concat_dim)
         if self.postprocessor is not None:
             return self.postprocessor(this_cell, list(inputs))

@@ -33,9 +33,9 @@ def test_plain_functions_and_classes() -> None:
 
 
 def test_lambdas_sharing_code_but_not_defaults() -> None:
-    made = [(lambda c: (lambda x=c: torch.nn.Identity()))(c) for c in range(3)]
+    made = [(lambda c: lambda x=c: torch.nn.Identity())(c) for c in range(3)]
     assert not any(wants_arguments(f) for f in made)
-    required = [(lambda c: (lambda x: torch.nn.Identity()))(c) for c in range(3)]
+    required = [(lambda c: lambda x: torch.nn.Identity())(c) for c in range(3)]
     assert all(wants_arguments(f) for f in required)
 
 

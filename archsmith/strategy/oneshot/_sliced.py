@@ -150,7 +150,8 @@ class SlicedLayer(torch.nn.Module):
         except TypeError:  # an unhashable value: evaluate every time
             return self.arguments(self.decisions)
         if found is None:
-            if len(cache) >= _MAX_REMEMBERED:  # a layer read by many choices (a loose-end width) meets new keys for ever
+            # A layer read by many choices (a loose-end width) meets new keys for ever.
+            if len(cache) >= _MAX_REMEMBERED:
                 cache.clear()
             found = cache[key] = self.arguments(self.decisions)
         return found
