@@ -8,7 +8,8 @@ Prints:
    published architecture (``fixed_arch(sample)`` + the class, which is what freeze
    runs after validating; the full space, slow to build, is never built). "Directly"
    is a replay: the constructor calls of the frozen model's ``torch.nn`` layers are
-   recorded during one freeze and called again with the same concrete arguments,
+   recorded during one freeze and called again with the same concrete arguments (the
+   hub's own blocks too, where their arguments are plain values),
    ``Sequential``/``ModuleList``/``ModuleDict`` containers built as such, the hub's own
    modules assembled as plain ``torch.nn.Module`` trees with the same parameters, then the space's own ``torch.nn.init`` calls (its weight
    initialisation) repeated on the same parameters. That is a lower bound for any hand-written builder (which runs
@@ -45,15 +46,32 @@ Plan = tuple[Any, ...]
 CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
 
 
-def _torch_module_classes() -> list[type]:
+def _module_classes(prefix: str) -> list[type]:
+    """The module classes defined in modules under ``prefix`` with an ``__init__`` of
+    their own (model spaces excluded: they are what is being compared)."""
     found, stack = [], [torch.nn.Module]
     while stack:
         cls = stack.pop()
         for sub in cls.__subclasses__():
             stack.append(sub)
-            if sub.__module__.startswith("torch.nn.") and "__init__" in sub.__dict__ and sub not in found:
+            if (
+                sub.__module__.startswith(prefix)
+                and "__init__" in sub.__dict__
+                and not issubclass(sub, nn.ModelSpace)
+                and sub not in found
+            ):
                 found.append(sub)
     return found
+
+
+def _plain(value: Any) -> bool:
+    """Whether a recorded argument can be passed again as it is (a module instance
+    would be reused rather than built)."""
+    if isinstance(value, (list, tuple)):
+        return all(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return all(_plain(v) for v in value.values())
+    return not isinstance(value, torch.nn.Module)
 
 
 class Recording:
@@ -72,7 +90,9 @@ def recording() -> Iterator[Recording]:
     """Record the constructor and initialisation calls of everything built inside the block."""
     record = Recording()
     building: set[int] = set()
-    originals = {cls: cls.__dict__["__init__"] for cls in _torch_module_classes()}
+    # torch layers, and the hub's own blocks: a hand-written network calls those too.
+    classes = _module_classes("torch.nn.") + _module_classes("archsmith.hub.")
+    originals = {cls: cls.__dict__["__init__"] for cls in classes}
     init_functions = {
         name: getattr(torch.nn.init, name)
         for name in dir(torch.nn.init)
@@ -128,7 +148,14 @@ def replay_plan(model: torch.nn.Module, record: Recording) -> tuple[Plan, list[t
 
 def _module_plan(model: torch.nn.Module, records: dict[int, tuple[Any, ...]]) -> Plan:
     record = records.get(id(model))
-    if record is not None and record[0]() is model and record[1] is type(model) and not isinstance(model, CONTAINERS):
+    if (
+        record is not None
+        and record[0]() is model
+        and record[1] is type(model)
+        and not isinstance(model, CONTAINERS)
+        and _plain(record[2])
+        and _plain(record[3])
+    ):
         return ("call", record[1], record[2], record[3])
     if type(model) in CONTAINERS:  # a hand-written network builds these too
         return (
