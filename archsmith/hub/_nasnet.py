@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 import archsmith.nn as nn
-from archsmith.nn._cell import CellBody
+from archsmith.nn._cell import CellBody, run_frozen_nodes
 from archsmith.space import Mutable, condition
 
 from ._base import HubError, HubSpace, SearchedModel, register_space
@@ -242,12 +242,7 @@ class NDSCell(torch.nn.Module):
 
     def forward(self, inputs: list[torch.Tensor]) -> list[torch.Tensor]:
         states = list(self.preprocessor(list(inputs)))
-        for ops, indices in zip(self.ops, self.input_indices):
-            node = None
-            for op, k in zip(ops.children(), indices):
-                out = op(states[k])
-                node = out if node is None else node + out
-            states.append(node)
+        run_frozen_nodes(self.ops, self.input_indices, states)
         out = torch.cat([states[k] for k in self.output_node_indices], 1)
         return self.postprocessor(out, list(inputs))  # type: ignore[no-any-return]
 

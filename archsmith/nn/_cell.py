@@ -60,6 +60,17 @@ class PerInputOps(torch.nn.ModuleList):
         return apply_each(states, list(self))
 
 
+def run_frozen_nodes(ops: torch.nn.ModuleList, input_indices: list[list[int]], states: list[Any]) -> None:
+    """Append to ``states`` each node of a frozen cell: the sum of its ops, op ``j`` of
+    node ``n`` applied to ``states[input_indices[n][j]]``."""
+    for node_ops, indices in zip(ops, input_indices):
+        node = None
+        for op, k in zip(node_ops.children(), indices):  # type: ignore[union-attr]
+            out = op(states[k])
+            node = out if node is None else node + out
+        states.append(node)
+
+
 class CellBody(torch.nn.Module):
     """The computation of a cell; a frozen ``Cell`` is one of these."""
 
@@ -167,12 +178,7 @@ class CellBody(torch.nn.Module):
         if len(states) != self.num_predecessors:
             raise ValueError(f"Cell {self.label!r} expects {self.num_predecessors} inputs, got {len(states)}")
         if self.inputs is None:  # frozen: each op reads one state
-            for ops, indices in zip(self.ops, self.input_indices):
-                node = None
-                for op, k in zip(ops.children(), indices):
-                    out = op(states[k])
-                    node = out if node is None else node + out
-                states.append(node)
+            run_frozen_nodes(self.ops, self.input_indices, states)
         else:
             for ops, inputs_ in zip(self.ops, self.inputs):
                 node = None
