@@ -1,0 +1,62 @@
+"""``NumParamsProfiler``: the parameter count of a sample's frozen model, without freezing it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from archsmith.nn import ModelSpace
+
+from ._check import check_space, searching_space
+from ._terms import Term, compile_terms
+
+
+class NumParamsProfiler:
+    """``profile(sample)`` = ``sum(p.numel() for p in space.freeze(sample).parameters())``.
+
+    The space's module tree is compiled once into a constant plus guarded terms
+    (each ``MutableLayer``'s count per value of its choices, each candidate's and
+    block's under the decision that builds it), so a sample costs a few dictionary
+    look-ups. At construction the count is checked against freezing on
+    ``check_samples`` seeded random samples (and the default one); a space whose
+    frozen model differs from what its searching form shows raises
+    :class:`ProfilerError` there rather than giving wrong numbers later.
+
+    >>> import archsmith.nn as nn
+    >>> class Net(nn.ModelSpace):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc = nn.Linear(4, nn.choice("hidden", [8, 16]))
+    >>> NumParamsProfiler(Net()).profile({"hidden": 16})
+    80.0
+    """
+
+    def __init__(self, space: ModelSpace, *, check_samples: int = 2, seed: int = 0) -> None:
+        self.space = searching_space(space, "NumParamsProfiler")
+        self._constant, self._terms = compile_terms(self.space)
+        check_space(self.space, self._profile, _frozen_params, "NumParamsProfiler", check_samples, seed)
+
+    def profile(self, sample: Mapping[str, Any]) -> float:
+        """The parameter count of ``space.freeze(sample)``; a bad sample raises the
+        space's own ``SampleError``."""
+        return self._profile(self.space._architecture(sample))
+
+    def _profile(self, sample: Mapping[str, Any]) -> float:
+        total = self._constant
+        for term in self._terms:
+            total += term.value(sample)
+        return total
+
+    @property
+    def terms(self) -> list[Term]:
+        """The compiled terms (their tables fill as samples are profiled)."""
+        return list(self._terms)
+
+    def __repr__(self) -> str:
+        return f"NumParamsProfiler({type(self.space).__name__}, {len(self._terms)} terms)"
+
+
+def _frozen_params(model: torch.nn.Module, sample: Mapping[str, Any]) -> float:
+    return float(sum(p.numel() for p in model.parameters()))
