@@ -60,6 +60,16 @@ class Term:
         return found
 
 
+class _Fixed:
+    """A count that does not depend on any value (a candidate's plain layers)."""
+
+    def __init__(self, count: float) -> None:
+        self.count = count
+
+    def __call__(self, values: dict[str, Any]) -> float:
+        return self.count
+
+
 def _numel(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -147,7 +157,7 @@ class TermCompiler:
         if count == 0:
             return
         if guards:
-            self._add(guards, (), lambda values, count=count: count)
+            self._add(guards, (), _Fixed(count))
         else:
             self.constant += count
 
@@ -182,7 +192,7 @@ class TermCompiler:
         for ops, inputs in zip(cell.ops, cell.inputs):
             for op, inp in zip(ops.children(), inputs.children()):
                 if isinstance(op, PerInputOps):
-                    label = inp.label  # type: ignore[union-attr]
+                    label: str = inp.label  # type: ignore[union-attr,assignment]
                     for k, choice in enumerate(op):
                         self.walk(choice, (*guards, ((label,), frozenset({(k,)}))))
                 else:
