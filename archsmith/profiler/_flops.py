@@ -1,0 +1,289 @@
+"""``FlopsProfiler``: multiply-accumulates of a sample's frozen model on an example input.
+
+The searching space is copied once onto the ``meta`` device and each primitive's
+``forward`` replaced by what its frozen form computes for the current sample
+(the chosen candidate, the chosen depth, a layer built with the chosen
+arguments). A sample then runs the user's own ``forward`` on meta tensors — shapes
+only, no arithmetic, no module built — under torch's flop counter. Each
+candidate, block and layer is memoised by its input shapes and the values of the
+choices inside it, so a sample mostly re-runs only the glue between them.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from archsmith.nn import Cell, InputChoice, LayerChoice, ModelSpace, NasBench101Cell, Repeat
+from archsmith.nn._cell import PerInputOps
+from archsmith.nn._frozen import reduce_tensors
+from archsmith.nn._layers import MutableLayer
+from archsmith.nn._mutable_module import MutableModule
+from archsmith.space import evaluate, fixed_sample, leaves_of
+
+from ._check import check_space, searching_space
+from ._terms import ProfilerError, hashable
+
+#: Primitives whose searching forward already calls only (replaced) children.
+_PASS_THROUGH = ("AutoActivation", "NasBench201Cell")
+
+
+def frozen_macs(model: torch.nn.Module, example_input: Any) -> float:
+    """Multiply-accumulates of a plain module on ``example_input`` by torch's flop
+    counter (its FLOPs halved), counted on the ``meta`` device."""
+    # Inference: eval mode (no auxiliary heads); the counter reads shapes only.
+    meta_model = copy.deepcopy(model).to("meta").eval()
+    with FlopCounterMode(display=False) as counter:
+        meta_model(*_as_args(_to_meta(example_input)))
+    return float(counter.get_total_flops() // 2)
+
+
+def _to_meta(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to("meta")
+    if isinstance(value, list | tuple):
+        return type(value)(_to_meta(v) for v in value)
+    return value
+
+
+def _as_args(example_input: Any) -> tuple[Any, ...]:
+    return tuple(example_input) if isinstance(example_input, tuple) else (example_input,)
+
+
+def _shape_key(args: tuple[Any, ...]) -> Any:
+    """The shapes and dtypes of tensor arguments, or ``None`` where another kind of
+    argument may change what runs (then the call is not memoised)."""
+    key = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            key.append((tuple(a.shape), a.dtype))
+        elif isinstance(a, list | tuple) and all(isinstance(t, torch.Tensor) for t in a):
+            key.append(tuple((tuple(t.shape), t.dtype) for t in a))
+        else:
+            return None
+    return tuple(key)
+
+
+class FlopsProfiler:
+    """``profile(sample)``: the multiply-accumulates (MACs, what papers quote as
+    "FLOPs" or "MAdds") of ``space.freeze(sample)`` run on ``example_input``, equal to
+    torch's ``FlopCounterMode`` total halved. Checked against freezing on the
+    default sample and ``check_samples`` seeded random ones at construction.
+
+    >>> import torch, archsmith.nn as nn
+    >>> class Net(nn.ModelSpace):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc = nn.Linear(4, nn.choice("hidden", [8, 16]))
+    ...     def forward(self, x):
+    ...         return self.fc(x)
+    >>> FlopsProfiler(Net(), torch.zeros(2, 4)).profile({"hidden": 16})
+    128.0
+    """
+
+    def __init__(self, space: ModelSpace, example_input: Any, *, check_samples: int = 2, seed: int = 0) -> None:
+        self.space = searching_space(space, "FlopsProfiler")
+        if not isinstance(example_input, torch.Tensor | tuple):
+            raise ProfilerError(
+                f"FlopsProfiler: example_input must be a tensor (or a tuple of the forward's arguments), "
+                f"got {type(example_input).__name__}"
+            )
+        self.example_input = example_input
+        self._args = _as_args(_to_meta(example_input))
+        self._sample: Mapping[str, Any] = {}
+        self._extra = 0  # FLOPs of memoised calls, which the counter does not see
+        self._counter: FlopCounterMode | None = None
+        self._model = copy.deepcopy(space).to("meta").eval()
+        self._labels: dict[int, tuple[str, ...]] = {}
+        self._memo: dict[Any, tuple[int, Any]] = {}
+        self._layers: dict[Any, torch.nn.Module] = {}
+        for module in self._model.modules():
+            self._replace_forward(module)
+        check_space(self.space, self._profile, self._frozen, "FlopsProfiler", check_samples, seed)
+
+    def _frozen(self, model: torch.nn.Module, sample: Mapping[str, Any]) -> float:
+        return frozen_macs(model, self.example_input)
+
+    def profile(self, sample: Mapping[str, Any]) -> float:
+        """The MACs of ``space.freeze(sample)`` on the example input; a bad sample
+        raises the space's own ``SampleError``."""
+        return self._profile(self.space._architecture(sample))
+
+    def _profile(self, sample: Mapping[str, Any]) -> float:
+        self._sample, self._extra = sample, 0
+        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+            self._counter = counter
+            try:
+                self._model(*self._args)
+            finally:
+                self._counter = None
+        return float((counter.get_total_flops() + self._extra) // 2)
+
+    # Replacing primitives ----------------------------------------------------------
+    def _replace_forward(self, module: torch.nn.Module) -> None:
+        if isinstance(module, MutableLayer):
+            forward = self._layer_forward(module)
+        elif isinstance(module, LayerChoice):
+            forward = self._choice_forward(module)
+        elif isinstance(module, InputChoice):
+            forward = self._input_forward(module)
+        elif isinstance(module, Repeat):
+            forward = self._repeat_forward(module)
+        elif isinstance(module, Cell):
+            forward = self._cell_forward(module)
+        elif isinstance(module, NasBench101Cell):
+            forward = self._nb101_forward(module)
+        elif type(module).__name__ in _PASS_THROUGH and isinstance(module, MutableModule):
+            return
+        elif isinstance(module, MutableModule):
+            raise ProfilerError(
+                f"{module.describe()}: FlopsProfiler does not know what the frozen form of "
+                f"{type(module).__name__} computes; count it by freezing the space instead"
+            )
+        else:
+            return
+        labels = tuple(sorted({leaf.label for m in module.modules() for leaf in _own_leaves(m)}))
+        memoised = self._memoised(module, labels, forward)
+        object.__setattr__(module, "forward", memoised)
+
+    def _memoised(self, module: torch.nn.Module, labels: tuple[str, ...], forward: Callable[..., Any]) -> Any:
+        ident = id(module)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            shapes = _shape_key(args)
+            if shapes is None or kwargs:
+                return forward(*args, **kwargs)
+            key = (ident, shapes, tuple(hashable(self._sample.get(label)) for label in labels))
+            hit = self._memo.get(key)
+            if hit is not None:
+                self._extra += hit[0]
+                return _fresh(hit[1])
+            assert self._counter is not None
+            before = self._counter.get_total_flops() + self._extra
+            out = forward(*args)
+            spec = _spec(out)
+            if spec is not None:
+                self._memo[key] = (self._counter.get_total_flops() + self._extra - before, spec)
+            return out
+
+        return call
+
+    def _layer_forward(self, layer: MutableLayer) -> Callable[..., Any]:
+        torch_class, arguments = layer._torch_class, dict(layer.init_arguments)
+        labels = tuple(sorted({leaf.label for leaf in leaves_of(layer.mutable_arguments)}))
+        import inspect
+
+        signature = inspect.signature(torch_class)
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            key = (id(layer), tuple(hashable(self._sample[label]) for label in labels))
+            built = self._layers.get(key)
+            if built is None:
+                bound = inspect.BoundArguments(signature, evaluate(arguments, self._sample))  # type: ignore[arg-type]
+                with torch.device("meta"):
+                    built = self._layers[key] = torch_class(*bound.args, **bound.kwargs)
+                built.eval()
+            return built(*args, **kwargs)
+
+        return forward
+
+    def _choice_forward(self, choice: LayerChoice) -> Callable[..., Any]:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return choice[self._sample[choice.label]](*args, **kwargs)
+
+        return forward
+
+    def _input_forward(self, choice: InputChoice) -> Callable[..., Any]:
+        def forward(candidate_inputs: list[torch.Tensor]) -> Any:
+            value = self._sample[choice.label]
+            chosen = [value] if choice.n_chosen == 1 else list(value)
+            return reduce_tensors(choice.reduction, [candidate_inputs[i] for i in chosen])
+
+        return forward
+
+    def _repeat_forward(self, repeat: Repeat) -> Callable[..., Any]:
+        def forward(x: Any) -> Any:
+            for block in list(repeat.blocks)[: evaluate(repeat.depth_choice, self._sample)]:
+                x = block(x)
+            return x
+
+        return forward
+
+    def _cell_forward(self, cell: Cell) -> Callable[..., Any]:
+        assert cell.inputs is not None
+        slots = [
+            [(op, inp.label) for op, inp in zip(ops.children(), inputs.children())]  # type: ignore[union-attr]
+            for ops, inputs in zip(cell.ops, cell.inputs)
+        ]
+        nodes = list(range(cell.num_predecessors, cell.num_predecessors + cell.num_nodes))
+
+        def forward(*inputs: Any) -> Any:
+            if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
+                inputs = tuple(inputs[0])
+            states = list(cell.preprocessor(list(inputs)) if cell.preprocessor is not None else inputs)
+            used: set[int] = set()
+            for node_slots in slots:
+                node = None
+                for op, label in node_slots:
+                    k = int(hashable(self._sample[label])[0] if isinstance(self._sample[label], list) else self._sample[label])
+                    used.add(k)
+                    out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
+                    node = out if node is None else node + out
+                states.append(node)
+            outputs = nodes if cell.merge_op == "all" else [n for n in nodes if n not in used]
+            this_cell = torch.cat([states[k] for k in outputs], cell.concat_dim)
+            if cell.postprocessor is not None:
+                return cell.postprocessor(this_cell, list(inputs))
+            return this_cell
+
+        return forward
+
+    def _nb101_forward(self, cell: NasBench101Cell) -> Callable[..., Any]:
+        labels = tuple(leaf.label for leaf in cell.own_leaves())
+
+        def forward(x: Any) -> Any:
+            key = (id(cell), tuple(hashable(self._sample.get(label)) for label in labels))
+            body = self._layers.get(key)
+            if body is None:
+                values = {label: self._sample[label] for label in labels if label in self._sample}
+                with fixed_sample(values), torch.device("meta"):
+                    body = NasBench101Cell(
+                        dict(zip(cell.names, cell.op_candidates)),
+                        cell.in_features,
+                        cell.out_features,
+                        cell.projection,
+                        cell.max_num_nodes,
+                        cell.max_num_edges,
+                        label=cell.label,
+                    )
+                self._layers[key] = body
+            return body(x)
+
+        return forward
+
+    def __repr__(self) -> str:
+        return f"FlopsProfiler({type(self.space).__name__})"
+
+
+def _own_leaves(module: torch.nn.Module) -> list[Any]:
+    if isinstance(module, MutableLayer):
+        return leaves_of(module.mutable_arguments)
+    if isinstance(module, MutableModule):
+        return module.own_leaves()
+    return []
+
+
+def _spec(out: Any) -> Any:
+    """What rebuilds a call's output: its shape and dtype (a tensor only)."""
+    if isinstance(out, torch.Tensor) and out.device.type == "meta":
+        return (tuple(out.shape), out.dtype)
+    return None
+
+
+def _fresh(spec: Any) -> torch.Tensor:
+    shape, dtype = spec
+    return torch.empty(shape, dtype=dtype, device="meta")
