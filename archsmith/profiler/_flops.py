@@ -12,6 +12,7 @@ choices inside it, so a sample mostly re-runs only the glue between them.
 from __future__ import annotations
 
 import copy
+import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -126,7 +127,7 @@ class FlopsProfiler:
     # Replacing primitives ----------------------------------------------------------
     def _replace_forward(self, module: torch.nn.Module) -> None:
         if isinstance(module, MutableLayer):
-            forward = self._layer_forward(module)
+            forward, decided = self._layer_forward(module)
         elif isinstance(module, LayerChoice):
             forward = self._choice_forward(module)
         elif isinstance(module, InputChoice):
@@ -144,20 +145,33 @@ class FlopsProfiler:
                 f"{module.describe()}: FlopsProfiler does not know what the frozen form of "
                 f"{type(module).__name__} computes; count it by freezing the space instead"
             )
+        elif next(iter(module.children()), None) is None and type(module).forward is not torch.nn.Module.forward:
+            # A plain leaf: what it computes depends on its input shapes only.
+            forward, decided = module.forward, _no_decision
         else:
             return
-        labels = tuple(sorted({leaf.label for m in module.modules() for leaf in _own_leaves(m)}))
-        memoised = self._memoised(module, labels, forward)
-        object.__setattr__(module, "forward", memoised)
+        if not isinstance(module, MutableLayer) and isinstance(module, MutableModule):
+            labels = tuple(sorted({leaf.label for m in module.modules() for leaf in _own_leaves(m)}))
+            sample_key = self._sample_key(labels)
+            decided = sample_key
+        object.__setattr__(module, "forward", self._memoised(id(module), decided, forward))
 
-    def _memoised(self, module: torch.nn.Module, labels: tuple[str, ...], forward: Callable[..., Any]) -> Any:
-        ident = id(module)
+    def _sample_key(self, labels: tuple[str, ...]) -> Callable[[], Any]:
+        def key() -> Any:
+            return tuple(hashable(self._sample.get(label)) for label in labels)
+
+        return key
+
+    def _memoised(self, ident: int, decided: Callable[[], Any], forward: Callable[..., Any]) -> Any:
+        """``forward`` memoised by the input shapes and ``decided()`` (what the
+        sample decides of the module): a hit adds the recorded FLOPs and returns an
+        empty meta tensor of the recorded shape, without running anything."""
 
         def call(*args: Any, **kwargs: Any) -> Any:
             shapes = _shape_key(args)
             if shapes is None or kwargs:
                 return forward(*args, **kwargs)
-            key = (ident, shapes, tuple(hashable(self._sample.get(label)) for label in labels))
+            key = (ident, shapes, decided())
             hit = self._memo.get(key)
             if hit is not None:
                 self._extra += hit[0]
@@ -172,15 +186,23 @@ class FlopsProfiler:
 
         return call
 
-    def _layer_forward(self, layer: MutableLayer) -> Callable[..., Any]:
+    def _layer_forward(self, layer: MutableLayer) -> tuple[Callable[..., Any], Callable[[], Any]]:
+        """The layer built with the sample's arguments, and those arguments as a key
+        (many samples give one layer the same arguments through different choices)."""
         torch_class, arguments = layer._torch_class, dict(layer.init_arguments)
         labels = tuple(sorted({leaf.label for leaf in leaves_of(layer.mutable_arguments)}))
-        import inspect
-
         signature = inspect.signature(torch_class)
+        resolved: dict[Any, tuple[Any, ...]] = {}
+
+        def decided() -> Any:
+            key = tuple(hashable(self._sample[label]) for label in labels)
+            found = resolved.get(key)
+            if found is None:
+                found = resolved[key] = hashable(list(evaluate(arguments, self._sample).items()))
+            return found
 
         def forward(*args: Any, **kwargs: Any) -> Any:
-            key = (id(layer), tuple(hashable(self._sample[label]) for label in labels))
+            key = (id(layer), decided())
             built = self._layers.get(key)
             if built is None:
                 bound = inspect.BoundArguments(signature, evaluate(arguments, self._sample))  # type: ignore[arg-type]
@@ -189,7 +211,7 @@ class FlopsProfiler:
                 built.eval()
             return built(*args, **kwargs)
 
-        return forward
+        return forward, decided
 
     def _choice_forward(self, choice: LayerChoice) -> Callable[..., Any]:
         def forward(*args: Any, **kwargs: Any) -> Any:
@@ -229,7 +251,11 @@ class FlopsProfiler:
             for node_slots in slots:
                 node = None
                 for op, label in node_slots:
-                    k = int(hashable(self._sample[label])[0] if isinstance(self._sample[label], list) else self._sample[label])
+                    k = int(
+                        hashable(self._sample[label])[0]
+                        if isinstance(self._sample[label], list)
+                        else self._sample[label]
+                    )
                     used.add(k)
                     out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
                     node = out if node is None else node + out
@@ -267,6 +293,10 @@ class FlopsProfiler:
 
     def __repr__(self) -> str:
         return f"FlopsProfiler({type(self.space).__name__})"
+
+
+def _no_decision() -> Any:
+    return None
 
 
 def _own_leaves(module: torch.nn.Module) -> list[Any]:
