@@ -58,7 +58,7 @@ def _as_args(example_input: Any) -> tuple[Any, ...]:
 def _shape_key(args: tuple[Any, ...]) -> Any:
     """The shapes and dtypes of tensor arguments, or ``None`` where another kind of
     argument may change what runs (then the call is not memoised)."""
-    key = []
+    key: list[Any] = []
     for a in args:
         if isinstance(a, torch.Tensor):
             key.append((tuple(a.shape), a.dtype))
@@ -237,8 +237,8 @@ class FlopsProfiler:
 
     def _cell_forward(self, cell: Cell) -> Callable[..., Any]:
         assert cell.inputs is not None
-        slots = [
-            [(op, inp.label) for op, inp in zip(ops.children(), inputs.children())]  # type: ignore[union-attr]
+        slots: list[list[tuple[torch.nn.Module, str]]] = [
+            [(op, str(inp.label)) for op, inp in zip(ops.children(), inputs.children())]  # type: ignore[union-attr]
             for ops, inputs in zip(cell.ops, cell.inputs)
         ]
         nodes = list(range(cell.num_predecessors, cell.num_predecessors + cell.num_nodes))
@@ -251,11 +251,8 @@ class FlopsProfiler:
             for node_slots in slots:
                 node = None
                 for op, label in node_slots:
-                    k = int(
-                        hashable(self._sample[label])[0]
-                        if isinstance(self._sample[label], list)
-                        else self._sample[label]
-                    )
+                    value = self._sample[label]  # an index, or NNI's one-element list
+                    k = int(value[0] if isinstance(value, list | tuple) else value)
                     used.add(k)
                     out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
                     node = out if node is None else node + out
