@@ -10,7 +10,7 @@ import torch
 from archsmith.nn import ModelSpace
 
 from ._check import check_space, searching_space
-from ._terms import Term, compile_terms
+from ._terms import compile_terms
 
 
 class NumParamsProfiler:
@@ -35,7 +35,7 @@ class NumParamsProfiler:
 
     def __init__(self, space: ModelSpace, *, check_samples: int = 2, seed: int = 0) -> None:
         self.space = searching_space(space, "NumParamsProfiler")
-        self._constant, self._terms = compile_terms(self.space)
+        self._root = compile_terms(self.space)
         check_space(self.space, self._profile, _frozen_params, "NumParamsProfiler", check_samples, seed)
 
     def profile(self, sample: Mapping[str, Any]) -> float:
@@ -44,18 +44,15 @@ class NumParamsProfiler:
         return self._profile(self.space._architecture(sample))
 
     def _profile(self, sample: Mapping[str, Any]) -> float:
-        total = self._constant
-        for term in self._terms:
-            total += term.value(sample)
-        return total
+        return self._root.total(sample)
 
     @property
-    def terms(self) -> list[Term]:
-        """The compiled terms (their tables fill as samples are profiled)."""
-        return list(self._terms)
+    def num_terms(self) -> int:
+        """How many memoised terms the space compiled to."""
+        return self._root.count_terms()
 
     def __repr__(self) -> str:
-        return f"NumParamsProfiler({type(self.space).__name__}, {len(self._terms)} terms)"
+        return f"NumParamsProfiler({type(self.space).__name__}, {self.num_terms} terms)"
 
 
 def _frozen_params(model: torch.nn.Module, sample: Mapping[str, Any]) -> float:

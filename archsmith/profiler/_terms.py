@@ -40,19 +40,15 @@ def hashable(value: Any) -> Any:
 
 @dataclass
 class Term:
-    """``build(values)`` for the values of ``labels``, memoised, where every guard holds."""
+    """``build(values)`` for the values of ``labels``, memoised."""
 
-    guards: tuple[Guard, ...]
     labels: tuple[str, ...]
     build: Callable[[dict[str, Any]], float]
     table: dict[tuple[Any, ...], float] = field(default_factory=dict)
 
     def value(self, sample: Mapping[str, Any]) -> float:
-        for labels, allowed in self.guards:
-            if tuple(hashable(sample[label]) for label in labels) not in allowed:
-                return 0.0
         # .get: a decision a condition leaves unused may be absent (a small NAS-Bench-101 cell's op6)
-        key = tuple(hashable(sample.get(label)) for label in self.labels)
+        key = tuple([hashable(sample.get(label)) for label in self.labels])
         found = self.table.get(key)
         if found is None:
             values = {label: sample[label] for label in self.labels if label in sample}
@@ -60,18 +56,42 @@ class Term:
         return found
 
 
-class _Fixed:
-    """A count that does not depend on any value (a candidate's plain layers)."""
+@dataclass
+class Group:
+    """The parts built under one guard (none at the root): a constant, terms, and
+    the groups nested under further decisions. A guard is checked once per group."""
 
-    def __init__(self, count: float) -> None:
-        self.count = count
+    guard: Guard | None = None
+    constant: float = 0.0
+    terms: list[Term] = field(default_factory=list)
+    groups: list[Group] = field(default_factory=list)
 
-    def __call__(self, values: dict[str, Any]) -> float:
-        return self.count
+    def total(self, sample: Mapping[str, Any]) -> float:
+        total = self.constant
+        for term in self.terms:
+            total += term.value(sample)
+        for group in self.groups:
+            labels, allowed = group.guard  # type: ignore[misc]
+            if tuple([hashable(sample[label]) for label in labels]) in allowed:
+                total += group.total(sample)
+        return total
+
+    def sub(self, guard: Guard) -> Group:
+        """A new group nested here, counted where ``guard`` holds."""
+        self.groups.append(Group(guard))
+        return self.groups[-1]
+
+    def count_terms(self) -> int:
+        return len(self.terms) + sum(g.count_terms() for g in self.groups)
 
 
 def _numel(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+#: Parameter counts of torch layers by (class, resolved arguments): many layers of a
+#: space, under many samples, are the same layer.
+_LAYER_COUNTS: dict[Any, int] = {}
 
 
 def _build_layer(layer: MutableLayer) -> Callable[[dict[str, Any]], float]:
@@ -80,9 +100,20 @@ def _build_layer(layer: MutableLayer) -> Callable[[dict[str, Any]], float]:
     arguments = dict(layer.init_arguments)
 
     def build(values: dict[str, Any]) -> float:
-        bound = inspect.BoundArguments(signature, evaluate(arguments, values))  # type: ignore[arg-type]
-        with torch.device("meta"):  # shapes only: no memory, no initialisation
-            return _numel(torch_class(*bound.args, **bound.kwargs))
+        resolved = evaluate(arguments, values)
+        try:
+            key: Any = (torch_class, hashable(list(resolved.items())))
+            hash(key)
+        except TypeError:  # an argument that is not hashable (a tensor): build every time
+            key = None
+        found = _LAYER_COUNTS.get(key) if key is not None else None
+        if found is None:
+            bound = inspect.BoundArguments(signature, resolved)  # type: ignore[arg-type]
+            with torch.device("meta"):  # shapes only: no memory, no initialisation
+                found = _numel(torch_class(*bound.args, **bound.kwargs))
+            if key is not None and len(_LAYER_COUNTS) < 100_000:
+                _LAYER_COUNTS[key] = found
+        return found
 
     return build
 
@@ -112,43 +143,43 @@ class TermCompiler:
     """Walks a searching module tree once; ``terms`` and ``constant`` are the result."""
 
     def __init__(self) -> None:
-        self.constant = 0.0
-        self.terms: list[Term] = []
+        self.root = Group()
         self._seen: set[int] = set()
 
-    def walk(self, module: torch.nn.Module, guards: tuple[Guard, ...] = ()) -> None:
+    def walk(self, module: torch.nn.Module, group: Group | None = None) -> None:
+        group = self.root if group is None else group
         if isinstance(module, MutableLayer):
             labels = _label_set(leaves_of(module.mutable_arguments))
-            self._add(guards, labels, _build_layer(module))
+            self._add(group, labels, _build_layer(module))
         elif isinstance(module, LayerChoice):
             for key, candidate in zip(module.names, module.candidates):
-                self.walk(candidate, (*guards, ((module.label,), frozenset({(hashable(key),)}))))
+                self.walk(candidate, group.sub(((module.label,), frozenset({(hashable(key),)}))))
         elif isinstance(module, InputChoice):
             return  # a frozen one holds no parameters
         elif isinstance(module, Repeat):
-            self._walk_repeat(module, guards)
+            self._walk_repeat(module, group)
         elif isinstance(module, Cell):
-            self._walk_cell(module, guards)
+            self._walk_cell(module, group)
         elif isinstance(module, NasBench101Cell):
-            self._add(guards, _label_set(module.own_leaves()), _build_nb101(module))
+            self._add(group, _label_set(module.own_leaves()), _build_nb101(module))
         elif isinstance(module, AutoActivation | NasBench201Cell):
-            self._walk_children(module, guards)  # their frozen bodies keep the same tree, choices resolved
+            self._walk_children(module, group)  # their frozen bodies keep the same tree, choices resolved
         elif isinstance(module, MutableModule):
             raise ProfilerError(
                 f"{module.describe()}: the profiler does not know what the frozen form of {type(module).__name__} "
                 "holds; count it by freezing the space instead"
             )
         elif not any(isinstance(m, MutableModule) for m in module.modules()):
-            self._constant(module.parameters(), guards)
+            self._constant(module.parameters(), group)
         else:
-            self._walk_children(module, guards)
+            self._walk_children(module, group)
 
-    def _walk_children(self, module: torch.nn.Module, guards: tuple[Guard, ...]) -> None:
-        self._constant(module.parameters(recurse=False), guards)
+    def _walk_children(self, module: torch.nn.Module, group: Group) -> None:
+        self._constant(module.parameters(recurse=False), group)
         for child in module.children():
-            self.walk(child, guards)
+            self.walk(child, group)
 
-    def _constant(self, parameters: Any, guards: tuple[Guard, ...]) -> None:
+    def _constant(self, parameters: Any, group: Group) -> None:
         count = 0
         for p in parameters:
             if id(p) not in self._seen:  # a parameter shared by two modules counts once, as in the model
@@ -156,51 +187,46 @@ class TermCompiler:
                 count += p.numel()
         if count == 0:
             return
-        if guards:
-            self._add(guards, (), _Fixed(count))
-        else:
-            self.constant += count
+        group.constant += count
 
-    def _add(
-        self, guards: tuple[Guard, ...], labels: tuple[str, ...], build: Callable[[dict[str, Any]], float]
-    ) -> None:
-        self.terms.append(Term(guards, labels, build))
+    def _add(self, group: Group, labels: tuple[str, ...], build: Callable[[dict[str, Any]], float]) -> None:
+        group.terms.append(Term(labels, build))
 
-    def _walk_repeat(self, repeat: Repeat, guards: tuple[Guard, ...]) -> None:
+    def _walk_repeat(self, repeat: Repeat, group: Group) -> None:
         depth = repeat.depth_choice
         if isinstance(depth, Leaf):
             label = depth.label
             for i, block in enumerate(repeat.blocks):
                 allowed = frozenset((d,) for d in repeat.depths if d > i)
-                self.walk(block, (*guards, ((label,), allowed)))
+                self.walk(block, group.sub(((label,), allowed)))
         elif isinstance(depth, Mutable):
             depths = _expression_depths(depth, f"Repeat {repeat.label!r}")
             labels = tuple(leaf.label for leaf in _depth_leaves(depth))
             for i, block in enumerate(repeat.blocks):
                 allowed = frozenset(tuple(hashable(v) for v in combo) for combo, d in depths.items() if d > i)
-                self.walk(block, (*guards, (labels, allowed)))
+                self.walk(block, group.sub((labels, allowed)))
         else:
             for block in repeat.blocks:
-                self.walk(block, guards)
+                self.walk(block, group)
 
-    def _walk_cell(self, cell: Cell, guards: tuple[Guard, ...]) -> None:
+    def _walk_cell(self, cell: Cell, group: Group) -> None:
         for name, child in cell.named_children():
             if name not in ("ops", "inputs"):
-                self.walk(child, guards)  # preprocessor, postprocessor
-        self._constant(cell.parameters(recurse=False), guards)
+                self.walk(child, group)  # preprocessor, postprocessor
+        self._constant(cell.parameters(recurse=False), group)
         assert cell.inputs is not None
         for ops, inputs in zip(cell.ops, cell.inputs):
             for op, inp in zip(ops.children(), inputs.children()):
                 if isinstance(op, PerInputOps):
                     label: str = inp.label  # type: ignore[union-attr,assignment]
                     for k, choice in enumerate(op):
-                        self.walk(choice, (*guards, ((label,), frozenset({(k,)}))))
+                        self.walk(choice, group.sub(((label,), frozenset({(k,)}))))
                 else:
-                    self.walk(op, guards)
+                    self.walk(op, group)
 
 
-def compile_terms(space: torch.nn.Module) -> tuple[float, list[Term]]:
-    """``(constant, terms)`` of a searching space's parameter count."""
+def compile_terms(space: torch.nn.Module) -> Group:
+    """The parameter count of a searching space, as a tree of guarded groups."""
     compiler = TermCompiler()
     compiler.walk(space)
-    return compiler.constant, compiler.terms
+    return compiler.root
