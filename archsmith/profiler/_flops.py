@@ -186,8 +186,9 @@ class FlopsProfiler:
 
     def _memoised(self, ident: int, decided: Callable[[], Any], forward: Callable[..., Any]) -> Any:
         """``forward`` memoised by the input shapes and ``decided()`` (what the
-        sample decides of the module): a hit adds the recorded FLOPs and returns an
-        empty meta tensor of the recorded shape, without running anything."""
+        sample decides of the module): a hit adds the recorded FLOPs and returns the
+        recorded output without running anything (a meta tensor holds no data, so one
+        object may stand for every output of that shape)."""
 
         def call(*args: Any, **kwargs: Any) -> Any:
             shapes = _shape_key(args)
@@ -197,16 +198,28 @@ class FlopsProfiler:
             hit = self._memo.get(key)
             if hit is not None:
                 self._extra += hit[0]
-                return _fresh(hit[1])
-            assert self._counter is not None
-            before = self._counter.get_total_flops() + self._extra
-            out = forward(*args)
-            spec = _spec(out)
-            if spec is not None:
-                self._memo[key] = (self._counter.get_total_flops() + self._extra - before, spec)
-            return out
+                return hit[1]
+            return self._record(key, forward, args)
 
         return call
+
+    def _record(self, key: Any, forward: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+        assert self._counter is not None
+        before = self._counter.get_total_flops() + self._extra
+        out = forward(*args)
+        if isinstance(out, torch.Tensor) and out.device.type == "meta":
+            self._memo[key] = (self._counter.get_total_flops() + self._extra - before, out)
+        return out
+
+    def _glue(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
+        """A cell's own sums and concatenation, memoised by shapes like the ops (on
+        meta tensors under the counter, running them is most of a cell's time)."""
+        key = (name, _shape_key(args))
+        hit = self._memo.get(key)
+        if hit is not None:
+            self._extra += hit[0]
+            return hit[1]
+        return self._record(key, fn, args)
 
     def _layer_forward(self, layer: MutableLayer) -> tuple[Callable[..., Any], Callable[[], Any]]:
         """The layer built with the sample's arguments, and those arguments as a key
@@ -265,6 +278,9 @@ class FlopsProfiler:
         ]
         nodes = list(range(cell.num_predecessors, cell.num_predecessors + cell.num_nodes))
 
+        def cat(tensors: list[torch.Tensor]) -> torch.Tensor:
+            return torch.cat(tensors, cell.concat_dim)
+
         def forward(*inputs: Any) -> Any:
             if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
                 inputs = tuple(inputs[0])
@@ -277,10 +293,10 @@ class FlopsProfiler:
                     k = int(value[0] if isinstance(value, list | tuple) else value)
                     used.add(k)
                     out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
-                    node = out if node is None else node + out
+                    node = out if node is None else self._glue("add", torch.add, node, out)
                 states.append(node)
             outputs = nodes if cell.merge_op == "all" else [n for n in nodes if n not in used]
-            this_cell = torch.cat([states[k] for k in outputs], cell.concat_dim)
+            this_cell = self._glue(f"cat{cell.concat_dim}", cat, [states[k] for k in outputs])
             if cell.postprocessor is not None:
                 return cell.postprocessor(this_cell, list(inputs))
             return this_cell
@@ -324,15 +340,3 @@ def _own_leaves(module: torch.nn.Module) -> list[Any]:
     if isinstance(module, MutableModule):
         return module.own_leaves()
     return []
-
-
-def _spec(out: Any) -> Any:
-    """What rebuilds a call's output: its shape and dtype (a tensor only)."""
-    if isinstance(out, torch.Tensor) and out.device.type == "meta":
-        return (tuple(out.shape), out.dtype)
-    return None
-
-
-def _fresh(spec: Any) -> torch.Tensor:
-    shape, dtype = spec
-    return torch.empty(shape, dtype=dtype, device="meta")
