@@ -29,6 +29,9 @@ from archsmith.space import evaluate, fixed_sample, leaves_of
 from ._check import check_space, searching_space
 from ._terms import ProfilerError, hashable
 
+#: Most memoised calls a FlopsProfiler keeps (each a few hundred bytes).
+MAX_MEMO = 200_000
+
 #: Primitives whose searching forward already calls only (replaced) children.
 _PASS_THROUGH = ("AutoActivation", "NasBench201Cell")
 
@@ -208,6 +211,8 @@ class FlopsProfiler:
         before = self._counter.get_total_flops() + self._extra
         out = forward(*args)
         if isinstance(out, torch.Tensor) and out.device.type == "meta":
+            if len(self._memo) >= MAX_MEMO:  # bounded: a long search meets new shapes and values forever
+                self._memo.clear()
             self._memo[key] = (self._counter.get_total_flops() + self._extra - before, out)
         return out
 
