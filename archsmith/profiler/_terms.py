@@ -19,6 +19,7 @@ from archsmith.nn import AutoActivation, Cell, InputChoice, LayerChoice, NasBenc
 from archsmith.nn._cell import PerInputOps
 from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
+from archsmith.nn._nasbench101 import _active_edges, prune, vertex_channels
 from archsmith.nn._repeat import _depth_leaves, _expression_depths
 from archsmith.space import Leaf, Mutable, evaluate, fixed_sample, leaves_of
 
@@ -119,20 +120,54 @@ def _build_layer(layer: MutableLayer) -> Callable[[dict[str, Any]], float]:
 
 
 def _build_nb101(cell: NasBench101Cell) -> Callable[[dict[str, Any]], float]:
+    """The cell's count from its pruned graph (as ``NasBench101Cell.create_frozen``
+    builds it): projections and ops, each counted once per width on ``meta``."""
+    label, names, cands = cell.label, cell.names, cell.op_candidates
+    counts: dict[Any, int] = {}
+
+    def count(key: Any, factory: Callable[..., torch.nn.Module], args: tuple[Any, ...], values: dict[str, Any]) -> int:
+        if key not in counts:
+            with fixed_sample(values), torch.device("meta"):
+                counts[key] = _numel(factory(*args))
+        return counts[key]
+
     def build(values: dict[str, Any]) -> float:
-        with fixed_sample(values), torch.device("meta"):
-            body = NasBench101Cell(
-                dict(zip(cell.names, cell.op_candidates)),
-                cell.in_features,
-                cell.out_features,
-                cell.projection,
-                cell.max_num_nodes,
-                cell.max_num_edges,
-                label=cell.label,
-            )
-        return _numel(body)
+        n = values[f"{label}/num_nodes"]
+        edges = _active_edges(n, {j: values[f"{label}/input{j}"] for j in range(1, n)})
+        kept = prune(n, edges)
+        if kept is None or len(edges) > cell.max_num_edges:
+            return _frozen_nb101(cell, values)  # raises the cell's own error
+        position = {v: k for k, v in enumerate(kept)}
+        matrix = [[0] * len(kept) for _ in kept]
+        for i, j in edges:
+            if i in position and j in position:
+                matrix[position[i]][position[j]] = 1
+        channels = vertex_channels(cell.in_features, cell.out_features, matrix)
+        total = 0
+        for t in range(1, len(kept)):
+            if matrix[0][t]:
+                c = channels[t]
+                total += count(("projection", c), cell.projection, (cell.in_features, c), values)
+        for t, v in enumerate(kept[1:-1], start=1):
+            op, c = names.index(values[f"{label}/op{v}"]), channels[t]
+            total += count((op, c), cands[op], (c,), values)
+        return total
 
     return build
+
+
+def _frozen_nb101(cell: NasBench101Cell, values: dict[str, Any]) -> int:
+    with fixed_sample(values), torch.device("meta"):
+        body = NasBench101Cell(
+            dict(zip(cell.names, cell.op_candidates)),
+            cell.in_features,
+            cell.out_features,
+            cell.projection,
+            cell.max_num_nodes,
+            cell.max_num_edges,
+            label=cell.label,
+        )
+    return _numel(body)
 
 
 def _label_set(leaves: list[Leaf]) -> tuple[str, ...]:
