@@ -103,7 +103,9 @@ class WithOpaque(nn.ModelSpace):
 def test_unknown_primitive_named() -> None:
     with pytest.raises(ProfilerError, match=r"Opaque\(opaque\): .*does not know what the frozen form of Opaque"):
         NumParamsProfiler(WithOpaque())
-    with pytest.raises(ProfilerError, match=r"Opaque\(opaque\): FlopsProfiler does not know what the frozen form of Opaque"):
+    with pytest.raises(
+        ProfilerError, match=r"Opaque\(opaque\): FlopsProfiler does not know what the frozen form of Opaque"
+    ):
         FlopsProfiler(WithOpaque(), torch.zeros(1, 2))
 
 
