@@ -24,10 +24,10 @@ from archsmith.nn._cell import PerInputOps
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
-from archsmith.space import evaluate, fixed_sample, leaves_of
+from archsmith.space import evaluate, leaves_of
 
 from ._check import check_space, searching_space
-from ._terms import ProfilerError, hashable
+from ._terms import ProfilerError, frozen_nb101_on_meta, hashable
 
 #: Most memoised calls a FlopsProfiler keeps (each a few hundred bytes).
 MAX_MEMO = 200_000
@@ -316,16 +316,7 @@ class FlopsProfiler:
             body = self._layers.get(key)
             if body is None:
                 values = {label: self._sample[label] for label in labels if label in self._sample}
-                with fixed_sample(values), torch.device("meta"):
-                    body = NasBench101Cell(
-                        dict(zip(cell.names, cell.op_candidates)),
-                        cell.in_features,
-                        cell.out_features,
-                        cell.projection,
-                        cell.max_num_nodes,
-                        cell.max_num_edges,
-                        label=cell.label,
-                    )
+                body = frozen_nb101_on_meta(cell, values)
                 self._layers[key] = body
             return body(x)
 

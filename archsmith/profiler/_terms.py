@@ -156,9 +156,10 @@ def _build_nb101(cell: NasBench101Cell) -> Callable[[dict[str, Any]], float]:
     return build
 
 
-def _frozen_nb101(cell: NasBench101Cell, values: dict[str, Any]) -> int:
-    with fixed_sample(values), torch.device("meta"):
-        body = NasBench101Cell(
+def frozen_nb101_on_meta(cell: NasBench101Cell, values: Mapping[str, Any]) -> torch.nn.Module:
+    """What ``cell`` freezes to under ``values``, built on the ``meta`` device."""
+    with fixed_sample(dict(values)), torch.device("meta"):
+        return NasBench101Cell(  # type: ignore[no-any-return]
             dict(zip(cell.names, cell.op_candidates)),
             cell.in_features,
             cell.out_features,
@@ -167,7 +168,10 @@ def _frozen_nb101(cell: NasBench101Cell, values: dict[str, Any]) -> int:
             cell.max_num_edges,
             label=cell.label,
         )
-    return _numel(body)
+
+
+def _frozen_nb101(cell: NasBench101Cell, values: dict[str, Any]) -> int:
+    return _numel(frozen_nb101_on_meta(cell, values))
 
 
 def _label_set(leaves: list[Leaf]) -> tuple[str, ...]:
