@@ -541,8 +541,28 @@ def _first_cell_width(stage: torch.nn.Module, c: Any) -> Any:
 _REDUCED: dict[str, Any] = {"width": 8, "num_cells": 3, "dataset": "cifar", "num_labels": 10}
 
 
+class _PaperSpace(NDS):
+    """An NDS space of one paper's cell: ``cell_spec`` is its (ops, merge_op, nodes per
+    cell); CIFAR-10 and NNI 3.0's width and depth choices by default."""
+
+    cell_spec: ClassVar[tuple[list[str], str, int]]
+    reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
+
+    def __init__(
+        self,
+        width: int | tuple[int, ...] = (16, 24, 32),
+        num_cells: int | tuple[int, ...] = (4, 8, 12, 16, 20),
+        dataset: Dataset = "cifar",
+        auxiliary_loss: bool = False,
+        drop_path_prob: float = 0.0,
+        num_labels: int | None = None,
+    ) -> None:
+        ops, merge_op, nodes = self.cell_spec
+        super().__init__(ops, merge_op, nodes, width, num_cells, dataset, auxiliary_loss, drop_path_prob, num_labels)
+
+
 @register_space("nasnet")
-class NASNet(NDS):
+class NASNet(_PaperSpace):
     """Zoph et al., *Learning Transferable Architectures for Scalable Image
     Recognition*, CVPR 2018 (https://arxiv.org/abs/1707.07012): 13 ops, 5 nodes,
     cells output their loose ends."""
@@ -572,24 +592,11 @@ class NASNet(NDS):
             input_size=32,
         ),
     }
-    reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
-
-    def __init__(
-        self,
-        width: int | tuple[int, ...] = (16, 24, 32),
-        num_cells: int | tuple[int, ...] = (4, 8, 12, 16, 20),
-        dataset: Dataset = "cifar",
-        auxiliary_loss: bool = False,
-        drop_path_prob: float = 0.0,
-        num_labels: int | None = None,
-    ) -> None:
-        super().__init__(
-            self.NASNET_OPS, "loose_end", 5, width, num_cells, dataset, auxiliary_loss, drop_path_prob, num_labels
-        )
+    cell_spec: ClassVar[tuple[list[str], str, int]] = (NASNET_OPS, "loose_end", 5)
 
 
 @register_space("enas")
-class ENAS(NDS):
+class ENAS(_PaperSpace):
     """Pham et al., *Efficient Neural Architecture Search via Parameter Sharing*,
     ICML 2018 (https://arxiv.org/abs/1802.03268): 5 ops, 5 nodes, loose ends."""
 
@@ -604,24 +611,11 @@ class ENAS(NDS):
             input_size=32,
         ),
     }
-    reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
-
-    def __init__(
-        self,
-        width: int | tuple[int, ...] = (16, 24, 32),
-        num_cells: int | tuple[int, ...] = (4, 8, 12, 16, 20),
-        dataset: Dataset = "cifar",
-        auxiliary_loss: bool = False,
-        drop_path_prob: float = 0.0,
-        num_labels: int | None = None,
-    ) -> None:
-        super().__init__(
-            self.ENAS_OPS, "loose_end", 5, width, num_cells, dataset, auxiliary_loss, drop_path_prob, num_labels
-        )
+    cell_spec: ClassVar[tuple[list[str], str, int]] = (ENAS_OPS, "loose_end", 5)
 
 
 @register_space("amoebanet")
-class AmoebaNet(NDS):
+class AmoebaNet(_PaperSpace):
     """Real et al., *Regularized Evolution for Image Classifier Architecture
     Search*, AAAI 2019 (https://arxiv.org/abs/1802.01548): 8 ops, 5 nodes, loose ends."""
 
@@ -645,24 +639,11 @@ class AmoebaNet(NDS):
             input_size=32,
         ),
     }
-    reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
-
-    def __init__(
-        self,
-        width: int | tuple[int, ...] = (16, 24, 32),
-        num_cells: int | tuple[int, ...] = (4, 8, 12, 16, 20),
-        dataset: Dataset = "cifar",
-        auxiliary_loss: bool = False,
-        drop_path_prob: float = 0.0,
-        num_labels: int | None = None,
-    ) -> None:
-        super().__init__(
-            self.AMOEBA_OPS, "loose_end", 5, width, num_cells, dataset, auxiliary_loss, drop_path_prob, num_labels
-        )
+    cell_spec: ClassVar[tuple[list[str], str, int]] = (AMOEBA_OPS, "loose_end", 5)
 
 
 @register_space("pnas")
-class PNAS(NDS):
+class PNAS(_PaperSpace):
     """Liu et al., *Progressive Neural Architecture Search*, ECCV 2018
     (https://arxiv.org/abs/1712.00559): 8 ops, 5 nodes, cells output every node."""
 
@@ -686,22 +667,11 @@ class PNAS(NDS):
             input_size=32,
         ),
     }
-    reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
-
-    def __init__(
-        self,
-        width: int | tuple[int, ...] = (16, 24, 32),
-        num_cells: int | tuple[int, ...] = (4, 8, 12, 16, 20),
-        dataset: Dataset = "cifar",
-        auxiliary_loss: bool = False,
-        drop_path_prob: float = 0.0,
-        num_labels: int | None = None,
-    ) -> None:
-        super().__init__(self.PNAS_OPS, "all", 5, width, num_cells, dataset, auxiliary_loss, drop_path_prob, num_labels)
+    cell_spec: ClassVar[tuple[list[str], str, int]] = (PNAS_OPS, "all", 5)
 
 
 @register_space("darts")
-class DARTS(NDS):
+class DARTS(_PaperSpace):
     """Liu, Simonyan & Yang, *DARTS: Differentiable Architecture Search*, ICLR 2019
     (https://arxiv.org/abs/1806.09055): 7 ops (no ``none``, as in NNI), 4 nodes,
     cells output every node."""
@@ -725,17 +695,4 @@ class DARTS(NDS):
             input_size=32,
         ),
     }
-    reduced_kwargs: ClassVar[dict[str, Any]] = dict(_REDUCED)
-
-    def __init__(
-        self,
-        width: int | tuple[int, ...] = (16, 24, 32),
-        num_cells: int | tuple[int, ...] = (4, 8, 12, 16, 20),
-        dataset: Dataset = "cifar",
-        auxiliary_loss: bool = False,
-        drop_path_prob: float = 0.0,
-        num_labels: int | None = None,
-    ) -> None:
-        super().__init__(
-            self.DARTS_OPS, "all", 4, width, num_cells, dataset, auxiliary_loss, drop_path_prob, num_labels
-        )
+    cell_spec: ClassVar[tuple[list[str], str, int]] = (DARTS_OPS, "all", 4)
