@@ -389,11 +389,8 @@ class Call(Operation):
         super().__init__(fn, operands)
         self.name = name
         self.values = None if values is None else list(values)
-
-    @property
-    def bound_label(self) -> str:
-        """The key under which a sample may give this call's value directly."""
-        return f"<{self.name}@{id(self):x}>"
+        #: the key under which a sample may give this call's value directly
+        self.bound_label = f"<{name}@{id(self):x}>"
 
     def evaluate(self, sample: Mapping[str, Any]) -> Any:
         if self.values is not None:
