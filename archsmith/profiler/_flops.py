@@ -26,6 +26,7 @@ from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
 from archsmith.space import evaluate, leaves_of
 
+from ._base import Profiler
 from ._check import check_space, searching_space
 from ._terms import ProfilerError, frozen_nb101_on_meta, hashable
 
@@ -94,7 +95,7 @@ def _shape_key(args: tuple[Any, ...]) -> Any:
     return tuple(key)
 
 
-class FlopsProfiler:
+class FlopsProfiler(Profiler):
     """``profile(sample)``: the multiply-accumulates (MACs, what papers quote as
     "FLOPs" or "MAdds") of ``space.freeze(sample)`` run on ``example_input``, equal to
     torch's ``FlopCounterMode`` total halved. Checked against freezing on the
@@ -110,6 +111,9 @@ class FlopsProfiler:
     >>> FlopsProfiler(Net(), torch.zeros(2, 4)).profile({"hidden": 16})
     128.0
     """
+
+    name = "flops"
+    unit = "MACs"
 
     def __init__(self, space: ModelSpace, example_input: Any, *, check_samples: int = 2, seed: int = 0) -> None:
         self.space = searching_space(space, "FlopsProfiler")

@@ -9,11 +9,12 @@ import torch
 
 from archsmith.nn import ModelSpace
 
+from ._base import Profiler
 from ._check import check_space, searching_space
 from ._terms import compile_terms
 
 
-class NumParamsProfiler:
+class NumParamsProfiler(Profiler):
     """``profile(sample)`` = ``sum(p.numel() for p in space.freeze(sample).parameters())``.
 
     The space's module tree is compiled once into a constant plus guarded terms
@@ -32,6 +33,9 @@ class NumParamsProfiler:
     >>> NumParamsProfiler(Net()).profile({"hidden": 16})
     80.0
     """
+
+    name = "params"
+    unit = "parameters"
 
     def __init__(self, space: ModelSpace, *, check_samples: int = 2, seed: int = 0) -> None:
         self.space = searching_space(space, "NumParamsProfiler")

@@ -21,10 +21,10 @@ from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
 from archsmith.nn._nasbench101 import _active_edges, prune, vertex_channels
 from archsmith.nn._repeat import _depth_leaves, _expression_depths
-from archsmith.space import Leaf, Mutable, evaluate, fixed_sample, leaves_of
+from archsmith.space import ArchsmithError, Leaf, Mutable, evaluate, fixed_sample, leaves_of
 
 
-class ProfilerError(Exception):
+class ProfilerError(ArchsmithError, ValueError):
     """A space (or a part of it) a profiler cannot count exactly."""
 
 

@@ -38,7 +38,7 @@ from ._leaf import (
 from ._pareto import crowding_distance, dominates, non_dominated_sort, pareto_front, pareto_order, pareto_ranks
 from ._sample_io import decode_arch, dumps_arch, encode_arch, load_arch, loads_arch, read_json_file, save_arch
 from ._scope import auto_label, caller_site, current_scope, fixed_context, fixed_sample, label_scope, sub_scope
-from ._space import Sample, Space, make_rng
+from ._space import Sample, Space, make_rng, unsatisfied_message
 
 __all__ = [
     "ArchsmithError",
@@ -82,6 +82,7 @@ __all__ = [
     "loads_arch",
     "loguniform",
     "make_rng",
+    "unsatisfied_message",
     "max",
     "min",
     "quniform",

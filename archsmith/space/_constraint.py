@@ -55,5 +55,10 @@ class Constraint:
         except Exception as e:  # a broken predicate is the user's bug: say which one
             raise SpaceError(f"constraint {self.name!r} raised {type(e).__name__}: {e}") from e
 
+    def failure_hint(self) -> str:
+        """What a search this constraint left nothing to should be told of it
+        (a cost constraint says the smallest cost it saw); empty by default."""
+        return ""
+
     def __repr__(self) -> str:
         return f"Constraint({self.name})"

@@ -26,6 +26,18 @@ ENUMERATION_LIMIT = 2**20
 MAX_REJECTIONS = 10_000
 
 
+def unsatisfied_message(constraints: Iterable[Constraint], what: str) -> str:
+    """The error of a search its constraints left nothing to: each constraint
+    named, with what it saw (a cost constraint: the smallest cost)."""
+    constraints = list(constraints)
+    names = [c.name for c in constraints]
+    hints = "".join(f"; {hint}" for c in constraints if (hint := c.failure_hint()))
+    return (
+        f"constraints {names} {what}: they may be unsatisfiable, or too tight for rejection sampling{hints}. "
+        "Loosen them or narrow the choices"
+    )
+
+
 def make_rng(seed: int | None = None, rng: _random.Random | None = None) -> _random.Random:
     """A ``random.Random`` from a seed or an existing generator."""
     if rng is not None:
@@ -232,11 +244,7 @@ class Space(Mapping[str, Leaf]):
             sample = {label: draw(rng) for label, draw in samplers}
             if self.satisfies(sample):
                 return sample
-        names = [c.name for c in self.constraints]
-        raise SpaceError(
-            f"constraints {names} rejected {MAX_REJECTIONS} random samples in a row: they may be "
-            "unsatisfiable, or too tight for rejection sampling; loosen them or narrow the choices"
-        )
+        raise SpaceError(unsatisfied_message(self.constraints, f"rejected {MAX_REJECTIONS} random samples in a row"))
 
     def default(self) -> Sample:
         """Every leaf at its default; an error if that breaks a constraint."""
