@@ -1,0 +1,647 @@
+"""``LatencyProfiler``: a sample's latency as the sum of a lookup table of timed
+ops; and ``CallableProfiler``, any ``sample -> float`` function as a profiler.
+
+The space is copied once and every module's ``forward`` wrapped; the primitives'
+replaced by what their frozen form computes for the current sample (as
+``FlopsProfiler`` does). A sample then runs the user's own ``forward`` on real
+tensors of the example's shapes. Each module call is an *entry*: the module's
+path in the space, what it is (a layer with its chosen arguments), its input
+shapes, and for a module that calls others, which ones it called and their
+output shapes. An entry's time is that of the module's own work: its forward
+timed with each module it calls answering at once with its recorded output. So
+the stem, the head and the glue between primitives are timed too, each once, and
+the sum over a sample's entries is its end-to-end latency. Each call's output is
+memoised by its input shapes and the decisions inside it, so a sample mostly
+computes only what is new to it.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import platform
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from archsmith.nn import Cell, InputChoice, LayerChoice, ModelSpace, NasBench101Cell, Repeat
+from archsmith.nn._cell import PerInputOps
+from archsmith.nn._frozen import reduce_tensors
+from archsmith.nn._layers import MutableLayer
+from archsmith.nn._mutable_module import MutableModule
+from archsmith.space import evaluate, fixed_sample, leaves_of
+
+from ._base import Profiler
+from ._check import searching_space
+from ._flops import _own_leaves
+from ._latency_table import (
+    FORMAT,
+    check_device,
+    check_table,
+    describe,
+    device_name,
+    example_from_spec,
+    example_spec,
+    read_file,
+    rebuild_space,
+    space_recipe,
+    time_ms,
+    write_file,
+)
+from ._terms import ProfilerError, hashable
+
+#: Most bytes of memoised outputs a LatencyProfiler keeps before starting afresh.
+MAX_MEMO_BYTES = 256 * 2**20
+
+#: Primitives whose searching forward already calls only (replaced) children.
+_PASS_THROUGH = ("AutoActivation", "NasBench201Cell")
+
+#: The device a table-only profiler walks on: shapes only, nothing computed.
+_META = torch.device("meta")
+
+_END = object()
+
+
+class CallableProfiler(Profiler):
+    """Any function ``sample -> float`` as a profiler (its comparisons make constraints).
+
+    >>> slow = CallableProfiler(lambda s: 2.0 * s["width"], name="latency", unit="ms") <= 40
+    >>> slow({"width": 16}), slow({"width": 32})
+    (True, False)
+    """
+
+    def __init__(self, fn: Callable[[Mapping[str, Any]], float], name: str = "cost", unit: str = "") -> None:
+        if not callable(fn):
+            raise ProfilerError(f"CallableProfiler takes a function sample -> float, got {type(fn).__name__}")
+        if not isinstance(name, str) or not name:
+            raise ProfilerError(f"CallableProfiler: name must be a non-empty string, got {name!r}")
+        self.fn, self.name, self.unit = fn, name, unit
+
+    def profile(self, sample: Mapping[str, Any]) -> float:
+        """``fn(sample)`` as a float; anything else is an error naming the function."""
+        value = self.fn(sample)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProfilerError(
+                f"{self.name}: {getattr(self.fn, '__name__', self.fn)!r} returned {value!r} for {dict(sample)}; "
+                "it must return a number"
+            )
+        return float(value)
+
+    def __repr__(self) -> str:
+        return f"CallableProfiler({getattr(self.fn, '__name__', self.fn)!r}, name={self.name!r})"
+
+
+def _positive_int(value: Any, what: str, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ProfilerError(f"LatencyProfiler: {what} must be an int >= {low}, got {value!r}")
+    return value
+
+
+def _check_example(example_input: Any, who: str) -> tuple[Any, ...]:
+    if isinstance(example_input, torch.Tensor):
+        return (example_input,)
+    if isinstance(example_input, tuple) and example_input:
+        return example_input
+    raise ProfilerError(
+        f"{who}: example_input must be a tensor (or a non-empty tuple of the forward's arguments), "
+        f"got {type(example_input).__name__}"
+    )
+
+
+def _to(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, list | tuple):
+        return type(value)(_to(v, device) for v in value)
+    return value
+
+
+def _nbytes(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return value.nelement() * value.element_size()
+    if isinstance(value, list | tuple):
+        return sum(_nbytes(v) for v in value)
+    return 0
+
+
+def _move_real_tensors(model: torch.nn.Module, device: torch.device) -> None:
+    """Move the model to ``device``, except the ``meta`` weights a searching
+    ``MutableLayer`` holds (never run: its forward is replaced)."""
+    for module in model.modules():
+        if isinstance(module, MutableLayer):
+            continue
+        for name, param in module._parameters.items():
+            if param is not None and param.device.type != "meta":
+                module._parameters[name] = torch.nn.Parameter(param.data.to(device), param.requires_grad)
+        for name, buffer in module._buffers.items():
+            if buffer is not None and buffer.device.type != "meta":
+                module._buffers[name] = buffer.to(device)
+
+
+class LatencyProfiler(Profiler):
+    """``profile(sample)``: the milliseconds ``space.freeze(sample)`` takes on
+    ``example_input`` (inference: eval mode, no grad), as the sum of a lookup table
+    of timed entries, each measured once on ``device`` (``warmup`` calls, then the
+    median of ``repeats``) with torch on ``threads`` threads.
+
+    An entry is one module call, keyed by a readable string: the module's path in
+    the space (``<space>`` for the space's own forward), what it is (a layer with
+    its chosen arguments, e.g. ``Conv2d(in_channels=8, ..., kernel_size=3)``), its
+    inputs (``in=float32[1,8,16,16]``) and, for a module that calls others, the
+    modules it called with their outputs' shapes (``calls=[stem->float32[...]]``).
+    Its time is the module's own work (its glue), the modules it calls not included.
+    ``keys(sample)`` lists what a sample needs; ``save``/``load`` keep the table as
+    JSON; ``from_table`` takes a table measured elsewhere (a phone), ``from_callable``
+    any function. Inputs' values are not part of a key: a forward whose work
+    depends on its data (not only shapes) is timed on the example's data.
+
+    >>> import torch, archsmith.nn as nn
+    >>> class Net(nn.ModelSpace):
+    ...     def __init__(self):
+    ...         super().__init__()
+    ...         self.fc = nn.Linear(4, nn.choice("hidden", [8, 1024]))
+    ...     def forward(self, x):
+    ...         return self.fc(x).relu()
+    >>> latency = LatencyProfiler(Net(), torch.zeros(64, 4), repeats=3)
+    >>> latency.profile({"hidden": 8}) < latency.profile({"hidden": 1024})
+    True
+    >>> latency.keys({"hidden": 8})[1]
+    'fc Linear(in_features=4, out_features=8) in=float32[64,4]'
+    """
+
+    name = "latency"
+    unit = "ms"
+
+    def __init__(
+        self,
+        space: ModelSpace,
+        example_input: Any,
+        device: str | torch.device = "cpu",
+        *,
+        warmup: int = 3,
+        repeats: int = 10,
+        threads: int = 1,
+        seed: int = 0,
+    ) -> None:
+        space = searching_space(space, "LatencyProfiler")
+        _check_example(example_input, "LatencyProfiler")
+        self._setup(space, example_input, check_device(device, "LatencyProfiler"), {}, warmup, repeats, threads, seed)
+        self._first_walk()
+
+    # Other ways in ---------------------------------------------------------------
+    @classmethod
+    def from_table(
+        cls, space: ModelSpace, example_input: Any, table: Mapping[str, float], *, source: str = "external"
+    ) -> LatencyProfiler:
+        """A profiler that only reads ``table`` (``{key: ms}``, keys as
+        :meth:`keys` gives them), measured elsewhere (``source`` names where, for
+        the saved record). A sample needing a key the table lacks raises
+        :class:`ProfilerError` naming it. Walks on the ``meta`` device: no compute."""
+        space = searching_space(space, "LatencyProfiler.from_table")
+        _check_example(example_input, "LatencyProfiler.from_table")
+        profiler = cls.__new__(cls)
+        profiler._setup(space, example_input, None, check_table(table, "LatencyProfiler.from_table"), 1, 1, 1, 0)
+        profiler._record["device"] = profiler._record["device_name"] = source
+        profiler._first_walk()
+        return profiler
+
+    @staticmethod
+    def from_callable(fn: Callable[[Mapping[str, Any]], float], name: str = "latency") -> CallableProfiler:
+        """Any function ``sample -> milliseconds`` (a model of a device, a remote
+        measurement) as a latency profiler."""
+        return CallableProfiler(fn, name=name, unit="ms")
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        space: ModelSpace | None = None,
+        example_input: Any = None,
+        *,
+        measure_missing: bool | None = None,
+    ) -> LatencyProfiler:
+        """A profiler over the table saved at ``path``. The space is rebuilt from
+        the recorded class and init arguments unless given; the example input from
+        the recorded shapes unless given (checked against them). Entries the table
+        lacks are measured when ``measure_missing`` (the default when the table
+        was measured on this machine's device), else a sample needing one raises."""
+        record = read_file(path)
+        table = check_table(record.get("table"), str(path))
+        recipe = record.get("space", {})
+        if space is None:
+            space = rebuild_space(recipe, str(path))
+        else:
+            space = searching_space(space, "LatencyProfiler.load")
+            cls_path = f"{type(space).__module__}:{type(space).__qualname__}"
+            if cls_path != recipe.get("class"):
+                raise ProfilerError(f"{path} was measured on {recipe.get('class')}, not on the given {cls_path}")
+        spec = record.get("example_input", [])
+        if example_input is None:
+            example_input = example_from_spec(spec, int(record.get("seed", 0)))
+        else:
+            _check_example(example_input, "LatencyProfiler.load")
+            if example_spec(example_input) != spec:
+                raise ProfilerError(
+                    f"{path} was measured on inputs {spec}, not on the given {example_spec(example_input)}; "
+                    "latency depends on shapes, so measure a new table for these"
+                )
+        device = _here(record)
+        if measure_missing is None:
+            measure_missing = device is not None
+        elif measure_missing and device is None:
+            raise ProfilerError(
+                f"{path} was measured on {record.get('device')} ({record.get('device_name')}, host "
+                f"{record.get('host')}, {record.get('threads')} threads), not this machine: its missing entries "
+                "cannot be measured here; load it with measure_missing=False"
+            )
+        profiler = cls.__new__(cls)
+        profiler._setup(
+            space,
+            example_input,
+            device if measure_missing else None,
+            table,
+            int(record.get("warmup", 3)),
+            int(record.get("repeats", 10)),
+            int(record.get("threads", 1)),
+            int(record.get("seed", 0)),
+        )
+        for field in ("device", "device_name", "host", "torch"):
+            profiler._record[field] = record.get(field)
+        profiler._first_walk()
+        return profiler
+
+    # Set-up ------------------------------------------------------------------------
+    def _setup(
+        self,
+        space: ModelSpace,
+        example_input: Any,
+        device: torch.device | None,
+        table: dict[str, float],
+        warmup: int,
+        repeats: int,
+        threads: int,
+        seed: int,
+    ) -> None:
+        self.space = space
+        self.example_input = example_input
+        #: The device entries are measured on; ``None`` for a table-only profiler.
+        self.device = device
+        self.warmup = _positive_int(warmup, "warmup", 0)
+        self.repeats = _positive_int(repeats, "repeats", 1)
+        self.threads = _positive_int(threads, "threads", 1)
+        self.seed = seed
+        #: ``{key: milliseconds}``: every entry measured or given.
+        self.table = table
+        #: How many entries this profiler has measured (not loaded).
+        self.measurements = 0
+        self._record: dict[str, Any] = {
+            "device": None if device is None else str(device),
+            "device_name": None if device is None else device_name(device),
+            "host": platform.node(),
+            "torch": torch.__version__,
+        }
+        walk_device = _META if device is None else device
+        self._walk_device = walk_device
+        self._model = copy.deepcopy(space).eval()
+        if walk_device.type == "meta":
+            self._model.to(walk_device)
+        elif walk_device.type != "cpu":
+            _move_real_tensors(self._model, walk_device)
+        self._args = tuple(_to(a, walk_device) for a in _check_example(example_input, "LatencyProfiler"))
+        self._sample: Mapping[str, Any] = {}
+        self._stack: list[list[tuple[str, Any, tuple[str, ...]]]] = []
+        self._replay: Any = None
+        self._memo: dict[Any, tuple[Any, tuple[str, ...]]] = {}
+        self._memo_bytes = 0
+        self._layers: dict[Any, torch.nn.Module] = {}
+        self._paths = _readable_paths(self._model)
+        for module in self._model.modules():
+            self._wrap(module)
+
+    def _first_walk(self) -> None:
+        """Run the default sample: a forward that cannot run on the example input
+        fails here, naming it, rather than in the first search step."""
+        try:
+            self._walk(self.space.validate(self.space.default()))
+        except ProfilerError:
+            raise
+        except Exception as e:
+            raise ProfilerError(
+                f"LatencyProfiler: {type(self.space).__name__}'s forward failed on the example input "
+                f"{describe(self.example_input)} ({type(e).__name__}: {e}); give an input it accepts"
+            ) from e
+
+    # Profiling ---------------------------------------------------------------------
+    def profile(self, sample: Mapping[str, Any]) -> float:
+        """Milliseconds of ``space.freeze(sample)`` on the example input: the sum of
+        its entries (measuring those not in the table yet, if this profiler
+        measures); a bad sample raises the space's own ``SampleError``."""
+        used = self._walk(self.space._architecture(sample))
+        try:
+            return float(sum(self.table[key] for key in used))
+        except KeyError:
+            missing = [key for key in dict.fromkeys(used) if key not in self.table]
+            raise ProfilerError(
+                f"the latency table ({self._record['device']}) has no entry for {missing[0]!r}"
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                + f", which sample {dict(sample)} needs; it cannot be measured here: time these on that device "
+                "(profiler.keys(sample) lists every entry a sample needs) and add them to the table"
+            ) from None
+
+    def keys(self, sample: Mapping[str, Any]) -> list[str]:
+        """The table entries ``sample`` needs, each once, in the order its forward
+        reaches them (a measuring profiler measures the missing ones on the way)."""
+        return list(dict.fromkeys(self._walk(self.space._architecture(sample))))
+
+    def _walk(self, sample: Mapping[str, Any]) -> tuple[str, ...]:
+        self._sample = sample
+        top: list[tuple[str, Any, tuple[str, ...]]] = []
+        self._stack = [top]
+        threads = torch.get_num_threads()
+        if self.device is not None:
+            torch.set_num_threads(self.threads)
+        # Layers built for a sample draw their initial weights: from a generator of
+        # our own (seeded), leaving the caller's random state as it was.
+        cuda = [self._walk_device.index or 0] if self._walk_device.type == "cuda" else []
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
+                torch.manual_seed(self.seed)
+                self._model(*self._args)
+        finally:
+            self._stack = []
+            self._replay = None
+            torch.set_num_threads(threads)
+        return top[-1][2]
+
+    # Wrapping modules --------------------------------------------------------------
+    def _wrap(self, module: torch.nn.Module) -> None:
+        ident = id(module)
+        path = self._paths.get(ident, "?")
+        leaf_name = f"{type(module).__name__}({module.extra_repr()})"
+        what: Callable[[], str] = lambda: type(module).__name__  # noqa: E731
+        if isinstance(module, MutableLayer):
+            forward, decided, what = self._layer_forward(module)
+        elif isinstance(module, LayerChoice):
+            forward = self._choice_forward(module)
+        elif isinstance(module, InputChoice):
+            forward, what = self._input_forward(module)
+        elif isinstance(module, Repeat):
+            forward = self._repeat_forward(module)
+        elif isinstance(module, Cell):
+            forward = self._cell_forward(module)
+        elif isinstance(module, NasBench101Cell):
+            forward, what = self._nb101_forward(module)
+        elif type(module).__name__ in _PASS_THROUGH and isinstance(module, MutableModule):
+            forward = module.forward
+        elif isinstance(module, MutableModule):
+            raise ProfilerError(
+                f"{module.describe()}: LatencyProfiler does not know what the frozen form of "
+                f"{type(module).__name__} computes; time space.freeze(sample) instead"
+            )
+        elif type(module).forward is torch.nn.Module.forward:
+            return  # a container with no forward of its own (ModuleList) is never called
+        else:
+            forward = module.forward
+            if next(iter(module.children()), None) is None:
+                what = lambda: leaf_name  # noqa: E731
+        if not isinstance(module, MutableLayer):
+            labels = tuple(sorted({leaf.label for m in module.modules() for leaf in _own_leaves(m)}))
+            decided = self._sample_key(labels)
+        object.__setattr__(module, "forward", self._timed(path, decided, what, forward))
+
+    def _sample_key(self, labels: tuple[str, ...]) -> Callable[[], Any]:
+        def key() -> Any:
+            return tuple([hashable(self._sample.get(label)) for label in labels])
+
+        return key
+
+    def _timed(
+        self, path: str, decided: Callable[[], Any], what: Callable[[], str], forward: Callable[..., Any]
+    ) -> Callable[..., Any]:
+        """``forward`` memoised by its inputs' description and ``decided()``; a
+        call new to the table is an entry, measured (if this profiler measures)."""
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if self._replay is not None:  # timing the caller's own work: answer at once
+                out = next(self._replay, _END)
+                if out is _END:
+                    raise ProfilerError(f"{path}: its caller's forward calls modules in a different order each run")
+                return out
+            inputs = ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()])
+            memo_key = (path, inputs, decided())
+            hit = self._memo.get(memo_key)
+            if hit is not None:
+                out, used = hit
+            else:
+                frame: list[tuple[str, Any, tuple[str, ...]]] = []
+                self._stack.append(frame)
+                try:
+                    out = forward(*args, **kwargs)
+                finally:
+                    self._stack.pop()
+                key = f"{path or '<space>'} {what()} in={inputs}"
+                if frame:
+                    calls = [f"{_relative(p, path)}->{describe(o)}" for p, o, _ in frame]
+                    key += f" calls=[{', '.join(calls)}]"
+                if key not in self.table and self.device is not None:
+                    self.table[key] = self._measure(forward, args, kwargs, [o for _, o, _ in frame])
+                used = (key,) + tuple(k for _, _, u in frame for k in u)
+                self._remember(memo_key, out, used)
+            if self._stack:
+                self._stack[-1].append((path, out, used))
+            return out
+
+        return call
+
+    def _measure(self, forward: Callable[..., Any], args: Any, kwargs: Any, outputs: list[Any]) -> float:
+        """The median ms of ``forward``'s own work: the modules it calls answer at
+        once with the outputs they gave."""
+        assert self.device is not None
+
+        def run() -> None:
+            self._replay = iter(outputs)
+            forward(*args, **kwargs)
+
+        try:
+            ms = time_ms(run, self.warmup, self.repeats, self.device)
+        finally:
+            self._replay = None
+        self.measurements += 1
+        return ms
+
+    def _remember(self, key: Any, out: Any, used: tuple[str, ...]) -> None:
+        size = _nbytes(out) if self._walk_device.type != "meta" else 0
+        if self._memo_bytes + size > MAX_MEMO_BYTES or len(self._memo) >= 200_000:
+            self._memo.clear()  # bounded: a long search meets new shapes and values forever
+            self._memo_bytes = 0
+        self._memo[key] = (out, used)
+        self._memo_bytes += size
+
+    # What each primitive's frozen form computes -------------------------------------
+    def _layer_forward(self, layer: MutableLayer) -> tuple[Callable[..., Any], Callable[[], Any], Callable[[], str]]:
+        torch_class, arguments = layer._torch_class, dict(layer.init_arguments)
+        labels = tuple(sorted({leaf.label for leaf in leaves_of(layer.mutable_arguments)}))
+        signature = inspect.signature(torch_class)
+        resolved: dict[Any, tuple[Any, str]] = {}
+
+        def chosen() -> tuple[Any, str]:
+            key = tuple(hashable(self._sample[label]) for label in labels)
+            found = resolved.get(key)
+            if found is None:
+                values = evaluate(arguments, self._sample)
+                text = ", ".join(f"{k}={v!r}" for k, v in values.items())
+                found = resolved[key] = (hashable(list(values.items())), f"{torch_class.__name__}({text})")
+            return found
+
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            key = (id(layer), chosen()[0])
+            built = self._layers.get(key)
+            if built is None:
+                bound = inspect.BoundArguments(signature, evaluate(arguments, self._sample))  # type: ignore[arg-type]
+                with torch.device(self._walk_device):
+                    built = self._layers[key] = torch_class(*bound.args, **bound.kwargs).eval()
+            return built(*args, **kwargs)
+
+        return forward, lambda: chosen()[0], lambda: chosen()[1]
+
+    def _choice_forward(self, choice: LayerChoice) -> Callable[..., Any]:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            return choice[self._sample[choice.label]](*args, **kwargs)
+
+        return forward
+
+    def _input_forward(self, choice: InputChoice) -> tuple[Callable[..., Any], Callable[[], str]]:
+        def chosen() -> list[int]:
+            value = self._sample[choice.label]
+            return [value] if choice.n_chosen == 1 else list(value)
+
+        def forward(candidate_inputs: list[torch.Tensor]) -> Any:
+            return reduce_tensors(choice.reduction, [candidate_inputs[i] for i in chosen()])
+
+        return forward, lambda: f"InputChoice(chosen={chosen()}, reduction={choice.reduction!r})"
+
+    def _repeat_forward(self, repeat: Repeat) -> Callable[..., Any]:
+        def forward(x: Any) -> Any:
+            for block in list(repeat.blocks)[: evaluate(repeat.depth_choice, self._sample)]:
+                x = block(x)
+            return x
+
+        return forward
+
+    def _cell_forward(self, cell: Cell) -> Callable[..., Any]:
+        assert cell.inputs is not None
+        slots: list[list[tuple[torch.nn.Module, str]]] = [
+            [(op, str(inp.label)) for op, inp in zip(ops.children(), inputs.children())]  # type: ignore[union-attr]
+            for ops, inputs in zip(cell.ops, cell.inputs)
+        ]
+        nodes = list(range(cell.num_predecessors, cell.num_predecessors + cell.num_nodes))
+
+        def forward(*inputs: Any) -> Any:
+            if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
+                inputs = tuple(inputs[0])
+            states = list(cell.preprocessor(list(inputs)) if cell.preprocessor is not None else inputs)
+            used: set[int] = set()
+            for node_slots in slots:
+                node = None
+                for op, label in node_slots:
+                    value = self._sample[label]  # an index, or NNI's one-element list
+                    k = int(value[0] if isinstance(value, list | tuple) else value)
+                    used.add(k)
+                    out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
+                    node = out if node is None else node + out
+                states.append(node)
+            outputs = nodes if cell.merge_op == "all" else [n for n in nodes if n not in used]
+            this_cell = torch.cat([states[k] for k in outputs], cell.concat_dim)
+            if cell.postprocessor is not None:
+                return cell.postprocessor(this_cell, list(inputs))
+            return this_cell
+
+        return forward
+
+    def _nb101_forward(self, cell: NasBench101Cell) -> tuple[Callable[..., Any], Callable[[], str]]:
+        labels = tuple(leaf.label for leaf in cell.own_leaves())
+
+        def values() -> dict[str, Any]:
+            return {label: self._sample[label] for label in labels if label in self._sample}
+
+        def forward(x: Any) -> Any:
+            key = (id(cell), tuple(hashable(self._sample.get(label)) for label in labels))
+            body = self._layers.get(key)
+            if body is None:
+                with fixed_sample(values()), torch.device(self._walk_device):
+                    body = NasBench101Cell(
+                        dict(zip(cell.names, cell.op_candidates)),
+                        cell.in_features,
+                        cell.out_features,
+                        cell.projection,
+                        cell.max_num_nodes,
+                        cell.max_num_edges,
+                        label=cell.label,
+                    ).eval()
+                self._layers[key] = body
+            return body(x)
+
+        return forward, lambda: f"NasBench101Cell({values()})"
+
+    # Saving ------------------------------------------------------------------------
+    def save(self, path: str | Path) -> None:
+        """Write the table as JSON, with where and how it was measured, the space's
+        class and init arguments, and the example input's shapes and dtypes."""
+        write_file(
+            path,
+            {
+                "format": FORMAT,
+                "unit": self.unit,
+                **self._record,
+                "threads": self.threads,
+                "warmup": self.warmup,
+                "repeats": self.repeats,
+                "seed": self.seed,
+                "space": space_recipe(self.space),
+                "example_input": example_spec(self.example_input),
+                "table": self.table,
+            },
+        )
+
+    def __repr__(self) -> str:
+        where = self._record["device"] if self.device is None else f"{self.device}, {self.threads} thread(s)"
+        return f"LatencyProfiler({type(self.space).__name__}, {len(self.table)} entries, {where})"
+
+
+def _relative(path: str, parent: str) -> str:
+    """``path`` seen from ``parent`` (``op[c5]`` from ``cells.0`` for ``cells.0.op[c5]``)."""
+    if parent and path.startswith(parent) and path[len(parent) : len(parent) + 1] in (".", "["):
+        return path[len(parent) :].removeprefix(".")
+    return path
+
+
+def _readable_paths(model: torch.nn.Module) -> dict[int, str]:
+    """Each module's path in the space, a ``LayerChoice`` candidate named by its key
+    (``cells.0.op[sepconv3x3]`` rather than ``cells.0.op.2``)."""
+    paths: dict[int, str] = {}
+
+    def visit(module: torch.nn.Module, path: str) -> None:
+        if id(module) in paths:
+            return  # a shared module keeps its first path, as named_modules() gives it
+        paths[id(module)] = path
+        for name, child in module.named_children():
+            if isinstance(module, LayerChoice) and name.isdigit() and int(name) < len(module.names):
+                visit(child, f"{path}[{module.names[int(name)]}]")
+            else:
+                visit(child, f"{path}.{name}" if path else name)
+
+    visit(model, "")
+    return paths
+
+
+def _here(record: Mapping[str, Any]) -> torch.device | None:
+    """The recorded device if it is this machine's (same host, same device), else ``None``."""
+    if record.get("host") != platform.node():
+        return None
+    try:
+        device = check_device(record.get("device"), "load")
+    except ProfilerError:
+        return None
+    return device if device_name(device) == record.get("device_name") else None
