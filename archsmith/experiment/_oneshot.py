@@ -33,6 +33,8 @@ def run_oneshot(exp: Experiment, store: Store) -> None:
     experiment, which holds the driver lock)."""
     strategy, config = exp.strategy, exp.config
     assert isinstance(strategy, OneShotStrategy)
+    # an algorithm that cannot honour them says so before the run is recorded as started
+    constraints = strategy.check_constraints(list(getattr(config, "constraints", None) or []))
     seed = exp.begin(store)
     score = strategy.score_name
     store.set_meta("mode", "oneshot")
@@ -61,6 +63,7 @@ def run_oneshot(exp: Experiment, store: Store) -> None:
             on_epoch=on_epoch,
             deadline=None if limit is None else started + limit,
             device="cuda" if config.gpus_per_trial else None,  # check_gpus made sure there is one
+            constraints=constraints,
         )
         now = time.time()
         with store.transaction():

@@ -13,6 +13,7 @@ from ._checkpoint import SupernetCheckpoint
 from ._darts import DARTS, GumbelDARTS
 from ._enas import ENAS
 from ._hooks import MetricEarlyStopping, OneShotCallback, OneShotState
+from ._profiled_cost import CostTable, ExpectedDecisionCost, SampleCost, profiled_table
 from ._proxyless import Proxyless
 from ._sliced import SLICED_LAYERS, SlicedLayer, SlicingError, make_sliced
 from ._spos import RandomOneShot
@@ -32,6 +33,7 @@ for _cls in (DARTS, GumbelDARTS, ENAS, RandomOneShot, Proxyless):
     ONESHOT_STRATEGIES.register(_cls.__name__.lower())(_cls)
 
 __all__ = [
+    "CostTable",
     "DARTS",
     "ENAS",
     "FAMILY_ALGORITHMS",
@@ -42,12 +44,14 @@ __all__ = [
     "OneShotState",
     "SLICED_LAYERS",
     "Decisions",
+    "ExpectedDecisionCost",
     "GumbelDARTS",
     "MixedOp",
     "OneShotStrategy",
     "Proxyless",
     "RandomOneShot",
     "Ranking",
+    "SampleCost",
     "SlicedLayer",
     "SlicingError",
     "Supernet",
@@ -55,5 +59,6 @@ __all__ = [
     "UnsupportedSpaceError",
     "check_supported",
     "make_sliced",
+    "profiled_table",
     "register_mixed_op",
 ]

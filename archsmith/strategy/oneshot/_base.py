@@ -28,7 +28,7 @@ import torch
 
 from archsmith.evaluator import Evaluator, TrainingRecipe
 from archsmith.nn import ModelSpace
-from archsmith.space import Sample, SpaceError
+from archsmith.space import Condition, Constraint, Sample, Space, SpaceError
 
 from ._checkpoint import SupernetCheckpoint
 from ._hooks import MetricEarlyStopping, OneShotCallback, OneShotState
@@ -49,6 +49,35 @@ def check_architecture_training(arc_learning_rate: float, gradient_clip_val: flo
         raise SpaceError(f"gradient_clip_val must be positive or None, got {gradient_clip_val!r}")
     if isinstance(warmup_epochs, bool) or not isinstance(warmup_epochs, int) or warmup_epochs < 0:
         raise SpaceError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+
+
+def checked_constraints(constraints: Sequence[Constraint] | None, algorithm: str) -> list[Constraint]:
+    """``constraints`` as a list, each an ``archsmith.space.Constraint`` (a
+    ``CostConstraint`` such as ``FlopsProfiler(space, x) <= 3e8`` is one)."""
+    if constraints is None:
+        return []
+    if isinstance(constraints, Constraint) or not isinstance(constraints, (list, tuple)):
+        raise SpaceError(f"{algorithm}: constraints must be a list of archsmith.space.Constraint, got {constraints!r}")
+    for constraint in constraints:
+        if not isinstance(constraint, Constraint):
+            raise SpaceError(
+                f"{algorithm}: constraints=[{constraint!r}] is not an archsmith.space.Constraint; write "
+                "Constraint(fn) for a predicate, or profiler <= bound (e.g. FlopsProfiler(space, x) <= 3e8)"
+            )
+    return list(constraints)
+
+
+def constrained(space: Space, constraints: Sequence[Constraint]) -> Space:
+    """``space`` with ``constraints`` added (its own constraints and conditions
+    kept); ``space`` itself when there are none."""
+    if not constraints:
+        return space
+    conditions = [
+        Condition(label, parent, values)
+        for label, alternatives in space.conditions.items()
+        for parent, values in alternatives.items()
+    ]
+    return Space(space.values(), [*space.constraints, *constraints], conditions)
 
 
 def recipe_of(evaluator: Evaluator, algorithm: str) -> TrainingRecipe:
@@ -169,6 +198,10 @@ class OneShotStrategy(ABC):
     #: (``arch_loader``), and whether each ``training_step`` gets a batch of it.
     uses_arch_data: ClassVar[bool] = False
     arch_batch_per_step: ClassVar[bool] = True
+    #: Whether the algorithm can honour hard constraints (``ExperimentConfig.constraints``):
+    #: those that search by sampling architectures reject the ones that break them;
+    #: those that learn a distribution refuse them (``check_constraints``).
+    honours_constraints: ClassVar[bool] = False
     #: What the ranking's score is and which way it is better (an algorithm that
     #: ranks by the recipe's metric sets its own per instance, in ``check``).
     score_name: str = "arch_probability"
@@ -208,11 +241,26 @@ class OneShotStrategy(ABC):
         return type(self).__name__
 
     # Checks, before anything runs ------------------------------------------------------
-    def check(self, space: ModelSpace, evaluator: Evaluator) -> None:
-        """Every reason this algorithm cannot search ``space`` with ``evaluator``,
-        raised before any training."""
+    def check(self, space: ModelSpace, evaluator: Evaluator, constraints: Sequence[Constraint] = ()) -> None:
+        """Every reason this algorithm cannot search ``space`` with ``evaluator``
+        (and ``constraints``), raised before any training."""
         check_supported(space, self.family, self.name)
         self.check_recipe(recipe_of(evaluator, self.name))
+        self.check_constraints(constraints)
+
+    def check_constraints(self, constraints: Sequence[Constraint] | None) -> list[Constraint]:
+        """``constraints`` checked, or a clear error if this algorithm cannot honour
+        hard constraints."""
+        constraints = checked_constraints(constraints, self.name)
+        if constraints and not self.honours_constraints:
+            names = ", ".join(repr(c.name) for c in constraints)
+            raise SpaceError(
+                f"{self.name} learns a distribution over every architecture and cannot honour the hard "
+                f"constraints [{names}]: penalise the cost instead ({self.name}(cost=profiler, cost_weight=...), "
+                "a soft preference), or search with RandomOneShot or ENAS, which rank only architectures that "
+                "meet the constraints"
+            )
+        return constraints
 
     def check_recipe(self, recipe: TrainingRecipe) -> None:
         """Refuse the evaluator's Trainer settings this algorithm cannot honour."""
@@ -298,9 +346,14 @@ class OneShotStrategy(ABC):
         on_epoch: EpochCallback | None = None,
         deadline: float | None = None,
         device: str | torch.device | None = None,
+        constraints: Sequence[Constraint] | None = None,
     ) -> Ranking:
         """Train the supernet for the recipe's epochs (resuming from ``checkpoint``
         when it exists) and return the ranking of the top ``top_k`` architectures.
+
+        ``constraints``: architectures the ranking must meet (on top of the space's
+        own constraints); an algorithm that cannot honour them, or constraints no
+        architecture meets, fail here, before any training.
 
         ``deadline`` (a ``time.time()``): no epoch starts after it (``stopped_after``
         then holds the last epoch); ``device``: where the supernet and the batches go.
@@ -308,6 +361,7 @@ class OneShotStrategy(ABC):
         ``EarlyStopping``) ends the search after that epoch: ``stopped_after`` and
         ``stop_reason`` say when and why, and the architectures are ranked as usual.
         """
+        constraints = self.check_constraints(constraints)
         self.recipe = recipe_of(evaluator, self.name)
         self.check_recipe(self.recipe)
         self.recipe.device = None if device is None else torch.device(device)
@@ -316,6 +370,10 @@ class OneShotStrategy(ABC):
         torch.manual_seed(seed)
         self.rng = random.Random(seed)
         self.supernet = Supernet(rebuilt(space), self.family, self.name)
+        #: the space the ranking (and a constraint-honouring algorithm's sampling) draws from
+        self.constrained_space = constrained(self.supernet.search_space, constraints)
+        if constraints:  # an unsatisfiable constraint: the space's error naming it, before any training
+            self.constrained_space.random(rng=random.Random(seed))
         if self.recipe.device is not None:
             self.supernet.to(self.recipe.device)
         self.configure()

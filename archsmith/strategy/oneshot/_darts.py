@@ -19,6 +19,14 @@ from archsmith.space import SpaceError
 from ._base import OneShotStrategy, Ranking, check_architecture_training
 from ._differentiable import check_mixing, set_mixing
 from ._hooks import OneShotCallback
+from ._profiled_cost import (
+    CostModel,
+    ExpectedDecisionCost,
+    checked_cost,
+    checked_cost_weight,
+    describe_cost,
+    expected_cost_model,
+)
 from ._ranking import most_probable
 
 
@@ -36,6 +44,14 @@ class DARTS(OneShotStrategy):
       zero-padded weight slices (exact for convolutions, linear layers and batch
       norm; the others fall back to outputs), ``"outputs"`` runs each candidate and
       sums the outputs;
+    - ``cost``: penalise the expected cost of the architecture: a profiler
+      (``FlopsProfiler(space, x)``, ``LatencyProfiler``, ...), ``SampleCost(fn)``
+      for a function ``sample -> float``, a ``CostTable`` or a table
+      ``{label: {value: cost}}`` (turned into a per-decision model; see
+      ``_profiled_cost``); ``None``: no penalty;
+    - ``cost_weight``: the architecture loss adds ``cost_weight`` times the expected
+      cost under the choice weights' softmax divided by the most it can be (so in
+      ``[0, 1]``; logged as ``arch_cost``), as Proxyless does;
     - ``callbacks``: ``OneShotCallback``s (see ``OneShotStrategy``).
     """
 
@@ -50,6 +66,8 @@ class DARTS(OneShotStrategy):
         warmup_epochs: int = 0,
         *,
         mixing: str = "weights",
+        cost: CostModel | None = None,
+        cost_weight: float = 0.1,
         arch_data: str = "split",
         top_k: int = 10,
         callbacks: Sequence[OneShotCallback] | None = None,
@@ -57,6 +75,7 @@ class DARTS(OneShotStrategy):
         super().__init__(arch_data=arch_data, top_k=top_k, callbacks=callbacks)
         check_architecture_training(arc_learning_rate, gradient_clip_val, warmup_epochs)
         self.mixing = check_mixing(mixing)
+        self.cost, self.cost_weight = checked_cost(cost, self.name), checked_cost_weight(cost_weight)
         self.arc_learning_rate, self.unrolled = arc_learning_rate, unrolled
         self.gradient_clip_val, self.warmup_epochs = gradient_clip_val, warmup_epochs
         self._epoch = 0
@@ -67,6 +86,32 @@ class DARTS(OneShotStrategy):
         self.arch_optimizer = torch.optim.Adam(
             self.supernet.architecture_parameters(), lr=self.arc_learning_rate, betas=(0.5, 0.999), weight_decay=1e-3
         )
+        self.costs: ExpectedDecisionCost | None = None
+        if self.cost is not None:
+            labels = self.supernet.decisions.labels_with_alphas()
+            self.costs = expected_cost_model(self.cost, self.supernet.search_space, labels, self.name)
+
+    def cost_probabilities(self, label: str) -> torch.Tensor:
+        """The distribution over ``label``'s options the cost is expected under: the
+        softmax of its architecture parameters."""
+        return torch.softmax(self.supernet.decisions.alpha(label), dim=-1)
+
+    def expected_cost(self) -> torch.Tensor | None:
+        """The expected cost divided by the most it can be (``None`` without a
+        cost); differentiable in the architecture parameters."""
+        if self.costs is None:
+            return None
+        return self.costs.normalised({label: self.cost_probabilities(label) for label in self.costs.labels})
+
+    def _add_cost(self, shown: dict[str, float]) -> None:
+        """Add ``cost_weight`` times the expected cost's gradient to the architecture
+        parameters' gradients, and show the cost."""
+        cost = self.expected_cost()
+        if cost is None:
+            return
+        shown["arch_cost"] = float(cost.detach())
+        if self.cost_weight:
+            (self.cost_weight * cost).backward()
 
     def on_epoch_start(self, epoch: int, max_epochs: int) -> None:
         self._epoch = epoch
@@ -81,6 +126,7 @@ class DARTS(OneShotStrategy):
                 _, _, arch_loss = self.recipe.loss(self.supernet, arch_batch)
                 arch_loss.backward()
                 shown["arch_loss"] = float(arch_loss.detach())
+            self._add_cost(shown)
             self.arch_optimizer.step()
         self.weight_optimizer.zero_grad()
         _, _, loss = self.recipe.loss(self.supernet, batch)
@@ -144,8 +190,12 @@ class DARTS(OneShotStrategy):
     def __repr__(self) -> str:
         return (
             f"{self.name}(arc_learning_rate={self.arc_learning_rate}, unrolled={self.unrolled}, "
-            f"gradient_clip_val={self.gradient_clip_val}, warmup_epochs={self.warmup_epochs}, mixing={self.mixing!r})"
+            f"gradient_clip_val={self.gradient_clip_val}, warmup_epochs={self.warmup_epochs}, mixing={self.mixing!r}"
+            f"{self._cost_repr()})"
         )
+
+    def _cost_repr(self) -> str:
+        return "" if self.cost is None else f", cost={describe_cost(self.cost)}, cost_weight={self.cost_weight}"
 
 
 class GumbelDARTS(DARTS):
@@ -162,6 +212,8 @@ class GumbelDARTS(DARTS):
         warmup_epochs: int = 0,
         *,
         mixing: str = "weights",
+        cost: CostModel | None = None,
+        cost_weight: float = 0.1,
         arch_data: str = "split",
         top_k: int = 10,
         callbacks: Sequence[OneShotCallback] | None = None,
@@ -172,6 +224,8 @@ class GumbelDARTS(DARTS):
             gradient_clip_val,
             warmup_epochs,
             mixing=mixing,
+            cost=cost,
+            cost_weight=cost_weight,
             arch_data=arch_data,
             top_k=top_k,
             callbacks=callbacks,
@@ -198,6 +252,9 @@ class GumbelDARTS(DARTS):
             drawn = self._drawn[label] = torch.nn.functional.gumbel_softmax(alpha, tau=self.tau, hard=False)
         return drawn
 
+    def cost_probabilities(self, label: str) -> torch.Tensor:
+        return torch.softmax(self.supernet.decisions.alpha(label) / self.tau, dim=-1)
+
     def on_epoch_start(self, epoch: int, max_epochs: int) -> None:
         super().on_epoch_start(epoch, max_epochs)
         start, end = self.temperature
@@ -207,5 +264,5 @@ class GumbelDARTS(DARTS):
     def __repr__(self) -> str:
         return (
             f"GumbelDARTS(temperature={self.temperature}, arc_learning_rate={self.arc_learning_rate}, "
-            f"mixing={self.mixing!r})"
+            f"mixing={self.mixing!r}{self._cost_repr()})"
         )

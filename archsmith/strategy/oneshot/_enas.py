@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from archsmith.space import Sample, SpaceError
+from archsmith.space import Sample, Space, SpaceError
 
 from .._dedup import countable_size
 from .._rl import SAMPLING_TRIES, Controller, Decision, draw
@@ -58,10 +58,16 @@ class ENAS(ValidationRanked):
 
     Every epoch is validated on the controller's most likely architecture. The
     controller, its optimizer and the baseline are checkpointed.
+
+    Constraints (``ExperimentConfig(constraints=[...])``) are honoured by the
+    controller: every path it draws, in training, in its phase and for the
+    ranking, meets them (draws that break them are rejected, as for the space's
+    own constraints), so it learns among those architectures only.
     """
 
     family = "sampling"
     uses_arch_data = True
+    honours_constraints = True
     arch_batch_per_step = False  # the controller phase reads arch_loader after the epoch
 
     def __init__(
@@ -129,7 +135,7 @@ class ENAS(ValidationRanked):
         """A path drawn from the controller that meets the space's constraints (after
         ``SAMPLING_TRIES`` rejected draws: a random one), with its log-probability
         and the policy's entropy (differentiable unless under ``no_grad``)."""
-        space = self.supernet.search_space
+        space = self._space()
         for _ in range(SAMPLING_TRIES):
             sample, log_prob, entropy = self._run(self._draw)
             if space.satisfies(sample):
@@ -141,9 +147,13 @@ class ENAS(ValidationRanked):
         constraint, a drawn one that does not."""
         with torch.no_grad():
             sample, _, _ = self._run(lambda _i, p: int(torch.argmax(p)))
-            if self.supernet.search_space.satisfies(sample):
+            if self._space().satisfies(sample):
                 return sample
             return self.sample_policy()[0]
+
+    def _space(self) -> Space:
+        """The space with the search's constraints (see ``OneShotStrategy.search``)."""
+        return getattr(self, "constrained_space", self.supernet.search_space)
 
     # The two phases --------------------------------------------------------------------
     def training_step(self, batch: Any, arch_batch: Any) -> dict[str, float]:
@@ -192,7 +202,7 @@ class ENAS(ValidationRanked):
         controller (its most likely one included), best first by their validation
         score. A converged controller proposes few distinct ones: random
         architectures then make up the number (where the space has them)."""
-        space = self.supernet.search_space
+        space = self._space()
         wanted = max(k, self.ranking_samples)
         wanted = int(min(wanted, countable_size(space)))  # a small space: each of its architectures
         candidates = {self.supernet.architecture_key(sample): sample for sample in [self.greedy_sample()]}

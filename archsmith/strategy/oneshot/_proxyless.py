@@ -33,10 +33,16 @@ from typing import Any
 
 import torch
 
-from archsmith.space import SpaceError
-
 from ._base import OneShotStrategy, Ranking, check_architecture_training
 from ._hooks import OneShotCallback
+from ._profiled_cost import (
+    CostModel,
+    ExpectedDecisionCost,
+    checked_cost,
+    checked_cost_weight,
+    describe_cost,
+    expected_cost_model,
+)
 from ._proxyless_cost import Cost, ExpectedCost
 from ._proxyless_gates import BinaryGates, gates_of
 from ._proxyless_ops import FAMILY, GatedCellFactory, GatedInputChoice, GatedLayer, GatedLayerChoice, GatedRepeat
@@ -56,6 +62,14 @@ __all__ = [
 ]
 
 
+def _measured_on_modules(cost: Any) -> bool:
+    """Whether ``cost`` is one of the forms measured on the supernet's modules
+    (``"params"``, ``"flops"``, ``cost(module)``), not a cost model of samples."""
+    if isinstance(cost, str):
+        return cost in ("params", "flops")
+    return callable(cost) and not callable(getattr(cost, "profile", None))
+
+
 class Proxyless(OneShotStrategy):
     """ProxylessNAS: binary gates over two sampled paths per step.
 
@@ -69,17 +83,22 @@ class Proxyless(OneShotStrategy):
     - ``gradient_clip_val``: clip the weights' gradient norm (``None``: no clipping);
     - ``warmup_epochs``: epochs of weight training (paths sampled from the
       near-uniform initial distribution) before architecture steps start;
-    - ``cost``: penalise the expected cost of the architecture: ``"params"``
-      (parameter counts), ``"flops"`` (measured once per op, on the inputs of its
-      first forward) or ``cost(module) -> float`` (called on each ``LayerChoice``
-      candidate, each ``Repeat`` block a depth choice may drop, and the plain torch
-      layer of each value of a layer with choices in its arguments; a candidate's
-      nested choices are swapped for ``Identity`` there and costed on their own);
-      ``None``: no penalty. See ``_proxyless_cost``;
+    - ``cost``: penalise the expected cost of the architecture, measured on the
+      supernet's modules: ``"params"`` (parameter counts), ``"flops"`` (measured
+      once per op, on the inputs of its first forward) or ``cost(module) -> float``
+      (called on each ``LayerChoice`` candidate, each ``Repeat`` block a depth
+      choice may drop, and the plain torch layer of each value of a layer with
+      choices in its arguments; a candidate's nested choices are swapped for
+      ``Identity`` there and costed on their own; see ``_proxyless_cost``); or
+      from a cost model of whole architectures: a profiler
+      (``LatencyProfiler(space, x)``, ``FlopsProfiler``, ...), ``SampleCost(fn)``
+      for a function ``sample -> float``, a ``CostTable`` or a table
+      ``{label: {value: cost}}`` (a per-decision model, see ``_profiled_cost``);
+      ``None``: no penalty;
     - ``cost_weight``: the architecture loss adds ``cost_weight`` times the expected
-      cost (the sum over the parts the architecture decides of
-      ``sum over values of p(value) * cost at that value``) divided by the sum of
-      the parts' largest costs, so the term lies in ``[0, 1]``;
+      cost under the softmax of the architecture parameters (the sum over the
+      parts or decisions of ``sum over values of p(value) * cost at that value``)
+      divided by the most it can be, so the term lies in ``[0, 1]``;
     - ``callbacks``: ``OneShotCallback``s (see ``OneShotStrategy``).
 
     ``LayerChoice``, ``InputChoice(n_chosen=1)`` (also inside a ``Cell`` with
@@ -96,7 +115,7 @@ class Proxyless(OneShotStrategy):
         arc_learning_rate: float = 1e-3,
         gradient_clip_val: float | None = None,
         warmup_epochs: int = 0,
-        cost: Cost | None = None,
+        cost: Cost | CostModel | None = None,
         cost_weight: float = 0.1,
         *,
         arch_data: str = "split",
@@ -105,10 +124,9 @@ class Proxyless(OneShotStrategy):
     ) -> None:
         super().__init__(arch_data=arch_data, top_k=top_k, callbacks=callbacks)
         check_architecture_training(arc_learning_rate, gradient_clip_val, warmup_epochs)
-        if cost is not None and cost not in ("params", "flops") and not callable(cost):
-            raise SpaceError(f"cost must be 'params', 'flops', a function cost(module) -> float, or None, got {cost!r}")
-        if isinstance(cost_weight, bool) or not isinstance(cost_weight, (int, float)) or not cost_weight >= 0:
-            raise SpaceError(f"cost_weight must be a number >= 0, got {cost_weight!r}")
+        if not _measured_on_modules(cost):
+            checked_cost(cost, self.name)
+        cost_weight = checked_cost_weight(cost_weight)
         self.arc_learning_rate, self.gradient_clip_val, self.warmup_epochs = (
             arc_learning_rate,
             gradient_clip_val,
@@ -125,15 +143,27 @@ class Proxyless(OneShotStrategy):
         )
         self.gates = gates_of(self.supernet.decisions)
         self.gates.generator.manual_seed(self.rng.randrange(2**62))
-        self.costs = (
-            None if self.cost is None else ExpectedCost(self.supernet.model, self.supernet.decisions, self.cost)
-        )
+        self.costs: ExpectedCost | ExpectedDecisionCost | None = None
+        if _measured_on_modules(self.cost):
+            self.costs = ExpectedCost(self.supernet.model, self.supernet.decisions, self.cost)  # type: ignore[arg-type]
+        elif self.cost is not None:
+            decisions = self.supernet.decisions
+            self.costs = expected_cost_model(
+                self.cost, self.supernet.search_space, decisions.labels_with_alphas(), self.name
+            )
 
     def expected_cost(self) -> torch.Tensor | None:
         """The expected cost under the architecture parameters' softmax, divided by the
-        sum of its terms' largest costs (``None`` without a cost, or until a term is
+        most it can be (``None`` without a cost, or until a module-measured term is
         measured); differentiable."""
-        return None if self.costs is None else self.costs.expected()
+        if self.costs is None:
+            return None
+        if isinstance(self.costs, ExpectedCost):
+            return self.costs.expected()
+        decisions = self.supernet.decisions
+        return self.costs.normalised(
+            {label: torch.softmax(decisions.alpha(label), dim=-1) for label in self.costs.labels}
+        )
 
     def on_epoch_start(self, epoch: int, max_epochs: int) -> None:
         self._epoch = epoch
@@ -208,7 +238,12 @@ class Proxyless(OneShotStrategy):
         self.gates.load_state_dict(state["gates"])
 
     def __repr__(self) -> str:
-        cost = getattr(self.cost, "__name__", repr(self.cost)) if callable(self.cost) else repr(self.cost)
+        if self.cost is None or isinstance(self.cost, str):
+            cost = repr(self.cost)
+        elif _measured_on_modules(self.cost):
+            cost = getattr(self.cost, "__name__", repr(self.cost))
+        else:
+            cost = describe_cost(self.cost)
         return (
             f"Proxyless(arc_learning_rate={self.arc_learning_rate}, gradient_clip_val={self.gradient_clip_val}, "
             f"warmup_epochs={self.warmup_epochs}, cost={cost}, cost_weight={self.cost_weight})"

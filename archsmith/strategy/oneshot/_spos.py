@@ -21,7 +21,7 @@ import torch
 
 from archsmith.evaluator import Evaluator, TrainingRecipe
 from archsmith.nn import ModelSpace
-from archsmith.space import Sample, SpaceError
+from archsmith.space import Constraint, Sample, SpaceError
 
 from .._base import FinishedTrial, Strategy
 from .._evolution import RegularizedEvolution
@@ -60,8 +60,8 @@ class ValidationRanked(OneShotStrategy):
     the search starts.
     """
 
-    def check(self, space: ModelSpace, evaluator: Evaluator) -> None:
-        super().check(space, evaluator)
+    def check(self, space: ModelSpace, evaluator: Evaluator, constraints: Sequence[Constraint] = ()) -> None:
+        super().check(space, evaluator, constraints)
         self._use_score_of(recipe_of(evaluator, self.name))
 
     def configure(self) -> None:
@@ -148,10 +148,17 @@ class RandomOneShot(ValidationRanked):
     The per-epoch validation runs one fixed random architecture (drawn when the
     search starts), a gauge of how the shared weights train. The given ``search``
     instance is copied, never changed.
+
+    Constraints (``ExperimentConfig(constraints=[...])``, e.g.
+    ``FlopsProfiler(space, x) <= 3e8``) are honoured by the search after
+    training: ``search`` proposes from the space with them added, and only
+    architectures that meet them are scored and ranked. Training still samples
+    every architecture, so the shared weights serve any bound.
     """
 
     family = "sampling"
     uses_arch_data = False
+    honours_constraints = True
 
     def __init__(
         self,
@@ -191,7 +198,7 @@ class RandomOneShot(ValidationRanked):
 
     # The search over the trained supernet ----------------------------------------------
     def ranking(self, k: int) -> Ranking:
-        space = self.supernet.search_space
+        space = getattr(self, "constrained_space", self.supernet.search_space)
         strategy = copy.deepcopy(self.search_strategy)
         strategy.attach(space, seed=self.rng.getrandbits(31), direction=self.recipe.direction)  # type: ignore[arg-type]
         calibration_seed = self.rng.getrandbits(31)
@@ -205,6 +212,9 @@ class RandomOneShot(ValidationRanked):
                     sample = strategy.ask()
                     if sample is None:  # exhausted (told synchronously: never waiting)
                         break
+                    if not space.satisfies(sample):  # a search that ignores constraints: never ranked
+                        strategy.tell(FinishedTrial(trial_id, dict(sample), "failed", None))
+                        continue
                     key = self.supernet.architecture_key(sample)
                     if key in scored:
                         score = scored[key][1]
