@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import math
 import os
 import re
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,41 @@ def _check_path(name: str) -> Any:
     return check
 
 
+def _check_constraints(value: Any) -> None:
+    from archsmith.space import Constraint
+
+    if not isinstance(value, (list, tuple)):
+        raise ConfigError(
+            f"constraints must be a list of constraints, e.g. [FlopsProfiler(space, x) <= 300e6], got {value!r}"
+        )
+    for c in value:
+        if not isinstance(c, Constraint):
+            hint = (
+                " (a chained comparison 100 <= p <= 300 keeps one side: write p.between(100, 300))"
+                if isinstance(c, bool)
+                else ""
+            )
+            raise ConfigError(
+                f"constraints holds {c!r}, which is not a constraint{hint}: compare a profiler with a bound "
+                "(FlopsProfiler(space, x) <= 300e6) or wrap a predicate: archsmith.space.Constraint(fn, name=...)"
+            )
+
+
+def _check_profilers(value: Any) -> None:
+    if not isinstance(value, dict):
+        raise ConfigError(
+            f"profilers must be a dict of metric name -> profiler, e.g. {{'flops': FlopsProfiler(space, x)}}, got {value!r}"
+        )
+    for name, profiler in value.items():
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][\w.-]*", name):
+            raise ConfigError(f"profilers: {name!r} is not a metric name (letters, digits, '_', '.', '-')")
+        if not callable(getattr(profiler, "profile", None)) and not callable(profiler):
+            raise ConfigError(
+                f"profilers[{name!r}] must be a profiler (FlopsProfiler, NumParamsProfiler, LatencyProfiler) "
+                f"or a function sample -> float, got {profiler!r}"
+            )
+
+
 #: One check per plain field, run on every assignment.
 _CHECKS = {
     "max_trials": _check_max_trials,
@@ -131,6 +167,8 @@ _CHECKS = {
     "gpus_per_trial": _check_gpus,
     "max_attempts": _check_max_attempts,
     "warm_start": _check_path("warm_start"),
+    "constraints": _check_constraints,
+    "profilers": _check_profilers,
 }
 _DERIVED = ("max_duration_seconds", "objectives", "directions")
 
@@ -161,7 +199,17 @@ class ExperimentConfig:
       (in-process engine) before it is recorded as failed instead of re-run on resume;
     - ``warm_start``: the directory of an earlier run of the same space; its
       finished trials are copied into this run and told to the strategy, not re-run
-      (how to go on with another strategy).
+      (how to go on with another strategy);
+    - ``constraints``: bounds every proposed architecture must meet, e.g.
+      ``[FlopsProfiler(space, x) <= 300e6]`` (any ``archsmith.space.Constraint``);
+      strategies propose only architectures that meet them, and a run they leave
+      nothing to ends with an error naming them and the smallest cost seen;
+    - ``profilers``: metric name -> profiler (or function ``sample -> float``),
+      computed in the driver for every finished trial and recorded with its metrics,
+      so a cost can be an objective without training:
+      ``objective={"accuracy": "maximize", "flops": "minimize"},
+      profilers={"flops": FlopsProfiler(space, x)}`` (a profiler objective with no
+      direction is minimised).
 
     >>> cfg = ExperimentConfig(max_trials=10, direction="maximize")
     >>> cfg.max_trial_number = 3
@@ -183,6 +231,8 @@ class ExperimentConfig:
     gpus_per_trial: int = 0
     max_attempts: int = 2
     warm_start: str | Path | None = None
+    constraints: list[Any] = field(default_factory=list)
+    profilers: dict[str, Any] = field(default_factory=dict)
     max_duration_seconds: float | None = field(init=False, default=None, repr=False)
     #: ``objective`` as a tuple of names, and one direction (or ``None``) per name.
     objectives: tuple[str, ...] = field(init=False, default=("default",), repr=False)
@@ -192,7 +242,7 @@ class ExperimentConfig:
         for name, check in _CHECKS.items():
             check(getattr(self, name))
         self._set("max_duration_seconds", parse_duration(self.max_duration))
-        names, directions = _objectives(self.objective, self.direction)
+        names, directions = _objectives(self.objective, self.direction, self.profilers)
         self._set("objectives", names)
         self._set("directions", directions)
         if self.name is None and self.workdir is None:
@@ -213,7 +263,7 @@ class ExperimentConfig:
             direction = value if name == "direction" else self.direction
             if name == "objective" and isinstance(value, dict):
                 direction = None  # a dict carries the directions
-            names, directions = _objectives(objective, direction)
+            names, directions = _objectives(objective, direction, self.profilers)
             self._set("objective", objective)
             self._set("direction", direction)
             self._set("objectives", names)
@@ -232,12 +282,18 @@ class ExperimentConfig:
         return DEFAULT_ROOT / str(self.name)
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        for derived in _DERIVED:
-            data.pop(derived)
+        """The settings as JSON-able values (constraints and profilers by name)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in _DERIVED}
+        data["constraints"] = [c.name for c in self.constraints]
+        data["profilers"] = {name: _describe(p) for name, p in self.profilers.items()}
+        data = copy.deepcopy(data)
         for path in ("workdir", "warm_start"):
             data[path] = None if data[path] is None else str(data[path])
         return data
+
+
+def _describe(profiler: Any) -> str:
+    return repr(profiler) if hasattr(profiler, "profile") else getattr(profiler, "__qualname__", repr(profiler))
 
 
 def _unknown_field(name: str) -> str:
@@ -277,8 +333,9 @@ def _direction(value: Any) -> str | None:
     return value  # type: ignore[no-any-return]
 
 
-def _objectives(objective: Any, direction: Any) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
-    """``(names, directions)`` from the config's ``objective`` and ``direction``."""
+def _objectives(objective: Any, direction: Any, profilers: Any = ()) -> tuple[tuple[str, ...], tuple[str | None, ...]]:
+    """``(names, directions)`` from the config's ``objective`` and ``direction``
+    (``profilers``: the names the driver adds to a trial's metric)."""
     if isinstance(objective, dict):
         if direction is not None:
             raise ConfigError("objective is a dict of name -> direction; leave direction=None")
@@ -313,8 +370,9 @@ def _objectives(objective: Any, direction: Any) -> tuple[tuple[str, ...], tuple[
         raise ConfigError(
             f"{len(names)} objectives {names} but {len(directions)} directions {directions}; give one each"
         )
-    if len(names) > 1 and "default" in names:
+    if len(names) > 1 and "default" in names and any(n != "default" and n not in profilers for n in names):
         raise ConfigError(
-            "'default' names a plain-number metric; several objectives need a dict metric with named values"
+            "'default' names a plain-number metric; several objectives need a dict metric with named values "
+            "(or, next to 'default', only profilers' names)"
         )
     return tuple(names), tuple(_direction(d) for d in directions)

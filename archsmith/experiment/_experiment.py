@@ -17,7 +17,7 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ import torch
 from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value, objective_values
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
 from archsmith.nn import ModelSpace
-from archsmith.space import ArchsmithError, Condition, Space, SpaceError, pareto_front
+from archsmith.space import ArchsmithError, Condition, Constraint, Space, SpaceError, pareto_front
 from archsmith.strategy import EarlyStopping, FinishedTrial, OneShotStrategy, Strategy
 
 from ._config import ExperimentConfig
@@ -46,8 +46,9 @@ class ExperimentError(ArchsmithError, RuntimeError):
     """The experiment cannot run as set up (e.g. its directory holds another run)."""
 
 
-def build_search_space(space: ModelSpace, evaluator: Evaluator) -> Space:
-    """The model's decisions, the evaluator's hyper-parameter choices, and constraints."""
+def build_search_space(space: ModelSpace, evaluator: Evaluator, constraints: Iterable[Constraint] = ()) -> Space:
+    """The model's decisions, the evaluator's hyper-parameter choices, and the
+    model's constraints with ``constraints`` (the config's) added."""
     model = space.search_space
     conditions = [
         Condition(label, parent, values)
@@ -57,7 +58,29 @@ def build_search_space(space: ModelSpace, evaluator: Evaluator) -> Space:
     full = Space(model.values(), model.constraints, conditions)  # the model's unused decisions stay unused
     for leaf in evaluator.search_space_leaves():
         full.add(leaf)
+    for constraint in constraints:
+        try:
+            full.add_constraint(constraint)
+        except SpaceError as e:
+            raise ExperimentError(
+                f"{e}: a constraint's profiler must be built on this experiment's model space "
+                f"({type(space).__name__} with the same arguments)"
+            ) from None
     return full
+
+
+def check_profilers(config: ExperimentConfig, space: Space) -> None:
+    """Each profiler of ``config.profilers`` reads decisions of ``space`` (one built
+    on another model space would fail on every trial)."""
+    for name, profiler in config.profilers.items():
+        model = getattr(profiler, "space", None)
+        labels = set(getattr(model, "search_space", ()) or ())
+        unknown = sorted(labels - set(space))
+        if unknown:
+            raise ExperimentError(
+                f"profilers[{name!r}] was built on another model space (its decisions {unknown[:5]} are not "
+                f"in this search); build it on the experiment's space"
+            )
 
 
 def resolve_directions(config: ExperimentConfig, evaluator: Evaluator) -> tuple[str, ...]:
@@ -66,6 +89,8 @@ def resolve_directions(config: ExperimentConfig, evaluator: Evaluator) -> tuple[
     out = []
     for objective, direction in zip(config.objectives, config.directions):
         preferred = evaluator.preferred_direction(objective)
+        if direction is None and objective in config.profilers:
+            direction = "minimize"  # a cost: nobody searches for a dearer model
         if direction is None:
             if preferred is None:
                 if len(config.objectives) > 1:
@@ -253,7 +278,10 @@ class Experiment:
                 f"early stopping ranks trials by one objective, but {len(self.objectives)} were given "
                 f"{list(self.objectives)}; drop early_stopping or search one objective"
             )
-        self.search_space = build_search_space(space, evaluator)
+        #: Without the config's constraints (an earlier run's trials may break them).
+        self._unconstrained = build_search_space(space, evaluator)
+        self.search_space = build_search_space(space, evaluator, self.config.constraints)
+        check_profilers(self.config, self.search_space)
         if len(self.search_space) == 0:
             raise ExperimentError("the search space has no decisions: there is nothing to search")
 
@@ -385,6 +413,7 @@ class Experiment:
             "directions": directions,
             "strategy": repr(self.strategy),
             "early_stopping": None if self.early_stopping is None else repr(self.early_stopping),
+            "constraints": [c.name for c in self.config.constraints],
         }
 
     def _check_resumable(self, store: Store) -> None:
@@ -394,7 +423,7 @@ class Experiment:
         differences = []
         for key, now in self.identity().items():
             before = stored[key]
-            if before is None and key in ("space_class", "decisions", "early_stopping"):
+            if before is None and key in ("space_class", "decisions", "early_stopping", "constraints"):
                 continue  # not recorded by older stores
             if before != now:
                 differences.append(f"{key}: stored {_short(before)}, now {_short(now)}")
@@ -405,7 +434,7 @@ class Experiment:
             listed = "".join(f"\n  - {d}" for d in differences)
             raise ExperimentError(
                 f"cannot resume {self.directory}: it holds a run of another search:{listed}\n"
-                "Resume with the same space, objective, direction, seed and strategy (the budget, concurrency, "
+                "Resume with the same space, objective, direction, constraints, seed and strategy (the budget, concurrency, "
                 "engine and timeouts may change). To go on with another strategy or objective, start a new run "
                 f"from its finished trials: ExperimentConfig(name=..., warm_start={str(self.directory)!r})."
             )
@@ -430,7 +459,7 @@ class Experiment:
         finally:
             store.close()
         for trial in trials:
-            problems = self.search_space.check(trial.sample)
+            problems = self._unconstrained.check(trial.sample)
             if problems:
                 raise ExperimentError(
                     f"warm_start={str(source)!r} searched another space: trial {trial.id}'s sample does not fit "
@@ -438,13 +467,23 @@ class Experiment:
                 )
             if trial.status == "succeeded":
                 try:
+                    if self.config.profilers:
+                        trial.metric = self._with_costs(trial.sample, trial.metric)
                     objective_values(trial.metric, self.objectives)
                 except MetricError as e:
                     raise ExperimentError(
                         f"warm_start={str(source)!r}: trial {trial.id}'s metric does not hold this run's "
                         f"objectives: {e}"
                     ) from None
-        return trials
+        # An earlier run's architectures this run's constraints rule out are not this search's.
+        kept = [t for t in trials if self.search_space.satisfies(t.sample)]
+        if len(kept) < len(trials):
+            warnings.warn(
+                f"warm_start: {len(trials) - len(kept)} of {len(trials)} earlier trials break this run's "
+                f"constraints {[c.name for c in self.config.constraints]} and are left out",
+                stacklevel=3,
+            )
+        return kept
 
     def _open_store(self, existing: bool) -> Store:
         """The resumed store, or a new one created with its identity in one step."""
@@ -685,9 +724,15 @@ class Experiment:
                     engine.request_stop(event.trial_id)
             return
         status, error, values = event.status or "failed", event.error, None
+        metric = event.metric
+        if status == "succeeded" and self.config.profilers:
+            try:
+                metric = self._with_costs(running[event.trial_id], metric)
+            except MetricError as e:
+                status, error = "failed", str(e)
         if status == "succeeded":
             try:
-                values = objective_values(event.metric, self.objectives)
+                values = objective_values(metric, self.objectives)
             except MetricError as e:
                 status, error = "failed", str(e)
             else:
@@ -703,7 +748,7 @@ class Experiment:
             store.finish_trial(
                 event.trial_id,
                 status,
-                metric=event.metric,
+                metric=metric,
                 objective=value,
                 error=error,
                 worker=event.worker,
@@ -713,13 +758,29 @@ class Experiment:
                 output=event.output,
             )
             self.strategy.tell(
-                FinishedTrial(event.trial_id, sample, status, value, event.metric, stopped, values if several else None)
+                FinishedTrial(event.trial_id, sample, status, value, metric, stopped, values if several else None)
             )
             store.set_meta("strategy_state", self.strategy.state_dict())
             if self.early_stopping is not None:
                 store.set_meta("early_stopping_state", self.early_stopping.state_dict())
         self._tally.finished(event.trial_id, values if status == "succeeded" else None)
         view.trial_finished(event.trial_id, status, values, error, self._snapshot(store, running, started_at))
+
+    def _with_costs(self, sample: Any, metric: Any) -> Any:
+        """``metric`` with each of ``config.profilers``' costs of ``sample`` added
+        (a plain number becomes ``{"default": number, ...}``)."""
+        merged = dict(metric) if isinstance(metric, dict) else {"default": metric}
+        for name, profiler in self.config.profilers.items():
+            if name in merged:
+                raise MetricError(
+                    f"the evaluator reported {name!r} and profilers[{name!r}] computes it too; rename one of them"
+                )
+            measure = profiler.profile if hasattr(profiler, "profile") else profiler
+            try:
+                merged[name] = float(measure(sample))
+            except Exception as e:  # a profiler's failure fails this trial, not the search
+                raise MetricError(f"profilers[{name!r}] failed on this sample: {type(e).__name__}: {e}") from e
+        return merged
 
     def _snapshot(self, store: Store, running: dict[int, Any], started_at: float) -> Snapshot:
         tally = self._tally

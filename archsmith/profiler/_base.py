@@ -84,6 +84,10 @@ def _fmt(value: float) -> str:
     return f"{value:.4g}"
 
 
+#: A profile costs microseconds to milliseconds: count spaces by enumeration only up to this.
+COST_ENUMERATION_LIMIT = 2**14
+
+
 class CostConstraint(Constraint):
     """``low <= profiler(sample) <= high`` (either side open, or strict).
 
@@ -92,6 +96,8 @@ class CostConstraint(Constraint):
     within it, Optuna learns to avoid it and the grid skips it. It records the
     smallest and largest cost it judged, so an error can say how close the search got.
     """
+
+    enumeration_limit = COST_ENUMERATION_LIMIT
 
     def __init__(
         self,
@@ -113,7 +119,11 @@ class CostConstraint(Constraint):
             parts.append(f"{self.cost_name} {'>' if strict_low else '>='} {_fmt(low)}")
         if high is not None:
             parts.append(f"{self.cost_name} {'<' if strict_high else '<='} {_fmt(high)}")
-        super().__init__(self._holds, name=name or " and ".join(parts))
+        # The labels it reads: counting the space enumerates only those, and a
+        # profiler of another space is refused when the constraint joins a search.
+        space = getattr(profiler, "space", None)
+        labels = list(space.search_space) if hasattr(space, "search_space") else None
+        super().__init__(self._holds, name=name or " and ".join(parts), labels=labels)
         self.judged = 0
         self.smallest = math.inf
         self.largest = -math.inf

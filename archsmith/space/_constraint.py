@@ -24,6 +24,10 @@ class Constraint:
     3
     """
 
+    #: Most combinations :meth:`Space.size` may enumerate to count under this
+    #: constraint (``None``: the space's default); lower for costly predicates.
+    enumeration_limit: int | None = None
+
     def __init__(
         self,
         condition: Callable[[Mapping[str, Any]], Any] | Expression,

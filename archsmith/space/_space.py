@@ -26,6 +26,12 @@ ENUMERATION_LIMIT = 2**20
 MAX_REJECTIONS = 10_000
 
 
+def enumeration_limit(constraints: Iterable[Constraint]) -> int:
+    """How many combinations counting may enumerate: fewer where a constraint is
+    costly to judge (a profiler per sample)."""
+    return min([ENUMERATION_LIMIT, *(c.enumeration_limit for c in constraints if c.enumeration_limit is not None)])
+
+
 def unsatisfied_message(constraints: Iterable[Constraint], what: str) -> str:
     """The error of a search its constraints left nothing to: each constraint
     named, with what it saw (a cost constraint: the smallest cost)."""
@@ -292,7 +298,7 @@ class Space(Mapping[str, Leaf]):
             return math.inf
         if self._conditions:
             constraints = self.constraints if constrained else []
-            return self._conditions.count(self._leaves, constraints, ENUMERATION_LIMIT)
+            return self._conditions.count(self._leaves, constraints, enumeration_limit(constraints))
         if not constrained or not self.constraints:
             return math.prod(sizes.values())  # type: ignore[arg-type]
         total = 1
@@ -320,11 +326,12 @@ class Space(Mapping[str, Leaf]):
         if len(constraints) == 1 and constraints[0].counter is not None:
             return constraints[0].counter(self._leaves)
         combos = math.prod(self._leaves[label].size() for label in labels)
-        if combos > ENUMERATION_LIMIT:
+        limit = enumeration_limit(constraints)
+        if combos > limit:
             names = [c.name for c in constraints]
             raise SpaceError(
                 f"cannot count the space exactly: constraints {names} couple {len(labels)} decisions "
-                f"with {combos:,} combinations (more than {ENUMERATION_LIMIT:,} to enumerate). "
+                f"with {combos:,} combinations (more than {limit:,} to enumerate). "
                 "Use space.size(constrained=False) for the count without constraints."
             )
         grids = [self._leaves[label].grid() for label in labels]
