@@ -13,7 +13,7 @@ from ._checkpoint import SupernetCheckpoint
 from ._darts import DARTS, GumbelDARTS
 from ._enas import ENAS
 from ._hooks import MetricEarlyStopping, OneShotCallback, OneShotState
-from ._profiled_cost import CostTable, ExpectedDecisionCost, SampleCost, profiled_table
+from ._profiled_cost import CostTable, ExpectedDecisionCost, profiled_table
 from ._proxyless import Proxyless
 from ._sliced import SLICED_LAYERS, SlicedLayer, SlicingError, make_sliced
 from ._spos import RandomOneShot
@@ -51,7 +51,6 @@ __all__ = [
     "Proxyless",
     "RandomOneShot",
     "Ranking",
-    "SampleCost",
     "SlicedLayer",
     "SlicingError",
     "Supernet",

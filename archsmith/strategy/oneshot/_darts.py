@@ -45,8 +45,8 @@ class DARTS(OneShotStrategy):
       norm; the others fall back to outputs), ``"outputs"`` runs each candidate and
       sums the outputs;
     - ``cost``: penalise the expected cost of the architecture: a profiler
-      (``FlopsProfiler(space, x)``, ``LatencyProfiler``, ...), ``SampleCost(fn)``
-      for a function ``sample -> float``, a ``CostTable`` or a table
+      (``FlopsProfiler(space, x)``, ``LatencyProfiler``, ``CallableProfiler(fn)``
+      for a function ``sample -> float``), a ``CostTable`` or a table
       ``{label: {value: cost}}`` (turned into a per-decision model; see
       ``_profiled_cost``); ``None``: no penalty;
     - ``cost_weight``: the architecture loss adds ``cost_weight`` times the expected

@@ -1,7 +1,9 @@
 """A differentiable expected cost from a cost model of whole architectures: a
-profiler (``FlopsProfiler``, ``NumParamsProfiler``, ``LatencyProfiler``), any
-function ``sample -> float`` (:class:`SampleCost`) or a table of per-decision
-costs measured elsewhere (:class:`CostTable`; e.g. latencies from a phone).
+profiler (``FlopsProfiler``, ``NumParamsProfiler``, ``LatencyProfiler``, or
+``CallableProfiler(fn)`` for any function ``sample -> float``) or a table of
+per-decision costs measured elsewhere (:class:`CostTable`; e.g. latencies from a
+phone). A profiler is anything with ``profile(sample) -> float`` (this layer does
+not import ``archsmith.profiler``).
 
 Every form becomes one *per-decision model*: a constant plus, for each label,
 a cost per value (for an ``InputChoice`` with ``n_chosen=k > 1``, a cost per
@@ -42,28 +44,6 @@ import torch
 
 from archsmith.space import Categorical, CategoricalMultiple, Sample, Space, SpaceError
 from archsmith.space._leaf import value_key
-
-
-class SampleCost:
-    """A function ``sample -> float`` used as a cost model (``DARTS(cost=SampleCost(fn))``).
-
-    The wrapper says which kind of function it is: ``Proxyless(cost=fn)`` with a
-    bare function is its older form ``cost(module) -> float``, measured on each
-    part of the supernet. ``name`` labels the cost in messages.
-    """
-
-    def __init__(self, function: Callable[[Sample], float], name: str | None = None) -> None:
-        if not callable(function):
-            raise SpaceError(f"SampleCost takes a function sample -> float, got {function!r}")
-        self.function = function
-        self.name = name or str(getattr(function, "__name__", "cost"))
-
-    def profile(self, sample: Sample) -> float:
-        """The function's cost of ``sample``."""
-        return float(self.function(sample))
-
-    def __repr__(self) -> str:
-        return f"SampleCost({self.name})"
 
 
 def _number(value: Any, where: str) -> float:
@@ -160,9 +140,9 @@ def _forms(value: Any) -> list[Any]:
 
 
 #: What ``cost=`` of DARTS, GumbelDARTS and Proxyless accepts for a per-decision model:
-#: a profiler (anything with ``profile(sample) -> float``), a ``SampleCost``, a
-#: ``CostTable`` or a table ``{label: {value: cost}}``.
-CostModel = Union[CostTable, SampleCost, Mapping[str, Mapping[Any, float]], Any]
+#: a profiler (anything with ``profile(sample) -> float``), a ``CostTable`` or a
+#: table ``{label: {value: cost}}``.
+CostModel = Union[CostTable, Mapping[str, Mapping[Any, float]], Any]
 
 
 def is_cost_model(cost: Any) -> bool:
@@ -382,8 +362,8 @@ def _json_key(value: Any) -> Any:
 def expected_cost_model(
     cost: Any, space: Space, labels: Sequence[str], algorithm: str, base: Mapping[str, Any] | None = None
 ) -> ExpectedDecisionCost:
-    """The per-decision model of ``cost`` (a profiler, ``SampleCost``, ``CostTable``
-    or table) over ``labels`` of ``space``."""
+    """The per-decision model of ``cost`` (a profiler, ``CostTable`` or table) over
+    ``labels`` of ``space``."""
     if isinstance(cost, CostTable):
         table = cost
     elif isinstance(cost, Mapping):
@@ -398,8 +378,8 @@ def expected_cost_model(
 def cost_form_message(algorithm: str) -> str:
     """What ``cost=`` accepts, for errors."""
     forms = (
-        "a profiler (FlopsProfiler, NumParamsProfiler, LatencyProfiler, ...), SampleCost(fn) for a function "
-        "sample -> float, a CostTable or a table {label: {value: cost}}"
+        "a profiler (FlopsProfiler, NumParamsProfiler, LatencyProfiler, CallableProfiler(fn) for a function "
+        "sample -> float), a CostTable or a table {label: {value: cost}}"
     )
     if algorithm == "Proxyless":
         return f"cost must be 'params', 'flops', a function cost(module) -> float, {forms}, or None"
@@ -418,7 +398,7 @@ def checked_cost(cost: Any, algorithm: str) -> Any:
     if callable(cost):
         raise SpaceError(
             f"{algorithm}: {cost_form_message(algorithm)}; got the function {getattr(cost, '__name__', cost)!r}: "
-            "wrap a function of a sample as SampleCost(fn)"
+            "wrap a function of a sample as archsmith.profiler.CallableProfiler(fn, name=...)"
         )
     raise SpaceError(f"{algorithm}: {cost_form_message(algorithm)}, got {cost!r}")
 

@@ -91,8 +91,8 @@ class Proxyless(OneShotStrategy):
       choices in its arguments; a candidate's nested choices are swapped for
       ``Identity`` there and costed on their own; see ``_proxyless_cost``); or
       from a cost model of whole architectures: a profiler
-      (``LatencyProfiler(space, x)``, ``FlopsProfiler``, ...), ``SampleCost(fn)``
-      for a function ``sample -> float``, a ``CostTable`` or a table
+      (``LatencyProfiler(space, x)``, ``FlopsProfiler``, ``CallableProfiler(fn)``
+      for a function ``sample -> float``), a ``CostTable`` or a table
       ``{label: {value: cost}}`` (a per-decision model, see ``_profiled_cost``);
       ``None``: no penalty;
     - ``cost_weight``: the architecture loss adds ``cost_weight`` times the expected
