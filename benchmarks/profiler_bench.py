@@ -7,7 +7,7 @@ FLOPs: torch's ``FlopCounterMode`` on the frozen model moved to ``meta``, halved
 the ratio side by side, and whether every value agreed. The profilers are built
 (and warmed on ``--warm`` other samples, as a strategy's earlier samples warm them)
 before timing. Torch runs on one thread.
-Run: ``.venv/bin/python benchmarks/profiler_bench.py [--samples N] [--warm N] [--spaces a,b]``.
+Run: ``.venv/bin/python benchmarks/profiler_bench.py [--samples N] [--warm N] [--spaces a,b] [--costs params,flops]``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def rate(fn: Callable[[Any], Any], samples: list[Any]) -> tuple[float, list[Any]
     return len(samples) / (time.perf_counter() - start), values
 
 
-def bench_space(name: str, samples: int, warm: int) -> list[str]:
+def bench_space(name: str, samples: int, warm: int, costs: list[str]) -> list[str]:
     cls = get_space(name)
     space = cls(**cls.reduced_kwargs_for(32))
     example = torch.zeros(2, 3, 32, 32)
@@ -42,6 +42,8 @@ def bench_space(name: str, samples: int, warm: int) -> list[str]:
         ("flops", lambda: FlopsProfiler(space, example), lambda s: frozen_macs(space.freeze(s), example)),
     ]
     for what, make, slow in profilers:
+        if what not in costs:
+            continue
         try:
             start = time.perf_counter()
             profiler = make()
@@ -66,11 +68,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10, help="unseen samples timed per space")
     parser.add_argument("--warm", type=int, default=30, help="other samples profiled first")
     parser.add_argument("--spaces", default=",".join(list_spaces()), help="comma-separated hub space names")
+    parser.add_argument("--costs", default="params,flops", help="comma-separated: params, flops")
     args = parser.parse_args()
     torch.set_num_threads(1)
     print(f"{'space':<12} {'cost':<6} {'profile/s':>10} {'freeze/s':>10} {'ratio':>8} {'setup':>8}  check")
     for name in args.spaces.split(","):
-        for row in bench_space(name, args.samples, args.warm):
+        for row in bench_space(name, args.samples, args.warm, args.costs.split(",")):
             print(row, flush=True)
 
 

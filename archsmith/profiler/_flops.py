@@ -4,9 +4,12 @@ The searching space is copied once onto the ``meta`` device and each primitive's
 ``forward`` replaced by what its frozen form computes for the current sample
 (the chosen candidate, the chosen depth, a layer built with the chosen
 arguments). A sample then runs the user's own ``forward`` on meta tensors — shapes
-only, no arithmetic, no module built — under torch's flop counter. Each
-candidate, block and layer is memoised by its input shapes and the values of the
-choices inside it, so a sample mostly re-runs only the glue between them.
+only, no arithmetic, no module built — under torch's flop counter, with two
+tables in front of it (:mod:`._memo`): every torch call and every module free of
+choices is answered from what an earlier call with the same input shapes (and
+the same hyper-parameters) gave, and each primitive from what it gave for the
+same input shapes and values of the choices inside it. So a new sample mostly
+runs Python that looks things up.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Callable, Mapping
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 import torch
@@ -24,14 +28,13 @@ from archsmith.nn._cell import PerInputOps
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
-from archsmith.space import evaluate, leaves_of
+from archsmith.nn._nasbench101 import NasBench101Body, vertex_channels
+from archsmith.space import evaluate, fixed_sample, leaves_of
 
 from ._base import Profiler
 from ._check import check_space, searching_space
-from ._terms import ProfilerError, frozen_nb101_on_meta, hashable
-
-#: Most memoised calls a FlopsProfiler keeps (each a few hundred bytes).
-MAX_MEMO = 200_000
+from ._memo import MAX_MEMO, OpMemo, Recorder, Unkeyable, arg_key, module_signature
+from ._terms import ProfilerError, frozen_nb101_on_meta, hashable, nb101_graph
 
 #: Primitives whose searching forward already calls only (replaced) children.
 _PASS_THROUGH = ("AutoActivation", "NasBench201Cell")
@@ -81,20 +84,6 @@ def _as_args(example_input: Any) -> tuple[Any, ...]:
     return tuple(example_input) if isinstance(example_input, tuple) else (example_input,)
 
 
-def _shape_key(args: tuple[Any, ...]) -> Any:
-    """The shapes and dtypes of tensor arguments, or ``None`` where another kind of
-    argument may change what runs (then the call is not memoised)."""
-    key: list[Any] = []
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            key.append((tuple(a.shape), a.dtype))
-        elif isinstance(a, list | tuple) and all(isinstance(t, torch.Tensor) for t in a):
-            key.append(tuple((tuple(t.shape), t.dtype) for t in a))
-        else:
-            return None
-    return tuple(key)
-
-
 class FlopsProfiler(Profiler):
     """``profile(sample)``: the multiply-accumulates (MACs, what papers quote as
     "FLOPs" or "MAdds") of ``space.freeze(sample)`` run on ``example_input``, equal to
@@ -125,12 +114,13 @@ class FlopsProfiler(Profiler):
         self.example_input = example_input
         self._args = _as_args(_to_meta(example_input))
         self._sample: Mapping[str, Any] = {}
-        self._extra = 0  # FLOPs of memoised calls, which the counter does not see
-        self._counter: FlopCounterMode | None = None
+        self._recorder = Recorder()
         self._model = copy.deepcopy(space).to("meta").eval()
-        self._labels: dict[int, tuple[str, ...]] = {}
-        self._memo: dict[Any, tuple[int, Any]] = {}
-        self._layers: dict[Any, torch.nn.Module] = {}
+        self._layers: dict[Any, Any] = {}
+        self._signatures: dict[int, Any] = {}
+        self._signature_ids: dict[Any, int] = {}
+        for module in self._model.modules():
+            module_signature(module, self._signatures)  # before any forward is replaced
         for module in self._model.modules():
             self._replace_forward(module)
         check_space(self.space, self._profile, self._frozen, "FlopsProfiler", check_samples, seed)
@@ -144,91 +134,85 @@ class FlopsProfiler(Profiler):
         return self._profile(self.space._architecture(sample))
 
     def _profile(self, sample: Mapping[str, Any]) -> float:
-        self._sample, self._extra = sample, 0
-        with torch.no_grad(), _total_only_counter() as counter:
-            self._counter = counter
+        recorder = self._recorder
+        self._sample, recorder.extra = sample, 0
+        with torch.no_grad(), _total_only_counter() as counter, OpMemo(recorder):
+            recorder.counter = counter
             try:
                 self._model(*self._args)
             finally:
-                self._counter = None
-        return float((counter.get_total_flops() + self._extra) // 2)
+                recorder.counter = None
+        return float((counter.get_total_flops() + recorder.extra) // 2)
 
     # Replacing primitives ----------------------------------------------------------
     def _replace_forward(self, module: torch.nn.Module) -> None:
         if isinstance(module, MutableLayer):
             forward, decided = self._layer_forward(module)
-        elif isinstance(module, LayerChoice):
-            forward = self._choice_forward(module)
-        elif isinstance(module, InputChoice):
-            forward = self._input_forward(module)
-        elif isinstance(module, Repeat):
-            forward = self._repeat_forward(module)
-        elif isinstance(module, Cell):
-            forward = self._cell_forward(module)
-        elif isinstance(module, NasBench101Cell):
-            forward = self._nb101_forward(module)
-        elif type(module).__name__ in _PASS_THROUGH and isinstance(module, MutableModule):
-            return
+            ident: Any = module._torch_class  # layers built with equal arguments are one layer
         elif isinstance(module, MutableModule):
-            raise ProfilerError(
-                f"{module.describe()}: FlopsProfiler does not know what the frozen form of "
-                f"{type(module).__name__} computes; count it by freezing the space instead"
-            )
-        elif next(iter(module.children()), None) is None and type(module).forward is not torch.nn.Module.forward:
-            # A plain leaf: what it computes depends on its input shapes only.
-            forward, decided = module.forward, _no_decision
-        else:
-            return
-        if not isinstance(module, MutableLayer) and isinstance(module, MutableModule):
+            if isinstance(module, LayerChoice):
+                forward = self._choice_forward(module)
+            elif isinstance(module, InputChoice):
+                forward = self._input_forward(module)
+            elif isinstance(module, Repeat):
+                forward = self._repeat_forward(module)
+            elif isinstance(module, Cell):
+                forward = self._cell_forward(module)
+            elif isinstance(module, NasBench101Cell):
+                forward = self._nb101_forward(module)
+            elif type(module).__name__ in _PASS_THROUGH:
+                return
+            else:
+                raise ProfilerError(
+                    f"{module.describe()}: FlopsProfiler does not know what the frozen form of "
+                    f"{type(module).__name__} computes; count it by freezing the space instead"
+                )
+            ident = id(module)
             labels = tuple(sorted({leaf.label for m in module.modules() for leaf in _own_leaves(m)}))
-            sample_key = self._sample_key(labels)
-            decided = sample_key
-        object.__setattr__(module, "forward", self._memoised(id(module), decided, forward))
+            decided = self._sample_key(labels)
+        elif type(module).forward is torch.nn.Module.forward or module is self._model:
+            return  # a container that is never called, or the space's own glue
+        elif any(isinstance(m, MutableModule) for m in module.modules()):
+            return  # plain code around primitives: its torch calls are memoised one by one
+        else:
+            self._wrap_plain(module)
+            return
+        object.__setattr__(module, "forward", self._memoised(ident, decided, forward))
+
+    def _wrap_plain(self, module: torch.nn.Module) -> None:
+        """Memoise a module free of choices by its signature and input (a module
+        with none, by itself)."""
+        signature = self._signatures.get(id(module))
+        if signature is None and id(module) not in self._signatures:
+            signature = module_signature(module, self._signatures)
+        ident: Any = id(module) if signature is None else self._signature_ids.setdefault(signature, len(self._signature_ids))
+        object.__setattr__(module, "forward", self._memoised(("plain", ident), _no_decision, module.forward))
 
     def _sample_key(self, labels: tuple[str, ...]) -> Callable[[], Any]:
         def key() -> Any:
-            return tuple(hashable(self._sample.get(label)) for label in labels)
+            return tuple([hashable(self._sample.get(label)) for label in labels])
 
         return key
 
-    def _memoised(self, ident: int, decided: Callable[[], Any], forward: Callable[..., Any]) -> Any:
-        """``forward`` memoised by the input shapes and ``decided()`` (what the
+    def _memoised(self, ident: Any, decided: Callable[[], Any], forward: Callable[..., Any]) -> Any:
+        """``forward`` memoised by its inputs' keys and ``decided()`` (what the
         sample decides of the module): a hit adds the recorded FLOPs and returns the
-        recorded output without running anything (a meta tensor holds no data, so one
-        object may stand for every output of that shape)."""
+        recorded output without running anything."""
+        recorder = self._recorder
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            shapes = _shape_key(args)
-            if shapes is None or kwargs:
+            if kwargs:
                 return forward(*args, **kwargs)
-            key = (ident, shapes, decided())
-            hit = self._memo.get(key)
-            if hit is not None:
-                self._extra += hit[0]
-                return hit[1]
-            return self._record(key, forward, args)
+            try:
+                key = (ident, arg_key(args), decided())
+            except Unkeyable:
+                return forward(*args)
+            found = recorder.lookup(key)
+            if found is not None:
+                return found
+            return recorder.record(key, lambda: forward(*args))
 
         return call
-
-    def _record(self, key: Any, forward: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-        assert self._counter is not None
-        before = self._counter.get_total_flops() + self._extra
-        out = forward(*args)
-        if isinstance(out, torch.Tensor) and out.device.type == "meta":
-            if len(self._memo) >= MAX_MEMO:  # bounded: a long search meets new shapes and values forever
-                self._memo.clear()
-            self._memo[key] = (self._counter.get_total_flops() + self._extra - before, out)
-        return out
-
-    def _glue(self, name: str, fn: Callable[..., Any], *args: Any) -> Any:
-        """A cell's own sums and concatenation, memoised by shapes like the ops (on
-        meta tensors under the counter, running them is most of a cell's time)."""
-        key = (name, _shape_key(args))
-        hit = self._memo.get(key)
-        if hit is not None:
-            self._extra += hit[0]
-            return hit[1]
-        return self._record(key, fn, args)
 
     def _layer_forward(self, layer: MutableLayer) -> tuple[Callable[..., Any], Callable[[], Any]]:
         """The layer built with the sample's arguments, and those arguments as a key
@@ -239,23 +223,29 @@ class FlopsProfiler(Profiler):
         resolved: dict[Any, tuple[Any, ...]] = {}
 
         def decided() -> Any:
-            key = tuple(hashable(self._sample[label]) for label in labels)
+            key = tuple([hashable(self._sample[label]) for label in labels])
             found = resolved.get(key)
             if found is None:
                 found = resolved[key] = hashable(list(evaluate(arguments, self._sample).items()))
             return found
 
         def forward(*args: Any, **kwargs: Any) -> Any:
-            key = (id(layer), decided())
+            key = (torch_class, decided())
             built = self._layers.get(key)
             if built is None:
                 bound = inspect.BoundArguments(signature, evaluate(arguments, self._sample))  # type: ignore[arg-type]
                 with torch.device("meta"):
-                    built = self._layers[key] = torch_class(*bound.args, **bound.kwargs)
+                    built = torch_class(*bound.args, **bound.kwargs)
                 built.eval()
+                self._keep(key, built)
             return built(*args, **kwargs)
 
         return forward, decided
+
+    def _keep(self, key: Any, built: Any) -> None:
+        if len(self._layers) >= MAX_MEMO:  # bounded, as the memo
+            self._layers.clear()
+        self._layers[key] = built
 
     def _choice_forward(self, choice: LayerChoice) -> Callable[..., Any]:
         def forward(*args: Any, **kwargs: Any) -> Any:
@@ -287,9 +277,6 @@ class FlopsProfiler(Profiler):
         ]
         nodes = list(range(cell.num_predecessors, cell.num_predecessors + cell.num_nodes))
 
-        def cat(tensors: list[torch.Tensor]) -> torch.Tensor:
-            return torch.cat(tensors, cell.concat_dim)
-
         def forward(*inputs: Any) -> Any:
             if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
                 inputs = tuple(inputs[0])
@@ -302,10 +289,10 @@ class FlopsProfiler(Profiler):
                     k = int(value[0] if isinstance(value, list | tuple) else value)
                     used.add(k)
                     out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
-                    node = out if node is None else self._glue("add", torch.add, node, out)
+                    node = out if node is None else node + out  # as the frozen cell sums
                 states.append(node)
             outputs = nodes if cell.merge_op == "all" else [n for n in nodes if n not in used]
-            this_cell = self._glue(f"cat{cell.concat_dim}", cat, [states[k] for k in outputs])
+            this_cell = torch.cat([states[k] for k in outputs], cell.concat_dim)
             if cell.postprocessor is not None:
                 return cell.postprocessor(this_cell, list(inputs))
             return this_cell
@@ -313,16 +300,46 @@ class FlopsProfiler(Profiler):
         return forward
 
     def _nb101_forward(self, cell: NasBench101Cell) -> Callable[..., Any]:
+        """The frozen cell's own forward over its pruned graph, its projections and
+        ops built once per width (and memoised as plain modules)."""
         labels = tuple(leaf.label for leaf in cell.own_leaves())
+        parts: dict[Any, torch.nn.Module] = {}
+
+        def part(key: Any, factory: Callable[..., torch.nn.Module], *args: Any) -> torch.nn.Module:
+            if key not in parts:
+                with fixed_sample(dict(self._sample)), torch.device("meta"):
+                    built = parts[key] = factory(*args).eval()
+                for module in built.modules():
+                    if type(module).forward is not torch.nn.Module.forward:
+                        self._wrap_plain(module)
+            return parts[key]
+
+        def body(values: dict[str, Any]) -> Any:
+            graph = nb101_graph(cell, values)
+            if graph is None:
+                return frozen_nb101_on_meta(cell, values)  # raises the cell's own error
+            matrix, ops = graph
+            channels = vertex_channels(cell.in_features, cell.out_features, matrix)
+            n = len(matrix)
+            projections = {
+                str(t): part(("projection", channels[t]), cell.projection, cell.in_features, channels[t])
+                for t in range(1, n)
+                if matrix[0][t]
+            }
+            chosen = {
+                str(t): part((ops[t - 1], channels[t]), cell.op_candidates[ops[t - 1]], channels[t])
+                for t in range(1, n - 1)
+            }
+            frozen = SimpleNamespace(matrix=matrix, channels=channels, projections=projections, ops=chosen)
+            return lambda x: NasBench101Body.forward(frozen, x)  # type: ignore[arg-type]
 
         def forward(x: Any) -> Any:
-            key = (id(cell), tuple(hashable(self._sample.get(label)) for label in labels))
-            body = self._layers.get(key)
-            if body is None:
-                values = {label: self._sample[label] for label in labels if label in self._sample}
-                body = frozen_nb101_on_meta(cell, values)
-                self._layers[key] = body
-            return body(x)
+            key = (id(cell), tuple([hashable(self._sample.get(label)) for label in labels]))
+            run = self._layers.get(key)
+            if run is None:
+                run = body({label: self._sample[label] for label in labels if label in self._sample})
+                self._keep(key, run)
+            return run(x)
 
         return forward
 

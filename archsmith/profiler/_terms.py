@@ -119,10 +119,28 @@ def _build_layer(layer: MutableLayer) -> Callable[[dict[str, Any]], float]:
     return build
 
 
+def nb101_graph(cell: NasBench101Cell, values: Mapping[str, Any]) -> tuple[list[list[int]], list[int]] | None:
+    """The pruned graph ``cell`` freezes to under ``values`` (as
+    ``NasBench101Cell.create_frozen`` prunes it): its adjacency matrix and each
+    interior vertex's op index; ``None`` where the sample is invalid."""
+    label = cell.label
+    n = values[f"{label}/num_nodes"]
+    edges = _active_edges(n, {j: values[f"{label}/input{j}"] for j in range(1, n)})
+    kept = prune(n, edges)
+    if kept is None or len(edges) > cell.max_num_edges:
+        return None
+    position = {v: k for k, v in enumerate(kept)}
+    matrix = [[0] * len(kept) for _ in kept]
+    for i, j in edges:
+        if i in position and j in position:
+            matrix[position[i]][position[j]] = 1
+    return matrix, [cell.names.index(values[f"{label}/op{v}"]) for v in kept[1:-1]]
+
+
 def _build_nb101(cell: NasBench101Cell) -> Callable[[dict[str, Any]], float]:
-    """The cell's count from its pruned graph (as ``NasBench101Cell.create_frozen``
-    builds it): projections and ops, each counted once per width on ``meta``."""
-    label, names, cands = cell.label, cell.names, cell.op_candidates
+    """The cell's count from its pruned graph: projections and ops, each counted
+    once per width on ``meta``."""
+    cands = cell.op_candidates
     counts: dict[Any, int] = {}
 
     def count(key: Any, factory: Callable[..., torch.nn.Module], args: tuple[Any, ...], values: dict[str, Any]) -> int:
@@ -132,24 +150,18 @@ def _build_nb101(cell: NasBench101Cell) -> Callable[[dict[str, Any]], float]:
         return counts[key]
 
     def build(values: dict[str, Any]) -> float:
-        n = values[f"{label}/num_nodes"]
-        edges = _active_edges(n, {j: values[f"{label}/input{j}"] for j in range(1, n)})
-        kept = prune(n, edges)
-        if kept is None or len(edges) > cell.max_num_edges:
+        graph = nb101_graph(cell, values)
+        if graph is None:
             return _frozen_nb101(cell, values)  # raises the cell's own error
-        position = {v: k for k, v in enumerate(kept)}
-        matrix = [[0] * len(kept) for _ in kept]
-        for i, j in edges:
-            if i in position and j in position:
-                matrix[position[i]][position[j]] = 1
+        matrix, ops = graph
         channels = vertex_channels(cell.in_features, cell.out_features, matrix)
         total = 0
-        for t in range(1, len(kept)):
+        for t in range(1, len(matrix)):
             if matrix[0][t]:
                 c = channels[t]
                 total += count(("projection", c), cell.projection, (cell.in_features, c), values)
-        for t, v in enumerate(kept[1:-1], start=1):
-            op, c = names.index(values[f"{label}/op{v}"]), channels[t]
+        for t, op in enumerate(ops, start=1):
+            c = channels[t]
             total += count((op, c), cands[op], (c,), values)
         return total
 
