@@ -3,7 +3,17 @@ latency; comparing a profiler with a number makes a constraint for a search."""
 
 from ._base import CostConstraint, Profiler
 from ._flops import FlopsProfiler, frozen_macs
+from ._latency import CallableProfiler, LatencyProfiler
 from ._params import NumParamsProfiler
 from ._terms import ProfilerError
 
-__all__ = ["CostConstraint", "FlopsProfiler", "NumParamsProfiler", "Profiler", "ProfilerError", "frozen_macs"]
+__all__ = [
+    "CallableProfiler",
+    "CostConstraint",
+    "FlopsProfiler",
+    "LatencyProfiler",
+    "NumParamsProfiler",
+    "Profiler",
+    "ProfilerError",
+    "frozen_macs",
+]

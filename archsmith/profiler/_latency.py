@@ -17,10 +17,13 @@ computes only what is new to it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import platform
-from collections.abc import Callable, Mapping
+import statistics
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from archsmith.nn._cell import PerInputOps
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
-from archsmith.space import evaluate, fixed_sample, leaves_of
+from archsmith.space import Sample, evaluate, fixed_sample, leaves_of
 
 from ._base import Profiler
 from ._check import searching_space
@@ -47,7 +50,6 @@ from ._latency_table import (
     read_file,
     rebuild_space,
     space_recipe,
-    time_ms,
     write_file,
 )
 from ._terms import ProfilerError, hashable
@@ -61,7 +63,9 @@ _PASS_THROUGH = ("AutoActivation", "NasBench201Cell")
 #: The device a table-only profiler walks on: shapes only, nothing computed.
 _META = torch.device("meta")
 
-_END = object()
+#: How a forward runs: walking (memoised, collecting entries), keying (every call
+#: computed, ``_order`` records each call's entry), timing (each call timed in place).
+_WALK, _KEYS, _TIME = 0, 1, 2
 
 
 class CallableProfiler(Profiler):
@@ -312,7 +316,11 @@ class LatencyProfiler(Profiler):
         self._args = tuple(_to(a, walk_device) for a in _check_example(example_input, "LatencyProfiler"))
         self._sample: Mapping[str, Any] = {}
         self._stack: list[list[tuple[str, Any, tuple[str, ...]]]] = []
-        self._replay: Any = None
+        self._mode = _WALK
+        self._order: list[str] = []
+        self._index = 0
+        self._child_s: list[float] = []
+        self._times: list[list[float]] = []
         self._memo: dict[Any, tuple[Any, tuple[str, ...]]] = {}
         self._memo_bytes = 0
         self._layers: dict[Any, torch.nn.Module] = {}
@@ -324,7 +332,7 @@ class LatencyProfiler(Profiler):
         """Run the default sample: a forward that cannot run on the example input
         fails here, naming it, rather than in the first search step."""
         try:
-            self._walk(self.space.validate(self.space.default()))
+            self._needed(self.space.validate(self.space.default()))
         except ProfilerError:
             raise
         except Exception as e:
@@ -338,7 +346,8 @@ class LatencyProfiler(Profiler):
         """Milliseconds of ``space.freeze(sample)`` on the example input: the sum of
         its entries (measuring those not in the table yet, if this profiler
         measures); a bad sample raises the space's own ``SampleError``."""
-        used = self._walk(self.space._architecture(sample))
+        sample = self.space._architecture(sample)
+        used = self._needed(sample)
         try:
             return float(sum(self.table[key] for key in used))
         except KeyError:
@@ -352,28 +361,62 @@ class LatencyProfiler(Profiler):
 
     def keys(self, sample: Mapping[str, Any]) -> list[str]:
         """The table entries ``sample`` needs, each once, in the order its forward
-        reaches them (a measuring profiler measures the missing ones on the way)."""
-        return list(dict.fromkeys(self._walk(self.space._architecture(sample))))
+        reaches them (a measuring profiler measures the missing ones first)."""
+        return list(dict.fromkeys(self._needed(self.space._architecture(sample))))
 
-    def _walk(self, sample: Mapping[str, Any]) -> tuple[str, ...]:
-        self._sample = sample
+    def _needed(self, sample: Sample) -> tuple[str, ...]:
+        """The entries of ``sample`` (with repeats: a module called twice counts
+        twice), measured first where the table lacks them and this profiler measures."""
+        used = self._run(sample, _WALK)
+        if self.device is not None and any(key not in self.table for key in used):
+            self._measure(sample)
+        return used
+
+    def _measure(self, sample: Sample) -> None:
+        """Time the sample's whole forward, ``warmup`` runs then ``repeats``, each
+        call's own work in place (its time less that of the calls it makes), and
+        record the median of each entry the table lacks. In place, not in a loop of
+        its own: an op run alone keeps its weights and code in cache and would show
+        half its time in the model."""
+        self._run(sample, _KEYS)
+        order = self._order
+        self._times = [[] for _ in order]
+        for _ in range(self.warmup):
+            self._run(sample, _TIME)
+        self._times = [[] for _ in order]
+        for _ in range(self.repeats):
+            self._run(sample, _TIME)
+        by_key: dict[str, list[float]] = {}
+        for key, times in zip(order, self._times):
+            by_key.setdefault(key, []).extend(times)
+        for key, times in by_key.items():
+            if key not in self.table:
+                self.table[key] = statistics.median(times) * 1000.0
+                self.measurements += 1
+
+    def _run(self, sample: Sample, mode: int) -> tuple[str, ...]:
+        """One forward of ``sample`` in ``mode``: its entries (walking), or
+        ``self._order`` (keying) or ``self._times`` (timing) filled."""
+        self._sample, self._mode = sample, mode
         top: list[tuple[str, Any, tuple[str, ...]]] = []
-        self._stack = [top]
+        self._stack, self._index, self._child_s = [top], 0, []
+        if mode != _TIME:
+            self._order = []
         threads = torch.get_num_threads()
         if self.device is not None:
             torch.set_num_threads(self.threads)
-        # Layers built for a sample draw their initial weights: from a generator of
-        # our own (seeded), leaving the caller's random state as it was.
-        cuda = [self._walk_device.index or 0] if self._walk_device.type == "cuda" else []
         try:
-            with torch.no_grad(), torch.random.fork_rng(devices=cuda):
-                torch.manual_seed(self.seed)
+            with torch.no_grad():
                 self._model(*self._args)
         finally:
             self._stack = []
-            self._replay = None
             torch.set_num_threads(threads)
-        return top[-1][2]
+        if mode == _TIME and self._index != len(self._order):
+            raise ProfilerError(
+                f"{type(self.space).__name__}'s forward makes different module calls on each run "
+                f"({self._index} now, {len(self._order)} before), so its calls cannot be timed in place"
+            )
+        return top[-1][2] if top else ()
 
     # Wrapping modules --------------------------------------------------------------
     def _wrap(self, module: torch.nn.Module) -> None:
@@ -420,18 +463,33 @@ class LatencyProfiler(Profiler):
     def _timed(
         self, path: str, decided: Callable[[], Any], what: Callable[[], str], forward: Callable[..., Any]
     ) -> Callable[..., Any]:
-        """``forward`` memoised by its inputs' description and ``decided()``; a
-        call new to the table is an entry, measured (if this profiler measures)."""
+        """``forward`` keyed, memoised (walking) or timed in place (timing)."""
+        sync = torch.cuda.synchronize if self._walk_device.type == "cuda" else None
+        clock = time.perf_counter
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            if self._replay is not None:  # timing the caller's own work: answer at once
-                out = next(self._replay, _END)
-                if out is _END:
-                    raise ProfilerError(f"{path}: its caller's forward calls modules in a different order each run")
+            if self._mode == _TIME:
+                index = self._index
+                self._index += 1
+                children = self._child_s
+                children.append(0.0)
+                if sync is not None:
+                    sync()
+                start = clock()
+                out = forward(*args, **kwargs)
+                if sync is not None:
+                    sync()
+                spent = clock() - start
+                own = spent - children.pop()
+                if children:
+                    children[-1] += spent
+                self._times[index].append(own)
                 return out
+            index = len(self._order)
+            self._order.append("")
             inputs = ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()])
             memo_key = (path, inputs, decided())
-            hit = self._memo.get(memo_key)
+            hit = self._memo.get(memo_key) if self._mode == _WALK else None
             if hit is not None:
                 out, used = hit
             else:
@@ -445,8 +503,7 @@ class LatencyProfiler(Profiler):
                 if frame:
                     calls = [f"{_relative(p, path)}->{describe(o)}" for p, o, _ in frame]
                     key += f" calls=[{', '.join(calls)}]"
-                if key not in self.table and self.device is not None:
-                    self.table[key] = self._measure(forward, args, kwargs, [o for _, o, _ in frame])
+                self._order[index] = key
                 used = (key,) + tuple(k for _, _, u in frame for k in u)
                 self._remember(memo_key, out, used)
             if self._stack:
@@ -454,22 +511,6 @@ class LatencyProfiler(Profiler):
             return out
 
         return call
-
-    def _measure(self, forward: Callable[..., Any], args: Any, kwargs: Any, outputs: list[Any]) -> float:
-        """The median ms of ``forward``'s own work: the modules it calls answer at
-        once with the outputs they gave."""
-        assert self.device is not None
-
-        def run() -> None:
-            self._replay = iter(outputs)
-            forward(*args, **kwargs)
-
-        try:
-            ms = time_ms(run, self.warmup, self.repeats, self.device)
-        finally:
-            self._replay = None
-        self.measurements += 1
-        return ms
 
     def _remember(self, key: Any, out: Any, used: tuple[str, ...]) -> None:
         size = _nbytes(out) if self._walk_device.type != "meta" else 0
@@ -480,6 +521,15 @@ class LatencyProfiler(Profiler):
         self._memo_bytes += size
 
     # What each primitive's frozen form computes -------------------------------------
+    @contextlib.contextmanager
+    def _building(self) -> Iterator[None]:
+        """Build on the walk's device, drawing initial weights from a seeded
+        generator of our own: the caller's random state stays as it was."""
+        cuda = [self._walk_device.index or 0] if self._walk_device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.device(self._walk_device):
+            torch.manual_seed(self.seed)
+            yield
+
     def _layer_forward(self, layer: MutableLayer) -> tuple[Callable[..., Any], Callable[[], Any], Callable[[], str]]:
         torch_class, arguments = layer._torch_class, dict(layer.init_arguments)
         labels = tuple(sorted({leaf.label for leaf in leaves_of(layer.mutable_arguments)}))
@@ -500,7 +550,7 @@ class LatencyProfiler(Profiler):
             built = self._layers.get(key)
             if built is None:
                 bound = inspect.BoundArguments(signature, evaluate(arguments, self._sample))  # type: ignore[arg-type]
-                with torch.device(self._walk_device):
+                with self._building():
                     built = self._layers[key] = torch_class(*bound.args, **bound.kwargs).eval()
             return built(*args, **kwargs)
 
@@ -570,7 +620,7 @@ class LatencyProfiler(Profiler):
             key = (id(cell), tuple(hashable(self._sample.get(label)) for label in labels))
             body = self._layers.get(key)
             if body is None:
-                with fixed_sample(values()), torch.device(self._walk_device):
+                with fixed_sample(values()), self._building():
                     body = NasBench101Cell(
                         dict(zip(cell.names, cell.op_candidates)),
                         cell.in_features,
