@@ -37,7 +37,6 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Union
 
 import torch
@@ -157,26 +156,21 @@ def describe_cost(cost: Any) -> str:
     return str(getattr(cost, "name", None) or type(cost).__name__) if not isinstance(cost, str) else repr(cost)
 
 
-@dataclass
-class _Term:
-    """One label's part: its costs (one per option, or per candidate input, ``times``
-    paid per chosen one) and the conditions that use it."""
-
-    label: str
-    costs: torch.Tensor
-    times: float
-
-
 class ExpectedDecisionCost:
     """The per-decision model of one supernet: ``expected(probabilities)`` and its
-    normalised form (divided by :attr:`largest`, the most the expectation can be)."""
+    normalised form (divided by :attr:`largest`, the most the expectation can be).
+
+    The expectation is a few vectorised operations whatever the number of labels:
+    each label's ``sum_v p(v) * cost(v)`` is one weighted sum over all options,
+    and ``P(used)`` is propagated level by level down the conditions' tree.
+    """
 
     def __init__(
         self, table: CostTable, space: Space, labels: Sequence[str], base: Mapping[str, Any] | None = None
     ) -> None:
         self.name, self.constant = table.name, table.constant
         self.labels = list(labels)
-        self.base = dict(base) if base is not None else {label: leaf.default() for label, leaf in space.items()}
+        base = dict(base) if base is not None else {label: leaf.default() for label, leaf in space.items()}
         unknown = sorted(set(table.costs) - set(space))
         if unknown:
             raise SpaceError(f"cost table: labels not in the space: {unknown} (its labels: {sorted(space)})")
@@ -185,66 +179,110 @@ class ExpectedDecisionCost:
             raise SpaceError(
                 f"cost table: no costs for {lacking}; give each searched label its costs ({{value: cost}})"
             )
-        self.terms: list[_Term] = []
-        for label in self.labels:
+        # Every option of every label, flat: its cost (times the inputs a k-input choice pays) and its label.
+        costs: list[float] = []
+        owners: list[int] = []
+        self._offsets: dict[str, int] = {}
+        largest = self.constant
+        for i, label in enumerate(self.labels):
             values, times = _options(space, label)
-            self.terms.append(_Term(label, torch.tensor(table.row(label, values), dtype=torch.float64), times))
-        # label -> its alternatives: (parent, indices of the parent's values that use it)
-        self._conditions = {
-            label: [(parent, _indices(space, parent, chosen)) for parent, chosen in alts.items()]
-            for label, alts in space.conditions.items()
-        }
-        self._space = space
-        self.largest = self.constant + sum(term.times * max(0.0, float(term.costs.max())) for term in self.terms)
+            row = table.row(label, values)
+            self._offsets[label] = len(costs)
+            costs += [times * c for c in row]
+            owners += [i] * len(row)
+            largest += times * max(0.0, max(row))
+        self._costs = torch.tensor(costs, dtype=torch.float64)
+        self._owners = torch.tensor(owners, dtype=torch.long)
+        self._conditioning(space, base)
+        self.largest = largest
         if not self.largest > 0:
             raise SpaceError(
                 f"the {self.name} model gives no architecture a positive cost (constant {self.constant:g}, largest "
                 f"{self.largest:g}): a cost penalty needs positive costs"
             )
 
+    def _conditioning(self, space: Space, base: Mapping[str, Any]) -> None:
+        """The conditions over the labels and their ancestors, as index tensors: per
+        alternative, the label it uses, its parent, and the parent's options (flat
+        indices) that hold it; a parent the algorithm does not learn is at its base."""
+        conditions = space.conditions
+        nodes = list(self.labels)
+        alternatives: list[tuple[int, int, list[int], float]] = []
+        k = 0
+        while k < len(nodes):  # the labels, then their ancestors
+            label = nodes[k]
+            for parent, chosen in conditions.get(label, {}).items():
+                if parent not in nodes:
+                    nodes.append(parent)
+                indices = _indices(space, parent, chosen)
+                if parent in self._offsets:
+                    flat = [self._offsets[parent] + i for i in indices]
+                    alternatives.append((k, nodes.index(parent), flat, 0.0))
+                else:
+                    alternatives.append(
+                        (k, nodes.index(parent), [], float(_index_of(space, parent, base[parent]) in indices))
+                    )
+            k += 1
+        self._nodes = len(nodes)
+        self._alt_child = torch.tensor([a[0] for a in alternatives], dtype=torch.long)
+        self._alt_parent = torch.tensor([a[1] for a in alternatives], dtype=torch.long)
+        self._alt_constant = torch.tensor([a[3] for a in alternatives], dtype=torch.float64)
+        self._alt_entries = torch.tensor([i for a in alternatives for i in a[2]], dtype=torch.long)
+        self._alt_of_entry = torch.tensor([j for j, a in enumerate(alternatives) for _ in a[2]], dtype=torch.long)
+        self._conditioned = torch.zeros(len(nodes), dtype=torch.bool)
+        self._conditioned[self._alt_child] = True
+        self._depth = _depth(nodes, conditions)
+
     def expected(self, probabilities: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``constant + sum over labels of P(used) * sum_v p(v) * cost(v)``, with
         ``probabilities[label]`` over the label's options (in the space's order);
-        differentiable in them."""
-        reference = next(iter(probabilities.values())) if probabilities else torch.zeros(())
-        total = torch.tensor(self.constant, dtype=reference.dtype, device=reference.device)
-        used: dict[str, torch.Tensor | float] = {}
-        for term in self.terms:
-            p = probabilities[term.label]
-            part = term.times * (p * term.costs.to(p)).sum()
-            total = total + self._used(term.label, probabilities, used) * part
-        return total
+        differentiable in them (float64)."""
+        if not self.labels:
+            return torch.tensor(self.constant, dtype=torch.float64)
+        p = torch.cat([probabilities[label].reshape(-1) for label in self.labels]).to(torch.float64)
+        device = p.device
+        per_label = torch.zeros(len(self.labels), dtype=p.dtype, device=device).index_add(
+            0, self._owners.to(device), p * self._costs.to(device)
+        )
+        used = self._used(p) if len(self._alt_child) else None
+        if used is not None:
+            per_label = per_label * used[: len(self.labels)]
+        return self.constant + per_label.sum()
+
+    def _used(self, p: torch.Tensor) -> torch.Tensor:
+        """P(used) of every node: any of its alternatives holds (each independently),
+        an alternative holding when its parent takes one of its values and is used."""
+        device = p.device
+        child, parent = self._alt_child.to(device), self._alt_parent.to(device)
+        chance = self._alt_constant.to(device).index_add(
+            0, self._alt_of_entry.to(device), p[self._alt_entries.to(device)]
+        )
+        conditioned = self._conditioned.to(device)
+        used = torch.ones(self._nodes, dtype=p.dtype, device=device)
+        for _ in range(self._depth):  # a level of the conditions' tree per pass
+            held = chance * used[parent]
+            missed = torch.ones_like(used).scatter_reduce(0, child, 1 - held, reduce="prod")
+            single = torch.zeros_like(used).index_add(0, child, held)  # exact where one alternative holds
+            counts = torch.zeros_like(used).index_add(0, child, torch.ones_like(held))
+            used = torch.where(conditioned, torch.where(counts == 1, single, 1 - missed), used)
+        return used
 
     def normalised(self, probabilities: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """:meth:`expected` divided by :attr:`largest` (at most 1 for non-negative costs)."""
         return self.expected(probabilities) / self.largest
 
-    def _used(
-        self, label: str, probabilities: Mapping[str, torch.Tensor], memo: dict[str, torch.Tensor | float]
-    ) -> torch.Tensor | float:
-        """P(``label`` is used): any of its conditions holds, each independently."""
-        if label in memo:
-            return memo[label]
-        memo[label] = 1.0  # a cycle (which the space refuses) cannot recurse forever
-        alternatives = self._conditions.get(label, [])
-        if not alternatives:
-            return 1.0
-        held = []
-        for parent, indices in alternatives:
-            if parent in probabilities:
-                chance: torch.Tensor | float = probabilities[parent][indices].sum()
-            else:  # a parent the algorithm does not learn stays at its base value
-                chance = float(_index_of(self._space, parent, self.base[parent]) in indices)
-            held.append(chance * self._used(parent, probabilities, memo))
-        if len(held) == 1:
-            result = held[0]
-        else:
-            missed: torch.Tensor | float = 1.0
-            for chance in held:
-                missed = missed * (1 - chance)
-            result = 1 - missed
-        memo[label] = result
-        return result
+
+def _depth(nodes: list[str], conditions: Mapping[str, Mapping[str, Any]]) -> int:
+    """The longest chain of conditions among ``nodes`` (how many passes propagate P(used))."""
+    memo: dict[str, int] = {}
+
+    def depth(label: str, seen: frozenset[str]) -> int:
+        if label not in memo:
+            parents = [p for p in conditions.get(label, {}) if p not in seen]
+            memo[label] = 0 if not parents else 1 + max(depth(p, seen | {label}) for p in parents)
+        return memo[label]
+
+    return max((depth(label, frozenset()) for label in nodes), default=0)
 
 
 def _options(space: Space, label: str) -> tuple[list[Any], float]:

@@ -4,6 +4,7 @@ RandomOneShot and ENAS, refused by the algorithms that learn a distribution)."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -14,7 +15,16 @@ import torch
 import archsmith.nn as nn
 from archsmith.evaluator import Regression
 from archsmith.profiler import CallableProfiler, FlopsProfiler, NumParamsProfiler
-from archsmith.space import Categorical, CategoricalMultiple, Constraint, Space, SpaceError, choice, uniform
+from archsmith.space import (
+    Categorical,
+    CategoricalMultiple,
+    Condition,
+    Constraint,
+    Space,
+    SpaceError,
+    choice,
+    uniform,
+)
 from archsmith.strategy import DARTS, ENAS, GumbelDARTS, Proxyless, Random, RandomOneShot
 from archsmith.strategy.oneshot import CostTable, profiled_table
 from archsmith.strategy.oneshot._profiled_cost import expected_cost_model
@@ -318,3 +328,38 @@ def test_distribution_learners_refuse_hard_constraints(make: Any) -> None:
     assert "RandomOneShot or ENAS" in str(found.value)
     with pytest.raises(SpaceError, match=re.escape("not an archsmith.space.Constraint")):
         RandomOneShot().search(space, identity_task(epochs=1), seed=0, constraints=[lambda s: True])
+
+
+def test_the_expectation_and_its_gradient_equal_brute_force_over_conditions() -> None:
+    """``x`` is used where ``a`` is 1 or ``b`` is 1 (two alternatives); ``y`` where
+    ``x`` is "on" (a chain)."""
+    space = Space(
+        [choice("a", [0, 1]), choice("b", [0, 1, 2]), choice("x", ["off", "on"]), choice("y", [1, 2, 3])],
+        conditions=[Condition("x", "a", [1]), Condition("x", "b", [1]), Condition("y", "x", ["on"])],
+    )
+    table = {
+        "a": {0: 1.0, 1: 2.0},
+        "b": {0: 0.5, 1: 0.0, 2: 3.0},
+        "x": {"off": 0.0, "on": 4.0},
+        "y": {1: 1, 2: 5, 3: 9},
+    }
+    model = expected_cost_model(CostTable(table, constant=2.0), space, list(space), "DARTS")
+    logits = {
+        label: torch.randn(len(space[label].values), generator=torch.Generator().manual_seed(i)).requires_grad_()
+        for i, label in enumerate(space)
+    }  # type: ignore[attr-defined]
+    p = {label: torch.softmax(logit.double(), -1) for label, logit in logits.items()}
+    got = model.expected(p)
+    brute = torch.zeros((), dtype=torch.float64)
+    for sample in itertools.product(*(list(enumerate(space[label].values)) for label in space)):  # type: ignore[attr-defined]
+        chosen = dict(zip(space, sample))
+        values = {label: value for label, (_, value) in chosen.items()}
+        used = space.active_labels(values)
+        cost = 2.0 + sum(table[label][values[label]] for label in used)
+        weight = torch.prod(torch.stack([p[label][i] for label, (i, _) in chosen.items()]))
+        brute = brute + weight * cost
+    torch.testing.assert_close(got, brute)
+    grads = torch.autograd.grad(got, list(logits.values()), retain_graph=True)
+    expected_grads = torch.autograd.grad(brute, list(logits.values()))
+    for grad, expected in zip(grads, expected_grads):
+        torch.testing.assert_close(grad, expected)
