@@ -1,7 +1,11 @@
 """The run of a one-shot experiment: train the supernet (the strategy's loop),
 record each epoch in the store, and store the final ranking of architectures as
-succeeded trials, so ``export_top_models``, ``archsmith show`` and ``archsmith
-export`` read a one-shot search like any other.
+succeeded trials (with the costs of ``config.profilers``), so ``export_top_models``,
+``archsmith show`` and ``archsmith export`` read a one-shot search like any other.
+
+``config.constraints`` go to the algorithm's search: RandomOneShot and ENAS rank
+only architectures that meet them; the algorithms that learn a distribution
+(DARTS, GumbelDARTS, Proxyless) refuse them before the run starts.
 
 The supernet is checkpointed after every epoch (``supernet.pt`` beside the
 store); ``run(resume=True)`` continues from the last whole epoch. A run that
@@ -71,7 +75,10 @@ def run_oneshot(exp: Experiment, store: Store) -> None:
             for sample, ranked_score in ranking:
                 sample = exp.search_space.validate(sample)
                 trial_id = store.add_trial(sample, arch_key=exp.search_space.architecture_key(sample))
-                store.finish_trial(trial_id, "succeeded", metric={score: ranked_score}, objective=ranked_score, at=now)
+                metric = {score: ranked_score}
+                if getattr(config, "profilers", None):  # each ranked architecture's costs, as a trial's
+                    metric = exp._with_costs(sample, metric)
+                store.finish_trial(trial_id, "succeeded", metric=metric, objective=ranked_score, at=now)
         status = "done"
         best = ranking[0] if ranking else None
         stopped = strategy.stopped_after

@@ -14,6 +14,7 @@ import torch
 
 import archsmith.nn as nn
 from archsmith.evaluator import Regression
+from archsmith.experiment import Experiment, ExperimentConfig
 from archsmith.profiler import CallableProfiler, FlopsProfiler, NumParamsProfiler
 from archsmith.space import (
     Categorical,
@@ -363,3 +364,24 @@ def test_the_expectation_and_its_gradient_equal_brute_force_over_conditions() ->
     expected_grads = torch.autograd.grad(brute, list(logits.values()))
     for grad, expected in zip(grads, expected_grads):
         torch.testing.assert_close(grad, expected)
+
+
+def test_an_experiment_ranks_only_what_meets_its_constraints_and_records_the_costs(tmp_path: Any) -> None:
+    space = Budget()
+    params = NumParamsProfiler(space)
+    bound = params.profile({"width": 2, "op": "id"})
+    config = ExperimentConfig(workdir=tmp_path / "spos", seed=0, constraints=[params <= bound])
+    config.profilers = {"params": params}
+    exp = Experiment(space, identity_task(epochs=1), RandomOneShot(search=Random(), search_budget=12), config)
+    exp.run()
+    trials = exp.trials()
+    assert trials and all(t.metric["params"] <= bound for t in trials)  # type: ignore[index]
+    assert all(params.profile(sample) <= bound for sample in exp.export_top_models(None))
+    darts = Experiment(
+        space,
+        identity_task(epochs=1),
+        DARTS(),
+        ExperimentConfig(workdir=tmp_path / "darts", constraints=[params <= bound]),
+    )
+    with pytest.raises(SpaceError, match=re.escape("DARTS learns a distribution over every architecture")):
+        darts.run()
