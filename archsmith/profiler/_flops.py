@@ -185,7 +185,9 @@ class FlopsProfiler(Profiler):
         signature = self._signatures.get(id(module))
         if signature is None and id(module) not in self._signatures:
             signature = module_signature(module, self._signatures)
-        ident: Any = id(module) if signature is None else self._signature_ids.setdefault(signature, len(self._signature_ids))
+        ident: Any = (
+            id(module) if signature is None else self._signature_ids.setdefault(signature, len(self._signature_ids))
+        )
         object.__setattr__(module, "forward", self._memoised(("plain", ident), _no_decision, module.forward))
 
     def _sample_key(self, labels: tuple[str, ...]) -> Callable[[], Any]:
@@ -204,7 +206,8 @@ class FlopsProfiler(Profiler):
             if kwargs:
                 return forward(*args, **kwargs)
             try:
-                key = (ident, arg_key(args), decided())
+                with torch._C.DisableTorchFunction():  # the key's own .shape and .stride() are not calls to memoise
+                    key = (ident, arg_key(args), decided())
             except Unkeyable:
                 return forward(*args)
             found = recorder.lookup(key)

@@ -36,7 +36,7 @@ def arg_key(value: Any) -> Any:
     if kind is int or kind in _PLAIN:
         return value
     if isinstance(value, torch.Tensor):
-        return (kind, tuple(value.shape), value.dtype, value.stride(), value.device)
+        return (kind, value.shape, value.dtype, value.stride(), value.device)
     if kind is float or kind is bool or kind is complex:
         return (kind, value)
     if kind is tuple or kind is list or kind is torch.Size:

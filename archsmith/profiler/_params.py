@@ -11,7 +11,7 @@ from archsmith.nn import ModelSpace
 
 from ._base import Profiler
 from ._check import check_space, searching_space
-from ._terms import compile_terms
+from ._terms import compile_terms, tabulate
 
 
 class NumParamsProfiler(Profiler):
@@ -40,6 +40,7 @@ class NumParamsProfiler(Profiler):
     def __init__(self, space: ModelSpace, *, check_samples: int = 2, seed: int = 0) -> None:
         self.space = searching_space(space, "NumParamsProfiler")
         self._root = compile_terms(self.space)
+        tabulate(self._root, self.space.search_space)
         check_space(self.space, self._profile, _frozen_params, "NumParamsProfiler", check_samples, seed)
 
     def profile(self, sample: Mapping[str, Any]) -> float:

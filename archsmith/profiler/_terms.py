@@ -9,6 +9,8 @@ that decide whether the part is built at all: a ``LayerChoice``'s key, a
 from __future__ import annotations
 
 import inspect
+import itertools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +23,16 @@ from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
 from archsmith.nn._nasbench101 import _active_edges, prune, vertex_channels
 from archsmith.nn._repeat import _depth_leaves, _expression_depths
-from archsmith.space import ArchsmithError, Leaf, Mutable, evaluate, fixed_sample, leaves_of
+from archsmith.space import (
+    ArchsmithError,
+    Categorical,
+    CategoricalMultiple,
+    Leaf,
+    Mutable,
+    evaluate,
+    fixed_sample,
+    leaves_of,
+)
 
 
 class ProfilerError(ArchsmithError, ValueError):
@@ -60,30 +71,48 @@ class Term:
 @dataclass
 class Group:
     """The parts built under one guard (none at the root): a constant, terms, and
-    the groups nested under further decisions. A guard is checked once per group."""
+    the groups nested under further decisions. The nested groups are indexed by
+    their guards' labels and values, so a decision costs one look-up however many
+    candidates it has."""
 
     guard: Guard | None = None
     constant: float = 0.0
     terms: list[Term] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
+    _index: list[tuple[tuple[str, ...], dict[tuple[Any, ...], list[Group]]]] | None = None
 
     def total(self, sample: Mapping[str, Any]) -> float:
         total = self.constant
         for term in self.terms:
             total += term.value(sample)
-        for group in self.groups:
-            labels, allowed = group.guard  # type: ignore[misc]
-            if tuple([hashable(sample[label]) for label in labels]) in allowed:
+        index = self._index if self._index is not None else self._build_index()
+        for labels, table in index:
+            for group in table.get(tuple([hashable(sample[label]) for label in labels]), ()):
                 total += group.total(sample)
         return total
+
+    def _build_index(self) -> list[tuple[tuple[str, ...], dict[tuple[Any, ...], list[Group]]]]:
+        by_labels: dict[tuple[str, ...], dict[tuple[Any, ...], list[Group]]] = {}
+        for group in self.groups:
+            labels, allowed = group.guard  # type: ignore[misc]
+            table = by_labels.setdefault(labels, {})
+            for values in allowed:
+                table.setdefault(values, []).append(group)
+        self._index = list(by_labels.items())
+        return self._index
 
     def sub(self, guard: Guard) -> Group:
         """A new group nested here, counted where ``guard`` holds."""
         self.groups.append(Group(guard))
+        self._index = None
         return self.groups[-1]
 
     def count_terms(self) -> int:
         return len(self.terms) + sum(g.count_terms() for g in self.groups)
+
+    def all_terms(self) -> list[Term]:
+        """Every term here and in the nested groups."""
+        return self.terms + [t for g in self.groups for t in g.all_terms()]
 
 
 def _numel(module: torch.nn.Module) -> int:
@@ -274,6 +303,31 @@ class TermCompiler:
                         self.walk(choice, group.sub(((label,), frozenset({(k,)}))))
                 else:
                     self.walk(op, group)
+
+
+#: Most value combinations a term is tabulated for when the profiler is built.
+TABLE_LIMIT = 64
+
+
+def tabulate(root: Group, decisions: Mapping[str, Any], limit: int = TABLE_LIMIT) -> None:
+    """Fill each term's table for every combination of its labels' values, where
+    they are categorical and at most ``limit`` combinations: then no sample, seen
+    before or not, builds anything for it."""
+    for term in root.all_terms():
+        choices = []
+        for label in term.labels:
+            leaf = decisions.get(label)
+            if not isinstance(leaf, Categorical) or isinstance(leaf, CategoricalMultiple):
+                break
+            choices.append(list(leaf.values))
+        else:
+            if not choices or math.prod(len(values) for values in choices) > limit:
+                continue
+            for combination in itertools.product(*choices):
+                try:
+                    term.value(dict(zip(term.labels, combination)))
+                except Exception:  # a combination the space never samples (a condition, a constraint): left out
+                    continue
 
 
 def compile_terms(space: torch.nn.Module) -> Group:
