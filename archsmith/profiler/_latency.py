@@ -165,14 +165,14 @@ class LatencyProfiler(Profiler):
     >>> class Net(nn.ModelSpace):
     ...     def __init__(self):
     ...         super().__init__()
-    ...         self.fc = nn.Linear(4, nn.choice("hidden", [8, 1024]))
+    ...         self.fc = nn.Linear(4, nn.choice("hidden", [8, 4096]))
     ...     def forward(self, x):
     ...         return self.fc(x).relu()
-    >>> latency = LatencyProfiler(Net(), torch.zeros(64, 4), repeats=3)
-    >>> latency.profile({"hidden": 8}) < latency.profile({"hidden": 1024})
+    >>> latency = LatencyProfiler(Net(), torch.zeros(256, 4), repeats=3)
+    >>> latency.profile({"hidden": 8}) < latency.profile({"hidden": 4096})
     True
-    >>> latency.keys({"hidden": 8})[1]
-    'fc Linear(in_features=4, out_features=8) in=float32[64,4]'
+    >>> latency.keys({"hidden": 8})
+    ['<space> Net in=float32[256,4] calls=[fc->float32[256,8]]', 'fc Linear(in_features=4, out_features=8) in=float32[256,4]']
     """
 
     name = "latency"
