@@ -120,20 +120,21 @@ def test_a_k_input_choice_costs_each_chosen_input() -> None:
     for sample in space.grid():
         assert float(model.expected(one_hot(space, sample))) == pytest.approx(cost.profile(sample))
     table = profiled_table(cost, space, ["in", "w"])
-    assert table.constant == cost.profile(space.default())
+    assert table.constant == cost.profile({"in": [0, 1], "w": 2})  # the base: the middle value, the default inputs
     # differences between inputs are their own costs' differences
     assert table.costs["in"][3] - table.costs["in"][0] == pytest.approx(999.0)
 
 
 def test_first_order_where_decisions_interact() -> None:
-    """FLOPs of Linear(a, b) are a product: the model is exact along each axis from
-    the base and off the product elsewhere."""
+    """FLOPs of Linear(a, b) are a product: the model is exact along each axis
+    through the base (the middle values, a=2 and b=2) and off the product elsewhere."""
     space = Space([choice("a", [1, 2, 3]), choice("b", [1, 2])])
     cost = CallableProfiler(lambda s: float(s["a"] * s["b"]), name="product")
     model = expected_cost_model(cost, space, ["a", "b"], "DARTS")
-    assert float(model.expected(one_hot(space, {"a": 3, "b": 1}))) == 3.0
-    assert float(model.expected(one_hot(space, {"a": 1, "b": 2}))) == 2.0
-    assert float(model.expected(one_hot(space, {"a": 3, "b": 2}))) == 4.0  # the true cost is 6
+    for a, b, modelled in [(1, 2, 2.0), (3, 2, 6.0), (2, 1, 2.0), (3, 1, 4.0), (1, 1, 0.0)]:
+        assert float(model.expected(one_hot(space, {"a": a, "b": b}))) == modelled  # the true cost is a * b
+    around_default = profiled_table(cost, space, ["a", "b"], base={"a": 1, "b": 1})
+    assert around_default.constant == 1.0 and around_default.costs["a"] == {1: 0.0, 2: 1.0, 3: 2.0}
 
 
 def test_gradient_reaches_the_probabilities_and_points_to_the_cheaper_value() -> None:
