@@ -15,7 +15,7 @@ import torch
 import archsmith.nn as nn
 from archsmith.evaluator import Regression
 from archsmith.experiment import Experiment, ExperimentConfig
-from archsmith.profiler import CallableProfiler, FlopsProfiler, NumParamsProfiler
+from archsmith.profiler import CallableProfiler, FlopsProfiler, LatencyProfiler, NumParamsProfiler
 from archsmith.space import (
     Categorical,
     CategoricalMultiple,
@@ -239,6 +239,18 @@ def test_the_cost_is_logged_and_a_table_or_function_works_as_a_profiler() -> Non
     strategy = Proxyless(arc_learning_rate=0.2, cost=function, cost_weight=5.0)
     assert strategy.search(space, evaluator, seed=0)[0][0] == {"op": "cheap"}
     assert "cost=latency" in repr(strategy) and "cost=table(1 labels)" in repr(DARTS(cost={"op": {}}))
+
+
+def test_a_latency_table_measured_elsewhere_drives_proxyless() -> None:
+    """``LatencyProfiler.from_table``: a table of module timings from another device."""
+    space, x = CostNet(), torch.zeros(2, 4)
+    timed = LatencyProfiler(space, x, warmup=1, repeats=1)
+    keys = {key for op in ("costly", "cheap") for key in timed.keys({"op": op})}
+    phone = LatencyProfiler.from_table(space, x, {key: 3.0 if key.startswith("op[costly]") else 0.5 for key in keys})
+    assert phone.profile({"op": "costly"}) == 3.0 * 2 + 0.5 * 3 and phone.profile({"op": "cheap"}) == 0.5 * 4
+    strategy = Proxyless(arc_learning_rate=0.2, cost=phone, cost_weight=5.0)
+    assert strategy.search(space, identity_task(epochs=2), seed=0)[0][0] == {"op": "cheap"}
+    assert strategy.costs is not None and strategy.costs.largest == phone.profile({"op": "costly"})
 
 
 def test_gumbel_expects_the_cost_at_its_temperature() -> None:
