@@ -43,7 +43,7 @@ from typing import Any, Union
 
 import torch
 
-from archsmith.space import Categorical, CategoricalMultiple, Sample, Space, SpaceError
+from archsmith.space import Categorical, CategoricalMultiple, Constraint, Sample, Space, SpaceError
 from archsmith.space._leaf import value_key
 
 
@@ -443,6 +443,11 @@ def checked_cost(cost: Any, algorithm: str) -> Any:
     """``cost`` if it is a per-decision form (a table is checked at once), else a clear error."""
     if cost is None:
         return None
+    if isinstance(cost, Constraint):
+        raise SpaceError(
+            f"{algorithm}: cost={cost.name!r} is a constraint, not a cost; give the profiler itself as cost= "
+            "(a soft penalty), or the constraint to ExperimentConfig(constraints=[...]) with RandomOneShot or ENAS"
+        )
     if isinstance(cost, Mapping):
         CostTable(cost)  # its numbers, now
         return cost

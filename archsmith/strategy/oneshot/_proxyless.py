@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from archsmith.space import Constraint
+
 from ._base import OneShotStrategy, Ranking, check_architecture_training
 from ._hooks import OneShotCallback
 from ._profiled_cost import (
@@ -67,6 +69,8 @@ def _measured_on_modules(cost: Any) -> bool:
     (``"params"``, ``"flops"``, ``cost(module)``), not a cost model of samples."""
     if isinstance(cost, str):
         return cost in ("params", "flops")
+    if isinstance(cost, Constraint):  # callable, but a bound: checked_cost says so
+        return False
     return callable(cost) and not callable(getattr(cost, "profile", None))
 
 

@@ -196,6 +196,7 @@ def test_choices_without_a_cost_per_value_are_refused() -> None:
             "cost must be 'params', 'flops', a function cost(module) -> float, a profiler",
         ),
         (lambda: Proxyless(cost=3), "cost must be 'params', 'flops'"),
+        (lambda: Proxyless(cost=Constraint(lambda s: True, name="small")), "cost='small' is a constraint, not a cost"),
     ],
 )
 def test_bad_cost_arguments_are_named_at_construction(build: Any, message: str) -> None:
