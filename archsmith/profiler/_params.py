@@ -11,7 +11,8 @@ from archsmith.nn import ModelSpace
 
 from ._base import Profiler
 from ._check import check_space, searching_space
-from ._terms import compile_terms, tabulate
+from ._probe import repair_constants
+from ._terms import ProfilerError, TermCompiler, tabulate
 
 
 class NumParamsProfiler(Profiler):
@@ -39,9 +40,18 @@ class NumParamsProfiler(Profiler):
 
     def __init__(self, space: ModelSpace, *, check_samples: int = 2, seed: int = 0) -> None:
         self.space = searching_space(space, "NumParamsProfiler")
-        self._root = compile_terms(self.space)
+        compiler = TermCompiler()
+        compiler.walk(self.space)
+        self._root = compiler.root
         tabulate(self._root, self.space.search_space)
-        check_space(self.space, self._profile, _frozen_params, "NumParamsProfiler", check_samples, seed)
+        try:
+            check_space(self.space, self._profile, _frozen_params, "NumParamsProfiler", check_samples, seed)
+        except ProfilerError:
+            samples = [self.space.random(seed + i) for i in range(check_samples)]
+            if not repair_constants(self.space, self._root, compiler.root_params, samples):
+                raise
+            tabulate(self._root, self.space.search_space)
+            check_space(self.space, self._profile, _frozen_params, "NumParamsProfiler", check_samples, seed)
 
     def profile(self, sample: Mapping[str, Any]) -> float:
         """The parameter count of ``space.freeze(sample)``; a bad sample raises the

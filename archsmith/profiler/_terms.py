@@ -224,6 +224,8 @@ class TermCompiler:
 
     def __init__(self) -> None:
         self.root = Group()
+        #: the parameters counted in the root's constant (none of them under a decision)
+        self.root_params: dict[int, torch.nn.Parameter] = {}
         self._seen: set[int] = set()
 
     def walk(self, module: torch.nn.Module, group: Group | None = None) -> None:
@@ -265,6 +267,8 @@ class TermCompiler:
             if id(p) not in self._seen:  # a parameter shared by two modules counts once, as in the model
                 self._seen.add(id(p))
                 count += p.numel()
+                if group is self.root:
+                    self.root_params[id(p)] = p
         if count == 0:
             return
         group.constant += count

@@ -83,3 +83,51 @@ class NB101Space(nn.ModelSpace):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.cell(x).mean((2, 3)))
+
+
+class TokenSpace(nn.ModelSpace):
+    """A parameter built at the widest width in the space and at the chosen one when
+    frozen (as AutoFormer's class token)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        width = nn.ValueChoice([4, 6, 8], label="width")
+        self.token = torch.nn.Parameter(torch.zeros(1, nn.largest(width)))
+        self.fc = nn.Linear(3, width)
+        self.other = nn.Linear(3, nn.ValueChoice([2, 5], label="other"))
+
+
+class JointSized(nn.ModelSpace):
+    """A parameter whose frozen size depends on two decisions together (8 only when
+    both are 1), which no change of one decision from the default shows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        a = nn.ValueChoice([0, 1], label="a")
+        b = nn.ValueChoice([0, 1], label="b")
+        both = isinstance(a, int) and isinstance(b, int) and a == b == 1
+        self.extra = torch.nn.Parameter(torch.zeros(8 if both else 4))
+        self.fa = nn.Linear(2, a + 2)
+        self.fb = nn.Linear(2, b + 2)
+
+
+class GlueSpace(nn.ModelSpace):
+    """Glue between layers that a memo of torch calls must not get wrong: a batched
+    matmul on shapes the width decides, an in-place reshape of a call's output,
+    int and float scalars, and a layer with a forward hook that computes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        width = nn.ValueChoice([4, 8], label="width")
+        self.conv = nn.Conv2d(3, width, 3, padding=1)
+        self.fc = nn.Linear(width, 3)
+        self.hooked = torch.nn.Linear(3, 3)
+        self.hooked.register_forward_hook(lambda module, args, out: out @ torch.ones(3, 3, device=out.device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.conv(x).flatten(2)
+        a = torch.bmm(z, z.transpose(1, 2))  # (batch, width, width)
+        a.unsqueeze_(0)
+        a = a.squeeze(0)
+        h = a.mean(2) * 2 + a.mean(2) * 2.0
+        return self.hooked(self.fc(h))  # type: ignore[no-any-return]

@@ -12,12 +12,7 @@ from archsmith.hub import get_space, list_spaces
 from archsmith.profiler import FlopsProfiler, NumParamsProfiler, ProfilerError, frozen_macs
 from archsmith.space import SampleError
 
-from ._spaces import AllPrimitives, NB101Space
-
-#: Hub spaces whose frozen model holds parameters their searching form does not show
-#: (AutoFormer's class token and position embedding are built at the widest width
-#: and sliced), refused by NumParamsProfiler rather than miscounted.
-PARAMS_REFUSED = {"autoformer"}
+from ._spaces import AllPrimitives, GlueSpace, JointSized, NB101Space, TokenSpace
 
 
 def frozen_params(model: torch.nn.Module) -> int:
@@ -42,16 +37,56 @@ def test_every_primitive_exact(space_class: Any) -> None:
 
 @pytest.mark.parametrize("name", list_spaces())
 def test_hub_space_exact(name: str) -> None:
+    """Exact on samples the profilers never saw, after others filled their tables."""
     cls = get_space(name)
     space = cls(**cls.reduced_kwargs_for(32))
-    check_exact(space, torch.zeros(2, 3, 32, 32), range(2), params=name not in PARAMS_REFUSED)
+    example = torch.zeros(2, 3, 32, 32)
+    flops, params = FlopsProfiler(space, example, check_samples=0), NumParamsProfiler(space, check_samples=0)
+    for seed in range(2):
+        warm = space.random(seed)
+        flops.profile(warm), params.profile(warm)
+    for seed in (1000, 1001):
+        sample = space.random(seed)
+        model = space.freeze(sample)
+        assert flops.profile(sample) == frozen_macs(model, example), sample
+        assert params.profile(sample) == frozen_params(model), sample
 
 
-@pytest.mark.parametrize("name", sorted(PARAMS_REFUSED))
-def test_inexact_hub_space_refused(name: str) -> None:
-    cls = get_space(name)
-    with pytest.raises(ProfilerError, match=f"{cls.__name__}'s frozen model differs.*freeze"):
-        NumParamsProfiler(cls(**cls.reduced_kwargs_for(32)))
+def test_autoformer_params_exact_on_many_samples() -> None:
+    """Its class token and position embedding, built at the widest width in the
+    space, are counted at the chosen width as in the frozen model."""
+    cls = get_space("autoformer")
+    space = cls(**cls.reduced_kwargs_for(32))
+    params = NumParamsProfiler(space)
+    values = set()
+    for seed in range(12):
+        sample = space.random(seed)
+        values.add(params.profile(sample))
+        assert params.profile(sample) == frozen_params(space.freeze(sample)), sample
+    assert len(values) > 4
+
+
+def test_parameter_sized_by_a_decision_outside_the_searching_form() -> None:
+    space = TokenSpace()
+    params = NumParamsProfiler(space)
+    for width in (4, 6, 8):
+        for other in (2, 5):
+            sample = {"width": width, "other": other}
+            assert params.profile(sample) == frozen_params(space.freeze(sample)), sample
+
+
+def test_parameter_sized_by_decisions_together_refused() -> None:
+    with pytest.raises(ProfilerError, match=r"JointSized's frozen model differs.*freeze"):
+        NumParamsProfiler(JointSized(), check_samples=8)
+
+
+def test_glue_memo_exact_when_reused() -> None:
+    space, example = GlueSpace(), torch.zeros(2, 3, 8, 8)
+    flops = FlopsProfiler(space, example)
+    for _ in range(3):  # hits after the first round; the in-place reshape must not leak into them
+        for width in (4, 8):
+            sample = {"width": width}
+            assert flops.profile(sample) == frozen_macs(space.freeze(sample), example), sample
 
 
 def test_memoised_values_match_fresh_profilers() -> None:
@@ -112,7 +147,7 @@ def test_unknown_primitive_named() -> None:
 def test_frozen_model_and_non_space_refused() -> None:
     space = AllPrimitives()
     with pytest.raises(ProfilerError, match="frozen model"):
-        NumParamsProfiler(space.freeze(space.random(0)))
+        NumParamsProfiler(space.freeze(space.random(0)))  # type: ignore[arg-type]
     with pytest.raises(ProfilerError, match="model space"):
         FlopsProfiler(torch.nn.Linear(2, 2), torch.zeros(1, 2))  # type: ignore[arg-type]
     with pytest.raises(ProfilerError, match="example_input must be a tensor"):
