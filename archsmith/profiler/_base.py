@@ -174,8 +174,8 @@ class CostConstraint(Constraint):
             self.profiler,
             low=None if low is None else low.low,
             high=None if high is None else high.high,
-            strict_low=bool(low and low.strict_low),
-            strict_high=bool(high and high.strict_high),
+            strict_low=low is not None and low.strict_low,
+            strict_high=high is not None and high.strict_high,
         )
 
     def __bool__(self) -> bool:

@@ -15,7 +15,7 @@ import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from archsmith.space import Sample, SampleError, Space, SpaceError, dumps_arch, loads_arch
+from archsmith.space import Sample, SampleError, Space, SpaceError, dumps_arch, loads_arch, unsatisfied_message
 
 #: Spaces up to this many architectures are searched in grid order for an unseen
 #: one once random draws keep hitting seen ones (so a small space ends exactly).
@@ -28,11 +28,15 @@ def sample_key(sample: Sample) -> str:
 
 
 def countable_size(space: Space) -> float:
-    """``space.size()`` (architectures), or ``inf`` for a space too constrained to count."""
+    """``space.size()`` (architectures), or ``inf`` for a space too constrained to
+    count; an error if the constraints leave no architecture at all."""
     try:
-        return space.size()
+        size = space.size()
     except SpaceError:
         return math.inf
+    if size == 0 and space.constraints:
+        raise SpaceError(unsatisfied_message(space.constraints, "leave no architecture of the space (counted exactly)"))
+    return size
 
 
 class Dedup:

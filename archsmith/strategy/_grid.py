@@ -9,8 +9,9 @@ import random
 from collections.abc import Iterable
 from typing import Any
 
-from archsmith.space import Sample, SampleError, Space, SpaceError
+from archsmith.space import Sample, SampleError, Space, SpaceError, unsatisfied_message
 from archsmith.space._leaf import value_key
+from archsmith.space._space import MAX_REJECTIONS
 
 from ._base import Directions, FinishedTrial, Strategy
 from ._registry import register_strategy
@@ -94,6 +95,7 @@ class GridSearch(Strategy):
             raise SpaceError(f"GridSearch: granularity must be an integer >= 1 or None, got {granularity!r}")
         self.shuffle, self.granularity = shuffle, granularity
         self._position = 0
+        self._found = False  # whether any point met the constraints (else exhaustion is an error)
         self._permutation_seed = 0
 
     def check_space(self, space: Space) -> None:
@@ -117,6 +119,7 @@ class GridSearch(Strategy):
         self._done: set[str] = set()
         self._permutation_seed = self.rng.getrandbits(63)
         self._position = 0
+        self._found = False  # whether any point met the constraints (else exhaustion is an error)
         self._order: Permutation | None = None
 
     def _point(self, index: int) -> tuple[Sample, dict[str, int]]:
@@ -142,6 +145,7 @@ class GridSearch(Strategy):
         return self._order(position)
 
     def ask(self) -> Sample | None:
+        rejected = 0
         while self._position < self._total:
             sample, digits = self._point(self._index(self._position))
             self._position += 1
@@ -150,7 +154,16 @@ class GridSearch(Strategy):
             if self._done and self.space.architecture_key(sample) in self._done:
                 continue  # already in the experiment (a warm start's trials)
             if self.space.satisfies(sample):
+                self._found = True
                 return sample
+            rejected += 1
+            if not self._found and rejected >= MAX_REJECTIONS:
+                # Nothing met the constraints yet: a grid too large to walk to its end must not hang.
+                raise SpaceError(
+                    unsatisfied_message(self.space.constraints, f"rejected the first {rejected} grid points")
+                )
+        if not self._found and rejected:
+            raise SpaceError(unsatisfied_message(self.space.constraints, "rejected every point of the grid"))
         return None
 
     def tell(self, trial: FinishedTrial) -> None:
@@ -162,6 +175,7 @@ class GridSearch(Strategy):
         for sample in samples:
             with contextlib.suppress(SampleError):
                 self._done.add(self.space.architecture_key(self.space.validate(sample)))
+                self._found = True  # validate checks the constraints too
 
     def can_exhaust(self, space: Space) -> bool:
         return self.granularity is not None or space.is_discrete
@@ -170,11 +184,17 @@ class GridSearch(Strategy):
         return self._position >= self._total
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "permutation_seed": self._permutation_seed, "position": self._position}
+        return {
+            **super().state_dict(),
+            "permutation_seed": self._permutation_seed,
+            "position": self._position,
+            "found": self._found,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self._permutation_seed, self._position = int(state["permutation_seed"]), int(state["position"])
+        self._found = bool(state.get("found", self._position > 0))
         self._order = None
 
     def __repr__(self) -> str:

@@ -26,7 +26,7 @@ import torch
 from archsmith.space import Categorical, CategoricalMultiple, Leaf, Sample, SampleError, Space, SpaceError
 
 from ._base import Directions, FinishedTrial, Strategy
-from ._dedup import Dedup
+from ._dedup import Dedup, countable_size
 from ._registry import register_strategy
 
 #: How many policy samples ``ask`` draws to find one that is new and meets the
@@ -201,10 +201,7 @@ class PolicyBasedRL(Dedup, Strategy):
             len(d.options) < d.leaf.size() for d in self._decisions if hasattr(d, "options")
         ):
             return math.inf
-        try:
-            return space.size()
-        except SpaceError:
-            return math.inf
+        return countable_size(space)
 
     # Proposing --------------------------------------------------------------------
     def _draw(self, _index: int, probabilities: torch.Tensor) -> int:
