@@ -29,14 +29,16 @@ _PLAIN = (str, type(None), torch.dtype, torch.device, torch.layout, torch.memory
 
 def arg_key(value: Any) -> Any:
     """A hashable key standing for ``value`` as a torch call sees it on ``meta``:
-    a tensor by type, shape, dtype, strides and device; numbers by type and value
+    a meta tensor by type, shape, dtype and strides; numbers by type and value
     (``1``, ``1.0`` and ``True`` promote differently); containers item by item.
-    Anything else raises :class:`Unkeyable`."""
+    Anything else, a tensor off ``meta`` included, raises :class:`Unkeyable`."""
     kind = type(value)
     if kind is int or kind in _PLAIN:
         return value
     if isinstance(value, torch.Tensor):
-        return (kind, value.shape, value.dtype, value.stride(), value.device)
+        if not value.is_meta:  # its values may decide the result (a mask, an index read back)
+            raise Unkeyable("a tensor holding values")
+        return (kind, value.shape, value.dtype, value.stride())
     if kind is float or kind is bool or kind is complex:
         return (kind, value)
     if kind is tuple or kind is list or kind is torch.Size:

@@ -15,13 +15,15 @@ def test_numbers_keyed_by_type() -> None:
     assert arg_key(slice(0, 4)) != arg_key(slice(0, 4, 2))
 
 
-def test_tensors_keyed_by_shape_dtype_and_strides() -> None:
+def test_meta_tensors_keyed_by_shape_dtype_and_strides() -> None:
     x = torch.zeros(2, 3, device="meta")
     assert arg_key(x) == arg_key(torch.empty(2, 3, device="meta"))
     assert arg_key(x) != arg_key(x.t().contiguous().t())  # same shape, other strides
     assert arg_key(x) != arg_key(x.to(torch.float16))
     with pytest.raises(Unkeyable):
         arg_key({"a": x})
+    with pytest.raises(Unkeyable):  # its values could decide the result
+        arg_key(torch.zeros(2, 3))
 
 
 def test_module_signature_sees_hyper_parameters_and_hooks() -> None:
