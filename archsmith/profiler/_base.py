@@ -145,6 +145,16 @@ class CostConstraint(Constraint):
     def _holds(self, sample: Mapping[str, Any]) -> bool:
         return self.holds_for(self.cost(sample))
 
+    def violation(self, sample: Mapping[str, Any]) -> float:
+        """0 when ``sample`` meets the bounds, else how far past them its cost is,
+        relative to the bound (0.5: half again the budget)."""
+        value = self.cost(sample)
+        if self.holds_for(value):
+            return 0.0
+        bound = self.high if self.high is not None and value >= self.high else self.low
+        assert bound is not None
+        return abs(value - bound) / max(abs(bound), 1e-12) + 1e-9  # strictly positive when broken
+
     def report(self) -> str:
         """What the constraint has seen: the range of costs it judged."""
         if not self.judged:

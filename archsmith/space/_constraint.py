@@ -59,6 +59,12 @@ class Constraint:
         except Exception as e:  # a broken predicate is the user's bug: say which one
             raise SpaceError(f"constraint {self.name!r} raised {type(e).__name__}: {e}") from e
 
+    def violation(self, sample: Mapping[str, Any]) -> float:
+        """How far ``sample`` is from meeting the constraint: 0 when it does (a
+        plain predicate says 1 otherwise; a cost constraint, by how much), for
+        samplers that learn the feasible region (Optuna's constrained TPE)."""
+        return 0.0 if self(sample) else 1.0
+
     def failure_hint(self) -> str:
         """What a search this constraint left nothing to should be told of it
         (a cost constraint says the smallest cost it saw); empty by default."""

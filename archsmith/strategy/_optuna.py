@@ -15,8 +15,9 @@ space becomes Optuna parameters:
   a quantized log-uniform leaf is a log float snapped to the grid.
 
 Failed trials are told ``FAIL``. A proposal that breaks one of the space's
-constraints is told ``PRUNED`` (so the sampler learns to avoid the region) and
-Optuna is asked again. With ``dedup`` (the default) a proposal of an architecture
+constraints is told ``PRUNED``, with by how much it breaks each one as Optuna's
+constraint values (so TPE learns the feasible region: Optuna's constrained TPE),
+and Optuna is asked again. With ``dedup`` (the default) a proposal of an architecture
 already proposed is not run either: Optuna is told the earlier trial's result if
 it has one (so the sampler learns the region is known), ``FAIL`` while it is still
 running, and asked again. After ``max_rejections`` rejections in a row a random
@@ -221,6 +222,7 @@ class OptunaStrategy(Strategy):
                 trial = self._new_trial()
                 sample = self._to_sample(trial.params)
                 if not self.space.satisfies(sample):
+                    self._mark_infeasible(trial, sample)
                     self._finish(trial.number, None, "PRUNED")  # rejected by a constraint: learn, re-ask
                 elif self.dedup and (key := self.space.architecture_key(sample)) in self._proposed:
                     self._answer_duplicate(trial.number, self._proposed[key])
@@ -238,6 +240,17 @@ class OptunaStrategy(Strategy):
             self._study.enqueue_trial(self._to_params(fallback), skip_if_exists=False)
             trial = self._new_trial()
             return self._issued(trial, fallback)
+
+    def _mark_infeasible(self, trial: Any, sample: Sample) -> None:
+        """Tell Optuna by how much ``sample`` breaks each constraint: its TPE then
+        models the feasible region (constrained TPE, Optuna >= 5; older ones only
+        see the pruned trial)."""
+        if not hasattr(trial, "set_constraint"):
+            return
+        for constraint in self.space.constraints:
+            violation = constraint.violation(sample)
+            if violation > 0:
+                trial.set_constraint(constraint.name, violation)
 
     def _answer_duplicate(self, number: int, earlier: int | None) -> None:
         """Tell Optuna trial ``number``, a repeat of trial ``earlier``'s architecture,
