@@ -253,7 +253,8 @@ class Experiment:
         self._stopping: set[int] = set()
         self.config = config or ExperimentConfig()
         if isinstance(strategy, OneShotStrategy):
-            strategy.check(space, evaluator)  # unsupported primitives are named before anything runs
+            # unsupported primitives (and constraints it cannot honour) are named before anything runs
+            strategy.check(space, evaluator, self.config.constraints)
         self.objectives = self.config.objectives
         self.directions = resolve_directions(self.config, evaluator)
         self.direction = self.directions[0]
