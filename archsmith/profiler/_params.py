@@ -20,11 +20,13 @@ class NumParamsProfiler(Profiler):
 
     The space's module tree is compiled once into a constant plus guarded terms
     (each ``MutableLayer``'s count per value of its choices, each candidate's and
-    block's under the decision that builds it), so a sample costs a few dictionary
-    look-ups. At construction the count is checked against freezing on
-    ``check_samples`` seeded random samples (and the default one); a space whose
-    frozen model differs from what its searching form shows raises
-    :class:`ProfilerError` there rather than giving wrong numbers later.
+    block's under the decision that builds it; terms over few values tabulated
+    up front), so a sample costs a few dictionary look-ups. At construction the
+    count is checked against freezing on ``check_samples`` seeded random samples
+    (and the default one). Where it differs, parameters the space holds at another
+    size than its frozen models (built from a plain number a choice gave, as
+    AutoFormer's class token) become terms found by freezing; a space that still
+    differs raises :class:`ProfilerError` there rather than giving wrong numbers later.
 
     >>> import archsmith.nn as nn
     >>> class Net(nn.ModelSpace):
