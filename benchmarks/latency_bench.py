@@ -25,7 +25,7 @@ import torch
 
 import archsmith.nn as nn
 from archsmith.hub import get_space
-from archsmith.profiler import LatencyProfiler
+from archsmith.profiler import LatencyProfiler, frozen_latency
 
 DEFAULT_SPACES = "digits,darts,mobilenetv3,proxylessnas,nasbench101,autoformer"
 
@@ -63,22 +63,6 @@ def make_space(name: str) -> tuple[nn.ModelSpace, torch.Tensor]:
     return cls(**cls.reduced_kwargs_for(32)), torch.randn(1, 3, 32, 32)
 
 
-def end_to_end_ms(model: torch.nn.Module, example: torch.Tensor, warmup: int, repeats: int, statistic: str) -> float:
-    """The median (or quickest) ms of ``model(example)`` (eval, no grad), timed
-    alone as it would run deployed (timing models round robin evicts each one's
-    cached kernels)."""
-    model.eval()
-    times = []
-    with torch.no_grad():
-        for _ in range(warmup):
-            model(example)
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(example)
-            times.append(time.perf_counter() - start)
-    return (statistics.median(times) if statistic == "median" else min(times)) * 1000
-
-
 def kendall_tau(a: list[float], b: list[float]) -> float:
     """Kendall's tau-b of two score lists."""
     concordant = discordant = ties_a = ties_b = 0
@@ -111,9 +95,9 @@ def bench_space(name: str, samples: int, repeats: int, statistic: str) -> dict[s
         predicted.append(profiler.profile(sample))
         new_times.append(time.perf_counter() - start)
     models = [space.freeze(sample) for sample in chosen]
-    measured = [end_to_end_ms(model, example, 10, 2 * repeats, statistic) for model in models]
+    measured = [frozen_latency(model, example, repeats=2 * repeats, statistic=statistic) for model in models]
     # The same measurement again: how well this machine ranks the samples against itself.
-    remeasured = [end_to_end_ms(model, example, 10, 2 * repeats, statistic) for model in models]
+    remeasured = [frozen_latency(model, example, repeats=2 * repeats, statistic=statistic) for model in models]
     start = time.perf_counter()
     again = [profiler.profile(sample) for sample in chosen]
     seen = (time.perf_counter() - start) / samples

@@ -3,7 +3,7 @@ latency; comparing a profiler with a number makes a constraint for a search."""
 
 from ._base import CostConstraint, Profiler
 from ._flops import FlopsProfiler, frozen_macs
-from ._latency import CallableProfiler, LatencyProfiler
+from ._latency import CallableProfiler, LatencyProfiler, frozen_latency
 from ._params import NumParamsProfiler
 from ._terms import ProfilerError
 
@@ -15,5 +15,6 @@ __all__ = [
     "NumParamsProfiler",
     "Profiler",
     "ProfilerError",
+    "frozen_latency",
     "frozen_macs",
 ]

@@ -101,9 +101,49 @@ class CallableProfiler(Profiler):
         return f"CallableProfiler({getattr(self.fn, '__name__', self.fn)!r}, name={self.name!r})"
 
 
-def _positive_int(value: Any, what: str, low: int) -> int:
+def frozen_latency(
+    model: torch.nn.Module,
+    example_input: Any,
+    device: str | torch.device = "cpu",
+    *,
+    warmup: int = 10,
+    repeats: int = 20,
+    threads: int = 1,
+    statistic: str = "median",
+) -> float:
+    """Milliseconds of a plain module on ``example_input`` end to end (eval mode, no
+    grad, on ``threads`` threads): ``warmup`` calls, then the median (or with
+    ``statistic="min"`` the quickest) of ``repeats``: what a ``LatencyProfiler``'s
+    sum stands for, to check it against (the model is moved to ``device``)."""
+    where = check_device(device, "frozen_latency")
+    args = tuple(_to(a, where) for a in _check_example(example_input, "frozen_latency"))
+    _positive_int(repeats, "repeats", 1, "frozen_latency")
+    if statistic not in _STATISTICS:
+        raise ProfilerError(f"frozen_latency: statistic must be one of {sorted(_STATISTICS)}, got {statistic!r}")
+    model = model.to(where).eval()
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(_positive_int(threads, "threads", 1, "frozen_latency"))
+    times = []
+    try:
+        with torch.no_grad():
+            for _ in range(_positive_int(warmup, "warmup", 0, "frozen_latency")):
+                model(*args)
+            for _ in range(repeats):
+                if where.type == "cuda":
+                    torch.cuda.synchronize(where)
+                start = time.perf_counter()
+                model(*args)
+                if where.type == "cuda":
+                    torch.cuda.synchronize(where)
+                times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(old_threads)
+    return _STATISTICS[statistic](times) * 1000.0
+
+
+def _positive_int(value: Any, what: str, low: int, who: str = "LatencyProfiler") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ProfilerError(f"LatencyProfiler: {what} must be an int >= {low}, got {value!r}")
+        raise ProfilerError(f"{who}: {what} must be an int >= {low}, got {value!r}")
     return value
 
 
@@ -479,7 +519,8 @@ class LatencyProfiler(Profiler):
         self, path: str, decided: Callable[[], Any], what: Callable[[], str], forward: Callable[..., Any]
     ) -> Callable[..., Any]:
         """``forward`` keyed, memoised (walking) or timed in place (timing)."""
-        sync = torch.cuda.synchronize if self._walk_device.type == "cuda" else None
+        device = self._walk_device
+        sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
         clock = time.perf_counter
 
         def call(*args: Any, **kwargs: Any) -> Any:

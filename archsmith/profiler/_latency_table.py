@@ -8,9 +8,7 @@ import importlib
 import json
 import math
 import platform
-import statistics
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,24 +49,6 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return str(torch.cuda.get_device_name(device))
     return platform.processor() or platform.machine()
-
-
-def time_ms(fn: Callable[[], Any], warmup: int, repeats: int, device: torch.device) -> float:
-    """The median wall time of ``fn()`` in milliseconds over ``repeats`` calls, after
-    ``warmup`` calls (synchronising a GPU around each timed call)."""
-    sync = torch.cuda.synchronize if device.type == "cuda" else None
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        if sync is not None:
-            sync(device)
-        start = time.perf_counter()
-        fn()
-        if sync is not None:
-            sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000.0
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ import torch
 from scipy.stats import kendalltau
 
 import archsmith.nn as nn
-from archsmith.profiler import CallableProfiler, LatencyProfiler, ProfilerError
+from archsmith.profiler import CallableProfiler, LatencyProfiler, ProfilerError, frozen_latency
 
 from ._spaces import AllPrimitives, NB101Space
 
@@ -85,25 +84,10 @@ def example() -> torch.Tensor:
     return torch.randn(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 
 
-def end_to_end_ms(model: torch.nn.Module, x: torch.Tensor, repeats: int = 20) -> float:
-    """The model's ms alone on one thread after a warm-up: its quickest run, since
-    other work on a shared CPU only ever adds to a run (the profiler's entries are
-    medians of short calls, which a busy CPU disturbs less than a whole forward)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    model.eval()
-    try:
-        with torch.no_grad():
-            for _ in range(10):
-                model(x)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                model(x)
-                times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return min(times) * 1000
+def end_to_end_ms(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """The model's quickest run alone on one thread: other work on a shared CPU only
+    ever adds to a run (the profilers below take their entries' quickest too)."""
+    return frozen_latency(model, x, statistic="min")
 
 
 # The table, saved and loaded ---------------------------------------------------------
@@ -270,6 +254,14 @@ def test_bad_arguments_named_at_construction() -> None:
         LatencyProfiler(space, example(), device="tpu0")
     with pytest.raises(ProfilerError, match="forward failed on the example input float32\\[1,5,8,8\\]"):
         LatencyProfiler(space, torch.zeros(1, 5, 8, 8))
+
+
+def test_frozen_latency_times_a_plain_module() -> None:
+    small, large = torch.nn.Linear(4, 4), torch.nn.Linear(4, 4096)
+    x = torch.zeros(256, 4)
+    assert 0 < frozen_latency(small, x, repeats=5) < frozen_latency(large, x, repeats=5)
+    with pytest.raises(ProfilerError, match="frozen_latency: repeats must be an int >= 1"):
+        frozen_latency(small, x, repeats=0)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
