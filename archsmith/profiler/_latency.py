@@ -1,5 +1,6 @@
 """``LatencyProfiler``: a sample's latency as the sum of a lookup table of timed
-ops; and ``CallableProfiler``, any ``sample -> float`` function as a profiler.
+module calls; ``frozen_latency``, a plain module's measured latency; and
+``CallableProfiler``, any ``sample -> float`` function as a profiler.
 
 The space is copied once and every module's ``forward`` wrapped; the primitives'
 replaced by what their frozen form computes for the current sample (as
@@ -7,13 +8,12 @@ replaced by what their frozen form computes for the current sample (as
 tensors of the example's shapes. Each module call is an *entry*: the module's
 path in the space, what it is (a layer with its chosen arguments), its input
 shapes, and for a module that calls others, which ones it called and their
-output shapes. An entry's time is that of the module's own work: its forward
-timed with each module it calls answering at once with its recorded output. So
-the stem, the head and the glue between primitives are timed too, each once, and
+output shapes. An entry new to the table is timed in place: the sample's whole
+forward runs ``warmup`` then ``repeats`` times, each call timed less the calls it
+makes, so the stem, the head and the glue between primitives are timed too, and
 the sum over a sample's entries is its end-to-end latency. Each call's output is
-memoised by its input shapes and the decisions inside it, so a sample mostly
-computes only what is new to it.
-"""
+memoised by its input shapes and the decisions inside it, so a sample whose
+entries are known costs a walk of lookups."""
 
 from __future__ import annotations
 
