@@ -41,7 +41,14 @@ def check_space(
     samples += [space.random(seed + i) for i in range(check_samples)]
     for sample in samples:
         expected = slow(space.freeze(sample), sample)
-        got = fast(sample)
+        try:
+            got = fast(sample)
+        except RuntimeError as e:  # e.g. a layer's width expression that the frozen model does not follow
+            raise ProfilerError(
+                f"{who}: {type(space).__name__}'s frozen model differs from what its searching form shows "
+                f"(sample {sample}: the frozen model runs, the searching form fails: {e}), so it cannot be "
+                "profiled exactly without freezing; count space.freeze(sample) instead"
+            ) from e
         if got != expected:
             raise ProfilerError(
                 f"{who}: {type(space).__name__}'s frozen model differs from what its searching form shows "

@@ -131,3 +131,17 @@ class GlueSpace(nn.ModelSpace):
         a = a.squeeze(0)
         h = a.mean(2) * 2 + a.mean(2) * 2.0
         return self.hooked(self.fc(h))  # type: ignore[no-any-return]
+
+
+class WidestLayer(nn.ModelSpace):
+    """A plain layer built at the widest width in the space (at the chosen one when
+    frozen): the searching form cannot run a narrower sample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        width = nn.ValueChoice([4, 8], label="width")
+        self.fc = nn.Linear(3, width)
+        self.head = torch.nn.Linear(nn.largest(width), 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.fc(x))  # type: ignore[no-any-return]

@@ -12,7 +12,7 @@ from archsmith.hub import get_space, list_spaces
 from archsmith.profiler import FlopsProfiler, NumParamsProfiler, ProfilerError, frozen_macs
 from archsmith.space import SampleError
 
-from ._spaces import AllPrimitives, GlueSpace, JointSized, NB101Space, TokenSpace
+from ._spaces import AllPrimitives, GlueSpace, JointSized, NB101Space, TokenSpace, WidestLayer
 
 
 def frozen_params(model: torch.nn.Module) -> int:
@@ -78,6 +78,11 @@ def test_parameter_sized_by_a_decision_outside_the_searching_form() -> None:
 def test_parameter_sized_by_decisions_together_refused() -> None:
     with pytest.raises(ProfilerError, match=r"JointSized's frozen model differs.*freeze"):
         NumParamsProfiler(JointSized(), check_samples=8)
+
+
+def test_searching_form_that_fails_where_the_frozen_model_runs_refused() -> None:
+    with pytest.raises(ProfilerError, match=r"WidestLayer's frozen model differs.*searching form fails.*freeze"):
+        FlopsProfiler(WidestLayer(), torch.zeros(1, 3))
 
 
 def test_glue_memo_exact_when_reused() -> None:
