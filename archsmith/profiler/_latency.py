@@ -376,12 +376,16 @@ class LatencyProfiler(Profiler):
         self._index = 0
         self._child_s: list[float] = []
         self._times: list[list[float]] = []
+        self._overhead: list[float] = []
+        self._call_s = self._timing_s = 0.0
         self._memo: dict[Any, tuple[Any, tuple[str, ...]]] = {}
         self._memo_bytes = 0
         self._layers: dict[Any, torch.nn.Module] = {}
         self._paths = _readable_paths(self._model)
         for module in self._model.modules():
             self._wrap(module)
+        if device is not None:
+            self._call_s, self._timing_s = self._calibrate()
 
     def _first_walk(self) -> None:
         """Run the default sample: a forward that cannot run on the example input
@@ -442,8 +446,8 @@ class LatencyProfiler(Profiler):
         for _ in range(self.repeats):
             self._run(sample, _TIME)
         by_key: dict[str, list[float]] = {}
-        for key, times in zip(order, self._times):
-            by_key.setdefault(key, []).extend(times)
+        for key, times, overhead in zip(order, self._times, self._overhead):
+            by_key.setdefault(key, []).extend(max(0.0, t - overhead) for t in times)
         for key, times in by_key.items():
             if key not in self.table:
                 self.table[key] = _STATISTICS[self.statistic](times) * 1000.0
@@ -456,7 +460,7 @@ class LatencyProfiler(Profiler):
         top: list[tuple[str, Any, tuple[str, ...]]] = []
         self._stack, self._index, self._child_s = [top], 0, []
         if mode != _TIME:
-            self._order = []
+            self._order, self._overhead = [], []
         threads = torch.get_num_threads()
         if self.device is not None:
             torch.set_num_threads(self.threads)
@@ -477,12 +481,13 @@ class LatencyProfiler(Profiler):
     def _wrap(self, module: torch.nn.Module) -> None:
         ident = id(module)
         path = self._paths.get(ident, "?")
+        dispatch = False  # a call a frozen model does not make (a LayerChoice's)
         leaf_name = f"{type(module).__name__}({module.extra_repr()})"
         what: Callable[[], str] = lambda: type(module).__name__  # noqa: E731
         if isinstance(module, MutableLayer):
             forward, decided, what = self._layer_forward(module)
         elif isinstance(module, LayerChoice):
-            forward = self._choice_forward(module)
+            forward, dispatch = self._choice_forward(module), True
         elif isinstance(module, InputChoice):
             forward, what = self._input_forward(module)
         elif isinstance(module, Repeat):
@@ -507,7 +512,7 @@ class LatencyProfiler(Profiler):
         if not isinstance(module, MutableLayer):
             labels = tuple(sorted({leaf.label for m in module.modules() for leaf in _own_leaves(m)}))
             decided = self._sample_key(labels)
-        object.__setattr__(module, "forward", self._timed(path, decided, what, forward))
+        object.__setattr__(module, "forward", self._timed(path, decided, what, forward, dispatch))
 
     def _sample_key(self, labels: tuple[str, ...]) -> Callable[[], Any]:
         def key() -> Any:
@@ -516,9 +521,16 @@ class LatencyProfiler(Profiler):
         return key
 
     def _timed(
-        self, path: str, decided: Callable[[], Any], what: Callable[[], str], forward: Callable[..., Any]
+        self,
+        path: str,
+        decided: Callable[[], Any],
+        what: Callable[[], str],
+        forward: Callable[..., Any],
+        dispatch: bool = False,
     ) -> Callable[..., Any]:
-        """``forward`` keyed, memoised (walking) or timed in place (timing)."""
+        """``forward`` keyed, memoised (walking) or timed in place (timing).
+        ``dispatch``: the frozen model makes no such call (its time is the
+        caller's, less one plain module call)."""
         device = self._walk_device
         sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
         clock = time.perf_counter
@@ -543,6 +555,7 @@ class LatencyProfiler(Profiler):
                 return out
             index = len(self._order)
             self._order.append("")
+            self._overhead.append(0.0)
             inputs = ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()])
             memo_key = (path, inputs, decided())
             hit = self._memo.get(memo_key) if self._mode == _WALK else None
@@ -560,6 +573,9 @@ class LatencyProfiler(Profiler):
                     calls = [f"{_relative(p, path)}->{describe(o)}" for p, o, _ in frame]
                     key += f" calls=[{', '.join(calls)}]"
                 self._order[index] = key
+                # What timing in place adds to this call's own time: the timing of each
+                # call it makes, and a whole module call where the frozen model makes none.
+                self._overhead[index] = len(frame) * self._timing_s + (self._call_s if dispatch else 0.0)
                 used = (key,) + tuple(k for _, _, u in frame for k in u)
                 self._remember(memo_key, out, used)
             if self._stack:
@@ -567,6 +583,29 @@ class LatencyProfiler(Profiler):
             return out
 
         return call
+
+    def _calibrate(self) -> tuple[float, float]:
+        """Seconds of a plain module call, and what timing a call in place adds to
+        its caller (the quickest of a few rounds: this is overhead, not work)."""
+        plain, probe, x, n = torch.nn.Identity(), torch.nn.Identity(), torch.zeros(1), 200
+        object.__setattr__(probe, "forward", self._timed("", lambda: None, lambda: "", lambda y: y))
+
+        def per_call(module: torch.nn.Module) -> float:
+            best = float("inf")
+            for _ in range(7):
+                self._index, self._child_s, self._times = 0, [0.0], [[] for _ in range(n)]
+                start = time.perf_counter()
+                for _ in range(n):
+                    module(x)
+                best = min(best, (time.perf_counter() - start) / n)
+            return best
+
+        self._mode = _TIME
+        try:
+            plain_s, probe_s = per_call(plain), per_call(probe)
+        finally:
+            self._mode, self._index, self._child_s, self._times = _WALK, 0, [], []
+        return plain_s, max(0.0, probe_s - plain_s)
 
     def _remember(self, key: Any, out: Any, used: tuple[str, ...]) -> None:
         size = _nbytes(out) if self._walk_device.type != "meta" else 0
