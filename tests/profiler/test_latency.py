@@ -100,6 +100,7 @@ def test_table_round_trip_through_json(tmp_path: Path) -> None:
     profiler.save(tmp_path / "t.json")
     record = json.loads((tmp_path / "t.json").read_text())
     assert record["device"] == "cpu" and record["threads"] == 1 and record["unit"] == "ms"
+    assert record["statistic"] == "median" and record["repeats"] == 3
     assert record["space"]["init"] == {"args": [], "kwargs": {}}
     assert record["example_input"] == [{"shape": [1, 3, 8, 8], "dtype": "float32"}]
 
@@ -182,6 +183,25 @@ def test_table_from_elsewhere_is_summed_without_running_anything() -> None:
     assert phone.measurements == 0 and "pixel-7" in repr(phone)
     with pytest.raises(ProfilerError, match="entry 'x' must be a non-negative number"):
         LatencyProfiler.from_table(space, example(), {"x": -1.0})
+
+
+class Twice(nn.ModelSpace):
+    """One layer called twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(4, nn.ValueChoice([4], label="n"))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.fc(x))
+
+
+def test_a_module_called_twice_counts_twice() -> None:
+    space = Twice()
+    keys = LatencyProfiler.from_table(space, torch.zeros(1, 4), {}).keys({"n": 4})
+    assert len(keys) == 2  # the space's glue, and the layer (once: both calls have one key)
+    table = {keys[0]: 1.0, keys[1]: 10.0}
+    assert LatencyProfiler.from_table(space, torch.zeros(1, 4), table).profile({"n": 4}) == 21.0
 
 
 def test_any_function_as_a_latency_profiler() -> None:
