@@ -391,11 +391,11 @@ def test_an_experiment_ranks_only_what_meets_its_constraints_and_records_the_cos
     trials = exp.trials()
     assert trials and all(t.metric["params"] <= bound for t in trials)  # type: ignore[index]
     assert all(params.profile(sample) <= bound for sample in exp.export_top_models(None))
-    darts = Experiment(
-        space,
-        identity_task(epochs=1),
-        DARTS(),
-        ExperimentConfig(workdir=tmp_path / "darts", constraints=[params <= bound]),
-    )
     with pytest.raises(SpaceError, match=re.escape("DARTS learns a distribution over every architecture")):
-        darts.run()
+        Experiment(  # refused when the experiment is built, before anything runs
+            space,
+            identity_task(epochs=1),
+            DARTS(),
+            ExperimentConfig(workdir=tmp_path / "darts", constraints=[params <= bound]),
+        )
+    assert not (tmp_path / "darts").exists()
