@@ -307,7 +307,7 @@ class LatencyProfiler(Profiler):
         elif measure_missing and device is None:
             raise ProfilerError(
                 f"{path} was measured on {record.get('device')} ({record.get('device_name')}, host "
-                f"{record.get('host')}, {record.get('threads')} threads), not this machine: its missing entries "
+                f"{record.get('host')}, torch {record.get('torch')}), not this machine and torch: its missing entries "
                 "cannot be measured here; load it with measure_missing=False"
             )
         profiler = cls.__new__(cls)
@@ -783,8 +783,9 @@ def _readable_paths(model: torch.nn.Module) -> dict[int, str]:
 
 
 def _here(record: Mapping[str, Any]) -> torch.device | None:
-    """The recorded device if it is this machine's (same host, same device), else ``None``."""
-    if record.get("host") != platform.node():
+    """The recorded device if it is this machine's (same host, same device, same
+    torch: a kernel's speed changes between releases), else ``None``."""
+    if record.get("host") != platform.node() or record.get("torch") != torch.__version__:
         return None
     try:
         device = check_device(record.get("device"), "load")
