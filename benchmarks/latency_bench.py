@@ -1,4 +1,4 @@
-"""LatencyProfiler against measured end-to-end latency, per space (batch 1, one thread).
+"""LatencyProfiler against measured end-to-end latency, per space (one thread).
 
 For each space (hub spaces at reduced arguments on 32x32 inputs, and a digits-size
 CNN on 1x8x8): build the profiler (the default sample's table), then for N seeded
@@ -11,7 +11,8 @@ range of measured latencies; the table build time and entries; and the mean
 ``profile()`` time of a new sample (which measures the entries new to it) and of a
 sample seen before (a lookup).
 ``--statistic min`` takes the quickest run for both (steadier on a busy machine).
-Run: ``.venv/bin/python benchmarks/latency_bench.py [--samples N] [--spaces a,b] [--repeats R] [--statistic min]``.
+Run: ``.venv/bin/python benchmarks/latency_bench.py [--samples N] [--spaces a,b] [--repeats R] [--statistic min]
+[--batch B]`` (batch 1 by default).
 """
 
 from __future__ import annotations
@@ -56,11 +57,11 @@ class DigitsCNN(nn.ModelSpace):
         return self.head(x.mean((2, 3)))
 
 
-def make_space(name: str) -> tuple[nn.ModelSpace, torch.Tensor]:
+def make_space(name: str, batch: int = 1) -> tuple[nn.ModelSpace, torch.Tensor]:
     if name == "digits":
-        return DigitsCNN(), torch.randn(1, 1, 8, 8)
+        return DigitsCNN(), torch.randn(batch, 1, 8, 8)
     cls = get_space(name)
-    return cls(**cls.reduced_kwargs_for(32)), torch.randn(1, 3, 32, 32)
+    return cls(**cls.reduced_kwargs_for(32)), torch.randn(batch, 3, 32, 32)
 
 
 def kendall_tau(a: list[float], b: list[float]) -> float:
@@ -83,8 +84,8 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return (concordant - discordant) / denominator if denominator else 0.0
 
 
-def bench_space(name: str, samples: int, repeats: int, statistic: str) -> dict[str, Any]:
-    space, example = make_space(name)
+def bench_space(name: str, samples: int, repeats: int, statistic: str, batch: int) -> dict[str, Any]:
+    space, example = make_space(name, batch)
     start = time.perf_counter()
     profiler = LatencyProfiler(space, example, repeats=repeats, statistic=statistic)
     build = time.perf_counter() - start
@@ -122,6 +123,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=15, help="random samples per space")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per table entry")
     parser.add_argument("--spaces", default=DEFAULT_SPACES, help="comma-separated hub space names, or 'digits'")
+    parser.add_argument("--batch", type=int, default=1, help="the example input's batch size")
     parser.add_argument(
         "--statistic", default="median", choices=["median", "min"], help="of repeats, for the table and end to end"
     )
@@ -132,7 +134,7 @@ def main() -> None:
         f"{'new ms':>8} {'seen ms':>8}"
     )
     for name in args.spaces.split(","):
-        r = bench_space(name, args.samples, args.repeats, args.statistic)
+        r = bench_space(name, args.samples, args.repeats, args.statistic, args.batch)
         low, high = r["range"]
         print(
             f"{r['space']:<13} {r['tau']:>5.2f} {r['self_tau']:>7.2f} {r['error']:>8.1%} {r['bias']:>+7.1%} {low:>7.2f}-{high:<7.2f} "

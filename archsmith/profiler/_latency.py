@@ -54,8 +54,8 @@ from ._latency_table import (
 )
 from ._terms import ProfilerError, hashable
 
-#: Most bytes of memoised outputs a LatencyProfiler keeps before starting afresh.
-MAX_MEMO_BYTES = 256 * 2**20
+#: Most memoised calls a LatencyProfiler keeps (meta tensors: a few hundred bytes each).
+MAX_MEMO = 200_000
 
 #: Primitives whose searching forward already calls only (replaced) children.
 _PASS_THROUGH = ("AutoActivation", "NasBench201Cell")
@@ -164,14 +164,6 @@ def _to(value: Any, device: torch.device) -> Any:
     if isinstance(value, list | tuple):
         return type(value)(_to(v, device) for v in value)
     return value
-
-
-def _nbytes(value: Any) -> int:
-    if isinstance(value, torch.Tensor):
-        return value.nelement() * value.element_size()
-    if isinstance(value, list | tuple):
-        return sum(_nbytes(v) for v in value)
-    return 0
 
 
 def _move_real_tensors(model: torch.nn.Module, device: torch.device) -> None:
@@ -361,14 +353,6 @@ class LatencyProfiler(Profiler):
             "host": platform.node(),
             "torch": torch.__version__,
         }
-        walk_device = _META if device is None else device
-        self._walk_device = walk_device
-        self._model = copy.deepcopy(space).eval()
-        if walk_device.type == "meta":
-            self._model.to(walk_device)
-        elif walk_device.type != "cpu":
-            _move_real_tensors(self._model, walk_device)
-        self._args = tuple(_to(a, walk_device) for a in _check_example(example_input, "LatencyProfiler"))
         self._sample: Mapping[str, Any] = {}
         self._stack: list[list[tuple[str, Any, tuple[str, ...]]]] = []
         self._mode = _WALK
@@ -379,13 +363,25 @@ class LatencyProfiler(Profiler):
         self._overhead: list[float] = []
         self._call_s = self._timing_s = 0.0
         self._memo: dict[Any, tuple[Any, tuple[str, ...]]] = {}
-        self._memo_bytes = 0
         self._layers: dict[Any, torch.nn.Module] = {}
-        self._paths = _readable_paths(self._model)
-        for module in self._model.modules():
-            self._wrap(module)
+        # Two copies: one on meta to walk (shapes only: keys and lookups cost no
+        # compute and no memory), one on the device to time what the table lacks.
+        self._meta = self._copy(example_input, _META)
+        self._real = None if device is None else self._copy(example_input, device)
         if device is not None:
-            self._call_s, self._timing_s = self._calibrate()
+            self._call_s, self._timing_s = self._calibrate(device)
+
+    def _copy(self, example_input: Any, device: torch.device) -> tuple[torch.nn.Module, tuple[Any, ...]]:
+        """The space copied onto ``device`` with every forward wrapped, and the example there."""
+        model = copy.deepcopy(self.space).eval()
+        if device.type == "meta":
+            model.to(device)
+        elif device.type != "cpu":
+            _move_real_tensors(model, device)
+        paths = _readable_paths(model)
+        for module in model.modules():
+            self._wrap(module, paths.get(id(module), "?"), device)
+        return model, tuple(_to(a, device) for a in _check_example(example_input, "LatencyProfiler"))
 
     def _first_walk(self) -> None:
         """Run the default sample: a forward that cannot run on the example input
@@ -429,6 +425,13 @@ class LatencyProfiler(Profiler):
         used = self._run(sample, _WALK)
         if self.device is not None and any(key not in self.table for key in used):
             self._measure(sample)
+            unmeasured = [key for key in used if key not in self.table]
+            if unmeasured:
+                raise ProfilerError(
+                    f"{type(self.space).__name__}'s forward calls other modules on {self.device} than on the meta "
+                    f"device (shapes only), so {unmeasured[0]!r} could not be measured; LatencyProfiler needs a "
+                    "forward whose calls depend on shapes and choices only"
+                )
         return used
 
     def _measure(self, sample: Sample) -> None:
@@ -464,9 +467,10 @@ class LatencyProfiler(Profiler):
         threads = torch.get_num_threads()
         if self.device is not None:
             torch.set_num_threads(self.threads)
+        model, args = self._meta if mode == _WALK or self._real is None else self._real
         try:
             with torch.no_grad():
-                self._model(*self._args)
+                model(*args)
         finally:
             self._stack = []
             torch.set_num_threads(threads)
@@ -478,14 +482,12 @@ class LatencyProfiler(Profiler):
         return top[-1][2] if top else ()
 
     # Wrapping modules --------------------------------------------------------------
-    def _wrap(self, module: torch.nn.Module) -> None:
-        ident = id(module)
-        path = self._paths.get(ident, "?")
+    def _wrap(self, module: torch.nn.Module, path: str, device: torch.device) -> None:
         dispatch = False  # a call a frozen model does not make (a LayerChoice's)
         leaf_name = f"{type(module).__name__}({module.extra_repr()})"
         what: Callable[[], str] = lambda: type(module).__name__  # noqa: E731
         if isinstance(module, MutableLayer):
-            forward, decided, what = self._layer_forward(module)
+            forward, decided, what = self._layer_forward(module, device)
         elif isinstance(module, LayerChoice):
             forward, dispatch = self._choice_forward(module), True
         elif isinstance(module, InputChoice):
@@ -495,7 +497,7 @@ class LatencyProfiler(Profiler):
         elif isinstance(module, Cell):
             forward = self._cell_forward(module)
         elif isinstance(module, NasBench101Cell):
-            forward, what = self._nb101_forward(module)
+            forward, what = self._nb101_forward(module, device)
         elif type(module).__name__ in _PASS_THROUGH and isinstance(module, MutableModule):
             forward = module.forward
         elif isinstance(module, MutableModule):
@@ -512,7 +514,7 @@ class LatencyProfiler(Profiler):
         if not isinstance(module, MutableLayer):
             labels = tuple(sorted({leaf.label for m in module.modules() for leaf in _own_leaves(m)}))
             decided = self._sample_key(labels)
-        object.__setattr__(module, "forward", self._timed(path, decided, what, forward, dispatch))
+        object.__setattr__(module, "forward", self._timed(path, decided, what, forward, device, dispatch))
 
     def _sample_key(self, labels: tuple[str, ...]) -> Callable[[], Any]:
         def key() -> Any:
@@ -526,12 +528,12 @@ class LatencyProfiler(Profiler):
         decided: Callable[[], Any],
         what: Callable[[], str],
         forward: Callable[..., Any],
+        device: torch.device,
         dispatch: bool = False,
     ) -> Callable[..., Any]:
         """``forward`` keyed, memoised (walking) or timed in place (timing).
         ``dispatch``: the frozen model makes no such call (its time is the
         caller's, less one plain module call)."""
-        device = self._walk_device
         sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else None
         clock = time.perf_counter
 
@@ -577,18 +579,19 @@ class LatencyProfiler(Profiler):
                 # call it makes, and a whole module call where the frozen model makes none.
                 self._overhead[index] = len(frame) * self._timing_s + (self._call_s if dispatch else 0.0)
                 used = (key,) + tuple(k for _, _, u in frame for k in u)
-                self._remember(memo_key, out, used)
+                if self._mode == _WALK:
+                    self._remember(memo_key, out, used)
             if self._stack:
                 self._stack[-1].append((path, out, used))
             return out
 
         return call
 
-    def _calibrate(self) -> tuple[float, float]:
+    def _calibrate(self, device: torch.device) -> tuple[float, float]:
         """Seconds of a plain module call, and what timing a call in place adds to
         its caller (the quickest of a few rounds: this is overhead, not work)."""
         plain, probe, x, n = torch.nn.Identity(), torch.nn.Identity(), torch.zeros(1), 200
-        object.__setattr__(probe, "forward", self._timed("", lambda: None, lambda: "", lambda y: y))
+        object.__setattr__(probe, "forward", self._timed("", lambda: None, lambda: "", lambda y: y, device))
 
         def per_call(module: torch.nn.Module) -> float:
             best = float("inf")
@@ -608,24 +611,23 @@ class LatencyProfiler(Profiler):
         return plain_s, max(0.0, probe_s - plain_s)
 
     def _remember(self, key: Any, out: Any, used: tuple[str, ...]) -> None:
-        size = _nbytes(out) if self._walk_device.type != "meta" else 0
-        if self._memo_bytes + size > MAX_MEMO_BYTES or len(self._memo) >= 200_000:
+        if len(self._memo) >= MAX_MEMO:
             self._memo.clear()  # bounded: a long search meets new shapes and values forever
-            self._memo_bytes = 0
         self._memo[key] = (out, used)
-        self._memo_bytes += size
 
     # What each primitive's frozen form computes -------------------------------------
     @contextlib.contextmanager
-    def _building(self) -> Iterator[None]:
-        """Build on the walk's device, drawing initial weights from a seeded
-        generator of our own: the caller's random state stays as it was."""
-        cuda = [self._walk_device.index or 0] if self._walk_device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), torch.device(self._walk_device):
+    def _building(self, device: torch.device) -> Iterator[None]:
+        """Build on ``device``, drawing initial weights from a seeded generator of
+        our own: the caller's random state stays as it was."""
+        cuda = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda), torch.device(device):
             torch.manual_seed(self.seed)
             yield
 
-    def _layer_forward(self, layer: MutableLayer) -> tuple[Callable[..., Any], Callable[[], Any], Callable[[], str]]:
+    def _layer_forward(
+        self, layer: MutableLayer, device: torch.device
+    ) -> tuple[Callable[..., Any], Callable[[], Any], Callable[[], str]]:
         torch_class, arguments = layer._torch_class, dict(layer.init_arguments)
         labels = tuple(sorted({leaf.label for leaf in leaves_of(layer.mutable_arguments)}))
         signature = inspect.signature(torch_class)
@@ -645,7 +647,7 @@ class LatencyProfiler(Profiler):
             built = self._layers.get(key)
             if built is None:
                 bound = inspect.BoundArguments(signature, evaluate(arguments, self._sample))  # type: ignore[arg-type]
-                with self._building():
+                with self._building(device):
                     built = self._layers[key] = torch_class(*bound.args, **bound.kwargs).eval()
             return built(*args, **kwargs)
 
@@ -705,7 +707,9 @@ class LatencyProfiler(Profiler):
 
         return forward
 
-    def _nb101_forward(self, cell: NasBench101Cell) -> tuple[Callable[..., Any], Callable[[], str]]:
+    def _nb101_forward(
+        self, cell: NasBench101Cell, device: torch.device
+    ) -> tuple[Callable[..., Any], Callable[[], str]]:
         labels = tuple(leaf.label for leaf in cell.own_leaves())
 
         def values() -> dict[str, Any]:
@@ -715,7 +719,7 @@ class LatencyProfiler(Profiler):
             key = (id(cell), tuple(hashable(self._sample.get(label)) for label in labels))
             body = self._layers.get(key)
             if body is None:
-                with fixed_sample(values()), self._building():
+                with fixed_sample(values()), self._building(device):
                     body = NasBench101Cell(
                         dict(zip(cell.names, cell.op_candidates)),
                         cell.in_features,
