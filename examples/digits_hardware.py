@@ -91,7 +91,7 @@ def accuracy_latency_front(trials: int, workdir: str) -> None:
     experiment.run()
     done = [t for t in experiment.trials() if t.status == "succeeded"]
     front = [t for t in done if t.sample in experiment.pareto_front()]
-    print(f"\naccuracy/latency front ({len(front)} of {len(done)} trials; latency predicted from the table, ms):")
+    print(f"\naccuracy/latency front ({len(front)} of {len(done)} trials; latency predicted from the table):")
     for trial in sorted(front, key=lambda t: t.metric["latency"]):
         print(f"  {trial.metric['accuracy']:.4f}  {trial.metric['latency'] * 1000:7.1f} us  {trial.sample}")
     print(
