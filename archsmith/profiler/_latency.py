@@ -17,28 +17,25 @@ entries are known costs a walk of lookups."""
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import inspect
 import platform
 import statistics
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from archsmith.nn import Cell, InputChoice, LayerChoice, ModelSpace, NasBench101Cell, Repeat
-from archsmith.nn._cell import PerInputOps
-from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
-from archsmith.space import Sample, evaluate, fixed_sample, leaves_of
+from archsmith.space import Sample
 
 from ._base import Profiler
 from ._check import searching_space
 from ._flops import _own_leaves
+from ._latency_forwards import FrozenForwards, readable_paths, relative
 from ._latency_table import (
     FORMAT,
     check_device,
@@ -180,7 +177,7 @@ def _move_real_tensors(model: torch.nn.Module, device: torch.device) -> None:
                 module._buffers[name] = buffer.to(device)
 
 
-class LatencyProfiler(Profiler):
+class LatencyProfiler(FrozenForwards, Profiler):
     """``profile(sample)``: the milliseconds ``space.freeze(sample)`` takes on
     ``example_input`` (inference: eval mode, no grad), as the sum of a lookup table
     of timed entries, each measured once on ``device`` (``warmup`` runs of the
@@ -378,7 +375,7 @@ class LatencyProfiler(Profiler):
             model.to(device)
         elif device.type != "cpu":
             _move_real_tensors(model, device)
-        paths = _readable_paths(model)
+        paths = readable_paths(model)
         for module in model.modules():
             self._wrap(module, paths.get(id(module), "?"), device)
         return model, tuple(_to(a, device) for a in _check_example(example_input, "LatencyProfiler"))
@@ -572,7 +569,7 @@ class LatencyProfiler(Profiler):
                     self._stack.pop()
                 key = f"{path or '<space>'} {what()} in={inputs}"
                 if frame:
-                    calls = [f"{_relative(p, path)}->{describe(o)}" for p, o, _ in frame]
+                    calls = [f"{relative(p, path)}->{describe(o)}" for p, o, _ in frame]
                     key += f" calls=[{', '.join(calls)}]"
                 self._order[index] = key
                 # What timing in place adds to this call's own time: the timing of each
@@ -615,125 +612,6 @@ class LatencyProfiler(Profiler):
             self._memo.clear()  # bounded: a long search meets new shapes and values forever
         self._memo[key] = (out, used)
 
-    # What each primitive's frozen form computes -------------------------------------
-    @contextlib.contextmanager
-    def _building(self, device: torch.device) -> Iterator[None]:
-        """Build on ``device``, drawing initial weights from a seeded generator of
-        our own: the caller's random state stays as it was."""
-        cuda = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda), torch.device(device):
-            torch.manual_seed(self.seed)
-            yield
-
-    def _layer_forward(
-        self, layer: MutableLayer, device: torch.device
-    ) -> tuple[Callable[..., Any], Callable[[], Any], Callable[[], str]]:
-        torch_class, arguments = layer._torch_class, dict(layer.init_arguments)
-        labels = tuple(sorted({leaf.label for leaf in leaves_of(layer.mutable_arguments)}))
-        signature = inspect.signature(torch_class)
-        resolved: dict[Any, tuple[Any, str]] = {}
-
-        def chosen() -> tuple[Any, str]:
-            key = tuple(hashable(self._sample[label]) for label in labels)
-            found = resolved.get(key)
-            if found is None:
-                values = evaluate(arguments, self._sample)
-                text = ", ".join(f"{k}={v!r}" for k, v in values.items())
-                found = resolved[key] = (hashable(list(values.items())), f"{torch_class.__name__}({text})")
-            return found
-
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            key = (id(layer), chosen()[0])
-            built = self._layers.get(key)
-            if built is None:
-                bound = inspect.BoundArguments(signature, evaluate(arguments, self._sample))  # type: ignore[arg-type]
-                with self._building(device):
-                    built = self._layers[key] = torch_class(*bound.args, **bound.kwargs).eval()
-            return built(*args, **kwargs)
-
-        return forward, lambda: chosen()[0], lambda: chosen()[1]
-
-    def _choice_forward(self, choice: LayerChoice) -> Callable[..., Any]:
-        def forward(*args: Any, **kwargs: Any) -> Any:
-            return choice[self._sample[choice.label]](*args, **kwargs)
-
-        return forward
-
-    def _input_forward(self, choice: InputChoice) -> tuple[Callable[..., Any], Callable[[], str]]:
-        def chosen() -> list[int]:
-            value = self._sample[choice.label]
-            return [value] if choice.n_chosen == 1 else list(value)
-
-        def forward(candidate_inputs: list[torch.Tensor]) -> Any:
-            return reduce_tensors(choice.reduction, [candidate_inputs[i] for i in chosen()])
-
-        return forward, lambda: f"InputChoice(chosen={chosen()}, reduction={choice.reduction!r})"
-
-    def _repeat_forward(self, repeat: Repeat) -> Callable[..., Any]:
-        def forward(x: Any) -> Any:
-            for block in list(repeat.blocks)[: evaluate(repeat.depth_choice, self._sample)]:
-                x = block(x)
-            return x
-
-        return forward
-
-    def _cell_forward(self, cell: Cell) -> Callable[..., Any]:
-        assert cell.inputs is not None
-        slots: list[list[tuple[torch.nn.Module, str]]] = [
-            [(op, str(inp.label)) for op, inp in zip(ops.children(), inputs.children())]  # type: ignore[union-attr]
-            for ops, inputs in zip(cell.ops, cell.inputs)
-        ]
-        nodes = list(range(cell.num_predecessors, cell.num_predecessors + cell.num_nodes))
-
-        def forward(*inputs: Any) -> Any:
-            if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
-                inputs = tuple(inputs[0])
-            states = list(cell.preprocessor(list(inputs)) if cell.preprocessor is not None else inputs)
-            used: set[int] = set()
-            for node_slots in slots:
-                node = None
-                for op, label in node_slots:
-                    value = self._sample[label]  # an index, or NNI's one-element list
-                    k = int(value[0] if isinstance(value, list | tuple) else value)
-                    used.add(k)
-                    out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
-                    node = out if node is None else node + out
-                states.append(node)
-            outputs = nodes if cell.merge_op == "all" else [n for n in nodes if n not in used]
-            this_cell = torch.cat([states[k] for k in outputs], cell.concat_dim)
-            if cell.postprocessor is not None:
-                return cell.postprocessor(this_cell, list(inputs))
-            return this_cell
-
-        return forward
-
-    def _nb101_forward(
-        self, cell: NasBench101Cell, device: torch.device
-    ) -> tuple[Callable[..., Any], Callable[[], str]]:
-        labels = tuple(leaf.label for leaf in cell.own_leaves())
-
-        def values() -> dict[str, Any]:
-            return {label: self._sample[label] for label in labels if label in self._sample}
-
-        def forward(x: Any) -> Any:
-            key = (id(cell), tuple(hashable(self._sample.get(label)) for label in labels))
-            body = self._layers.get(key)
-            if body is None:
-                with fixed_sample(values()), self._building(device):
-                    body = NasBench101Cell(
-                        dict(zip(cell.names, cell.op_candidates)),
-                        cell.in_features,
-                        cell.out_features,
-                        cell.projection,
-                        cell.max_num_nodes,
-                        cell.max_num_edges,
-                        label=cell.label,
-                    ).eval()
-                self._layers[key] = body
-            return body(x)
-
-        return forward, lambda: f"NasBench101Cell({values()})"
-
     # Saving ------------------------------------------------------------------------
     def save(self, path: str | Path) -> None:
         """Write the table as JSON, with where and how it was measured, the space's
@@ -758,32 +636,6 @@ class LatencyProfiler(Profiler):
     def __repr__(self) -> str:
         where = self._record["device"] if self.device is None else f"{self.device}, {self.threads} thread(s)"
         return f"LatencyProfiler({type(self.space).__name__}, {len(self.table)} entries, {where})"
-
-
-def _relative(path: str, parent: str) -> str:
-    """``path`` seen from ``parent`` (``op[c5]`` from ``cells.0`` for ``cells.0.op[c5]``)."""
-    if parent and path.startswith(parent) and path[len(parent) : len(parent) + 1] in (".", "["):
-        return path[len(parent) :].removeprefix(".")
-    return path
-
-
-def _readable_paths(model: torch.nn.Module) -> dict[int, str]:
-    """Each module's path in the space, a ``LayerChoice`` candidate named by its key
-    (``cells.0.op[sepconv3x3]`` rather than ``cells.0.op.2``)."""
-    paths: dict[int, str] = {}
-
-    def visit(module: torch.nn.Module, path: str) -> None:
-        if id(module) in paths:
-            return  # a shared module keeps its first path, as named_modules() gives it
-        paths[id(module)] = path
-        for name, child in module.named_children():
-            if isinstance(module, LayerChoice) and name.isdigit() and int(name) < len(module.names):
-                visit(child, f"{path}[{module.names[int(name)]}]")
-            else:
-                visit(child, f"{path}.{name}" if path else name)
-
-    visit(model, "")
-    return paths
 
 
 def _here(record: Mapping[str, Any]) -> torch.device | None:
