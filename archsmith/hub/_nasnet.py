@@ -269,6 +269,8 @@ class _CellBuilder:
         self.first_cell_reduce, self.last_cell_reduce = first_cell_reduce, last_cell_reduce
         self.drop_path_prob = drop_path_prob
         self.built = 0
+        #: ``(c_pprev, c_prev)`` after each built cell: what a stage passes on when it ends there
+        self.after: list[tuple[Any, Any]] = []
 
     def op_factory(
         self, node_index: int, op_index: int, input_index: int | None, *, op: str, channels: Any, reduction: bool
@@ -305,6 +307,7 @@ class _CellBuilder:
         self.c_prev = self.c * cell.num_output_nodes
         self.last_cell_reduce = reduction
         self.built += 1
+        self.after.append((self.c_pprev, self.c_prev))
         # Frozen, the cell becomes plain PyTorch (same weights and keys).
         return built
 
@@ -428,13 +431,16 @@ class NDS(HubSpace):
             # The widths the next stage reads: its pprev is this stage's second-last
             # cell, or the previous stage's last when this stage has one cell (aligned
             # to the stage's output where the depth is searched).
+            # Loose-end cells differ in width (a reduction cell outputs its own loose
+            # ends), so where the depth is searched the widths are chosen by it.
+            pprevs = [c_curr * num_nodes_per_cell if aligned else c_prev] + [p for _, p in builder.after[:-1]]
             if len(stage) > 1:
-                c_pprev, last_cell_reduce = builder.c_pprev, builder.last_cell_reduce
+                c_pprev, last_cell_reduce = _at_depth(per_stage[stage_idx], pprevs), builder.last_cell_reduce
             elif aligned:
                 c_pprev, last_cell_reduce = c_curr * num_nodes_per_cell, False
             else:
                 c_pprev, last_cell_reduce = c_prev, builder.last_cell_reduce
-            c_prev = builder.c_prev
+            c_prev = _at_depth(per_stage[stage_idx], [p for _, p in builder.after])
 
         if auxiliary_loss:
             # On the first cell of the last stage, whose width is c_curr times its outputs.
@@ -530,6 +536,17 @@ def _aligner(stage_depth: Any, c_in: Any, c_out: Any, reduces: bool, stage_idx: 
     is_one: Any = stage_depth < 2  # an expression where the depth is searched
     depth = condition(is_one, 1, 0) if isinstance(stage_depth, Mutable) else int(is_one)
     return nn.Repeat(build, depth, label=f"stage{stage_idx}_align")
+
+
+def _at_depth(depth: Any, values: list[Any]) -> Any:
+    """``values[depth - 1]``, as an expression where ``depth`` is searched (the
+    last value where every value reads the same)."""
+    if not isinstance(depth, Mutable) or len({repr(v) for v in values}) == 1:
+        return values[-1]
+    chosen = values[-1]
+    for k in range(len(values) - 1, 0, -1):
+        chosen = condition(depth <= k, values[k - 1], chosen)
+    return chosen
 
 
 def _first_cell_width(stage: torch.nn.Module, c: Any) -> Any:
