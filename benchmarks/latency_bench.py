@@ -84,6 +84,23 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return (concordant - discordant) / denominator if denominator else 0.0
 
 
+def interleaved_latency(models: list[torch.nn.Module], example: Any, rounds: int, statistic: str) -> list[float]:
+    """End-to-end milliseconds of each model, timed in turns (one call of each per
+    round, then the median or minimum per model): a slow spell of the machine then
+    slows every model alike instead of whichever was being timed."""
+    for model in models:
+        frozen_latency(model, example, warmup=5, repeats=1)  # warm-up, eval mode, one thread
+    times: list[list[float]] = [[] for _ in models]
+    with torch.no_grad():
+        for _ in range(rounds):
+            for i, model in enumerate(models):
+                start = time.perf_counter()
+                model(example)
+                times[i].append((time.perf_counter() - start) * 1000.0)
+    pick = min if statistic == "min" else statistics.median
+    return [pick(t) for t in times]
+
+
 def bench_space(name: str, samples: int, repeats: int, statistic: str, batch: int) -> dict[str, Any]:
     space, example = make_space(name, batch)
     start = time.perf_counter()
@@ -96,9 +113,9 @@ def bench_space(name: str, samples: int, repeats: int, statistic: str, batch: in
         predicted.append(profiler.profile(sample))
         new_times.append(time.perf_counter() - start)
     models = [space.freeze(sample) for sample in chosen]
-    measured = [frozen_latency(model, example, repeats=2 * repeats, statistic=statistic) for model in models]
+    measured = interleaved_latency(models, example, 2 * repeats, statistic)
     # The same measurement again: how well this machine ranks the samples against itself.
-    remeasured = [frozen_latency(model, example, repeats=2 * repeats, statistic=statistic) for model in models]
+    remeasured = interleaved_latency(models, example, 2 * repeats, statistic)
     start = time.perf_counter()
     again = [profiler.profile(sample) for sample in chosen]
     seen = (time.perf_counter() - start) / samples
