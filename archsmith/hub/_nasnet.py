@@ -545,7 +545,7 @@ def _at_depth(depth: Any, values: list[Any]) -> Any:
         return values[-1]
     chosen = values[-1]
     for k in range(len(values) - 1, 0, -1):
-        chosen = condition(depth <= k, values[k - 1], chosen)
+        chosen = condition(depth <= k, values[k - 1], chosen)  # type: ignore[operator]
     return chosen
 
 

@@ -74,6 +74,35 @@ class Profiler:
     __hash__ = object.__hash__  # comparisons are overridden; identity stays the hash
 
 
+class CallableProfiler(Profiler):
+    """Any function ``sample -> float`` as a profiler (its comparisons make constraints).
+
+    >>> slow = CallableProfiler(lambda s: 2.0 * s["width"], name="latency", unit="ms") <= 40
+    >>> slow({"width": 16}), slow({"width": 32})
+    (True, False)
+    """
+
+    def __init__(self, fn: Callable[[Mapping[str, Any]], float], name: str = "cost", unit: str = "") -> None:
+        if not callable(fn):
+            raise ProfilerError(f"CallableProfiler takes a function sample -> float, got {type(fn).__name__}")
+        if not isinstance(name, str) or not name:
+            raise ProfilerError(f"CallableProfiler: name must be a non-empty string, got {name!r}")
+        self.fn, self.name, self.unit = fn, name, unit
+
+    def profile(self, sample: Mapping[str, Any]) -> float:
+        """``fn(sample)`` as a float; anything else is an error naming the function."""
+        value = self.fn(sample)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ProfilerError(
+                f"{self.name}: {getattr(self.fn, '__name__', self.fn)!r} returned {value!r} for {dict(sample)}; "
+                "it must return a number"
+            )
+        return float(value)
+
+    def __repr__(self) -> str:
+        return f"CallableProfiler({getattr(self.fn, '__name__', self.fn)!r}, name={self.name!r})"
+
+
 def _bound(profiler: Profiler, bound: Any) -> float:
     if isinstance(bound, bool) or not isinstance(bound, (int, float)) or math.isnan(bound):
         raise ProfilerError(f"a bound on {profiler.name} must be a number, got {bound!r}")
@@ -121,7 +150,7 @@ class CostConstraint(Constraint):
             parts.append(f"{self.cost_name} {'<' if strict_high else '<='} {_fmt(high)}")
         # The labels it reads: counting the space enumerates only those, and a
         # profiler of another space is refused when the constraint joins a search.
-        space = getattr(profiler, "space", None)
+        space: Any = getattr(profiler, "space", None)
         labels = list(space.search_space) if hasattr(space, "search_space") else None
         super().__init__(self._holds, name=name or " and ".join(parts), labels=labels)
         self.judged = 0

@@ -1,6 +1,5 @@
 """``LatencyProfiler``: a sample's latency as the sum of a lookup table of timed
-module calls; ``frozen_latency``, a plain module's measured latency; and
-``CallableProfiler``, any ``sample -> float`` function as a profiler.
+module calls; and ``frozen_latency``, a plain module's measured latency.
 
 The space is copied once and every module's ``forward`` wrapped; the primitives'
 replaced by what their frozen form computes for the current sample (as
@@ -32,7 +31,7 @@ from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
 from archsmith.space import Sample
 
-from ._base import Profiler
+from ._base import CallableProfiler, Profiler
 from ._check import searching_space
 from ._flops import _own_leaves
 from ._latency_forwards import FrozenForwards, readable_paths, relative
@@ -67,35 +66,6 @@ _STATISTICS: dict[str, Callable[[list[float]], float]] = {"median": statistics.m
 #: How a forward runs: walking (memoised, collecting entries), keying (every call
 #: computed, ``_order`` records each call's entry), timing (each call timed in place).
 _WALK, _KEYS, _TIME = 0, 1, 2
-
-
-class CallableProfiler(Profiler):
-    """Any function ``sample -> float`` as a profiler (its comparisons make constraints).
-
-    >>> slow = CallableProfiler(lambda s: 2.0 * s["width"], name="latency", unit="ms") <= 40
-    >>> slow({"width": 16}), slow({"width": 32})
-    (True, False)
-    """
-
-    def __init__(self, fn: Callable[[Mapping[str, Any]], float], name: str = "cost", unit: str = "") -> None:
-        if not callable(fn):
-            raise ProfilerError(f"CallableProfiler takes a function sample -> float, got {type(fn).__name__}")
-        if not isinstance(name, str) or not name:
-            raise ProfilerError(f"CallableProfiler: name must be a non-empty string, got {name!r}")
-        self.fn, self.name, self.unit = fn, name, unit
-
-    def profile(self, sample: Mapping[str, Any]) -> float:
-        """``fn(sample)`` as a float; anything else is an error naming the function."""
-        value = self.fn(sample)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ProfilerError(
-                f"{self.name}: {getattr(self.fn, '__name__', self.fn)!r} returned {value!r} for {dict(sample)}; "
-                "it must return a number"
-            )
-        return float(value)
-
-    def __repr__(self) -> str:
-        return f"CallableProfiler({getattr(self.fn, '__name__', self.fn)!r}, name={self.name!r})"
 
 
 def frozen_latency(
