@@ -418,10 +418,24 @@ class LatencyProfiler(FrozenForwards, Profiler):
         by_key: dict[str, list[float]] = {}
         for key, times, overhead in zip(order, self._times, self._overhead):
             by_key.setdefault(key, []).extend(max(0.0, t - overhead) for t in times)
-        for key, times in by_key.items():
+        now = {key: _STATISTICS[self.statistic](times) * 1000.0 for key, times in by_key.items()}
+        scale = self._drift(now)
+        for key, value in now.items():
             if key not in self.table:
-                self.table[key] = _STATISTICS[self.statistic](times) * 1000.0
+                self.table[key] = value * scale
                 self.measurements += 1
+
+    def _drift(self, now: Mapping[str, float]) -> float:
+        """How much slower the table's entries ran when measured than ``now`` shows
+        them: the entries this sample shares with the table (the stem, the head, the
+        glue) timed again, summed, against their recorded sum. New entries are scaled
+        by it, so a machine whose speed drifts between samples (a busy or virtual
+        one) puts every entry on the scale of the first measurement."""
+        known = [key for key in now if key in self.table]
+        recorded, measured = sum(self.table[k] for k in known), sum(now[k] for k in known)
+        if recorded <= 0 or measured <= 0 or recorded < 0.2 * sum(now.values()):
+            return 1.0  # too little in common to tell drift from noise
+        return min(2.0, max(0.5, recorded / measured))
 
     def _run(self, sample: Sample, mode: int) -> tuple[str, ...]:
         """One forward of ``sample`` in ``mode``: its entries (walking), or
