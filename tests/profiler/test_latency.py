@@ -288,3 +288,24 @@ def test_frozen_latency_times_a_plain_module() -> None:
 def test_cuda_refused_without_cuda() -> None:
     with pytest.raises(ProfilerError, match="asks for CUDA, which this machine"):
         LatencyProfiler(Tiny(), example(), device="cuda")
+
+
+def test_new_entries_follow_the_scale_of_the_table_when_the_machine_drifts() -> None:
+    x = torch.randn(1, 3, 48, 48, generator=torch.Generator().manual_seed(0))  # ops of ~0.1 ms: above the noise
+    latency = LatencyProfiler(Tiny((8, 16)), x, warmup=2, repeats=5, statistic="min")
+    first = {"width": 8, "op": "c3"}
+    second = {"width": 8, "op": "c5"}
+    new = set(latency.keys(second)) - set(latency.keys(first))
+    assert new and set(latency.keys(second)) - new  # some entries new, some known (the stem, the head)
+    # As if the machine had been twice as slow when the table was started.
+    latency.table = {key: 2.0 * ms for key, ms in latency.table.items()}
+    latency.profile(second)
+    fresh = LatencyProfiler(Tiny((8, 16)), x, warmup=2, repeats=5, statistic="min")
+    fresh.profile(second)
+    # Scaled like the known entries (about 2x what this machine measures now), within timing noise.
+    assert sum(latency.table[k] for k in new) > 1.2 * sum(fresh.table[k] for k in new)
+    # The factor comes from the entries in common, and is bounded.
+    assert latency._drift({"a": 1.0}) == 1.0  # nothing in common: no scaling
+    latency.table.update({"a": 4.0, "b": 4.0})
+    assert latency._drift({"a": 1.0, "b": 1.0}) == 2.0  # clamped at 2
+    assert latency._drift({"a": 4.0, "b": 4.0, "c": 1.0}) == 1.0
