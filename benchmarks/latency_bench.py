@@ -137,7 +137,7 @@ def bench_space(name: str, samples: int, repeats: int, statistic: str, batch: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--samples", type=int, default=15, help="random samples per space")
+    parser.add_argument("--samples", type=int, default=25, help="random samples per space")
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per table entry")
     parser.add_argument("--spaces", default=DEFAULT_SPACES, help="comma-separated hub space names, or 'digits'")
     parser.add_argument("--batch", type=int, default=1, help="the example input's batch size")
