@@ -15,11 +15,11 @@ from __future__ import annotations
 import sys
 import tempfile
 
+import digits_pareto
 import torch
 from digits_pareto import train_and_score
 from digits_search import DigitsNet
 
-import digits_pareto
 from archsmith import strategy
 from archsmith.evaluator import FunctionalEvaluator
 from archsmith.experiment import Experiment, ExperimentConfig
@@ -50,7 +50,9 @@ def best_under_flops(trials: int, workdir: str) -> None:
         workdir=f"{workdir}/under-flops",
         seed=0,
     )
-    experiment = Experiment(space, FunctionalEvaluator(accuracy), strategy.RegularizedEvolution(population_size=4), config)
+    experiment = Experiment(
+        space, FunctionalEvaluator(accuracy), strategy.RegularizedEvolution(population_size=4), config
+    )
     experiment.run()
     done = [t for t in experiment.trials() if t.status == "succeeded"]
     assert all(t.metric["flops"] <= budget for t in done), "a trial broke the FLOPs budget"

@@ -11,7 +11,12 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 # Scripts whose full run is the README's main job get a small budget here.
-SMALL_ARGS = {"digits_search.py": ["2", "1"], "digits_oneshot.py": ["darts", "1"], "digits_pareto.py": ["4", "1"], "digits_hardware.py": ["4", "1"]}
+SMALL_ARGS = {
+    "digits_search.py": ["2", "1"],
+    "digits_oneshot.py": ["darts", "1"],
+    "digits_pareto.py": ["4", "1"],
+    "digits_hardware.py": ["4", "1"],
+}
 
 
 def run_example(script: Path, cwd: Path) -> str:

@@ -24,7 +24,6 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from archsmith.nn import Cell, InputChoice, LayerChoice, ModelSpace, NasBench101Cell, Repeat
-from archsmith.nn._cell import PerInputOps
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
@@ -34,6 +33,7 @@ from archsmith.space import evaluate, fixed_sample, leaves_of
 from ._base import Profiler
 from ._check import check_space, searching_space
 from ._memo import MAX_MEMO, OpMemo, Recorder, Unkeyable, arg_key, module_signature
+from ._sampled_forwards import cell_forward, repeat_forward
 from ._terms import ProfilerError, frozen_nb101_on_meta, hashable, nb101_graph
 
 #: Primitives whose searching forward already calls only (replaced) children.
@@ -284,42 +284,10 @@ class FlopsProfiler(Profiler):
         return forward
 
     def _repeat_forward(self, repeat: Repeat) -> Callable[..., Any]:
-        def forward(x: Any) -> Any:
-            for block in list(repeat.blocks)[: evaluate(repeat.depth_choice, self._sample)]:
-                x = block(x)
-            return x
-
-        return forward
+        return repeat_forward(repeat, lambda: self._sample)
 
     def _cell_forward(self, cell: Cell) -> Callable[..., Any]:
-        assert cell.inputs is not None
-        slots: list[list[tuple[torch.nn.Module, str]]] = [
-            [(op, str(inp.label)) for op, inp in zip(ops.children(), inputs.children())]  # type: ignore[union-attr]
-            for ops, inputs in zip(cell.ops, cell.inputs)
-        ]
-        nodes = list(range(cell.num_predecessors, cell.num_predecessors + cell.num_nodes))
-
-        def forward(*inputs: Any) -> Any:
-            if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
-                inputs = tuple(inputs[0])
-            states = list(cell.preprocessor(list(inputs)) if cell.preprocessor is not None else inputs)
-            used: set[int] = set()
-            for node_slots in slots:
-                node = None
-                for op, label in node_slots:
-                    value = self._sample[label]  # an index, or NNI's one-element list
-                    k = int(value[0] if isinstance(value, list | tuple) else value)
-                    used.add(k)
-                    out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
-                    node = out if node is None else node + out  # as the frozen cell sums
-                states.append(node)
-            outputs = nodes if cell.merge_op == "all" else [n for n in nodes if n not in used]
-            this_cell = torch.cat([states[k] for k in outputs], cell.concat_dim)
-            if cell.postprocessor is not None:
-                return cell.postprocessor(this_cell, list(inputs))
-            return this_cell
-
-        return forward
+        return cell_forward(cell, lambda: self._sample)
 
     def _nb101_forward(self, cell: NasBench101Cell) -> Callable[..., Any]:
         """The frozen cell's own forward over its pruned graph, its projections and

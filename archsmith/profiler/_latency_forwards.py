@@ -12,12 +12,12 @@ from typing import Any
 import torch
 
 from archsmith.nn import Cell, InputChoice, LayerChoice, NasBench101Cell, Repeat
-from archsmith.nn._cell import PerInputOps
 from archsmith.nn._frozen import reduce_tensors
 from archsmith.nn._layers import MutableLayer
 from archsmith.space import evaluate, fixed_sample, leaves_of
 
-from ._terms import hashable
+from ._sampled_forwards import cell_forward, repeat_forward
+from ._terms import hashable, rebuild_nb101
 
 
 class FrozenForwards:
@@ -83,42 +83,10 @@ class FrozenForwards:
         return forward, lambda: f"InputChoice(chosen={chosen()}, reduction={choice.reduction!r})"
 
     def _repeat_forward(self, repeat: Repeat) -> Callable[..., Any]:
-        def forward(x: Any) -> Any:
-            for block in list(repeat.blocks)[: evaluate(repeat.depth_choice, self._sample)]:
-                x = block(x)
-            return x
-
-        return forward
+        return repeat_forward(repeat, lambda: self._sample)
 
     def _cell_forward(self, cell: Cell) -> Callable[..., Any]:
-        assert cell.inputs is not None
-        slots: list[list[tuple[torch.nn.Module, str]]] = [
-            [(op, str(inp.label)) for op, inp in zip(ops.children(), inputs.children())]  # type: ignore[union-attr]
-            for ops, inputs in zip(cell.ops, cell.inputs)
-        ]
-        nodes = list(range(cell.num_predecessors, cell.num_predecessors + cell.num_nodes))
-
-        def forward(*inputs: Any) -> Any:
-            if len(inputs) == 1 and isinstance(inputs[0], list | tuple):
-                inputs = tuple(inputs[0])
-            states = list(cell.preprocessor(list(inputs)) if cell.preprocessor is not None else inputs)
-            used: set[int] = set()
-            for node_slots in slots:
-                node = None
-                for op, label in node_slots:
-                    value = self._sample[label]  # an index, or NNI's one-element list
-                    k = int(value[0] if isinstance(value, list | tuple) else value)
-                    used.add(k)
-                    out = op[k](states[k]) if isinstance(op, PerInputOps) else op(states[k])
-                    node = out if node is None else node + out
-                states.append(node)
-            outputs = nodes if cell.merge_op == "all" else [n for n in nodes if n not in used]
-            this_cell = torch.cat([states[k] for k in outputs], cell.concat_dim)
-            if cell.postprocessor is not None:
-                return cell.postprocessor(this_cell, list(inputs))
-            return this_cell
-
-        return forward
+        return cell_forward(cell, lambda: self._sample)
 
     def _nb101_forward(
         self, cell: NasBench101Cell, device: torch.device
@@ -133,15 +101,7 @@ class FrozenForwards:
             body = self._layers.get(key)
             if body is None:
                 with fixed_sample(values()), self._building(device):
-                    body = NasBench101Cell(
-                        dict(zip(cell.names, cell.op_candidates)),
-                        cell.in_features,
-                        cell.out_features,
-                        cell.projection,
-                        cell.max_num_nodes,
-                        cell.max_num_edges,
-                        label=cell.label,
-                    ).eval()
+                    body = rebuild_nb101(cell).eval()
                 self._layers[key] = body
             return body(x)
 

@@ -197,18 +197,23 @@ def _build_nb101(cell: NasBench101Cell) -> Callable[[dict[str, Any]], float]:
     return build
 
 
+def rebuild_nb101(cell: NasBench101Cell) -> torch.nn.Module:
+    """``cell`` built again from its own arguments: under ``fixed_sample`` its frozen form."""
+    return NasBench101Cell(  # type: ignore[no-any-return]
+        dict(zip(cell.names, cell.op_candidates)),
+        cell.in_features,
+        cell.out_features,
+        cell.projection,
+        cell.max_num_nodes,
+        cell.max_num_edges,
+        label=cell.label,
+    )
+
+
 def frozen_nb101_on_meta(cell: NasBench101Cell, values: Mapping[str, Any]) -> torch.nn.Module:
     """What ``cell`` freezes to under ``values``, built on the ``meta`` device."""
     with fixed_sample(dict(values)), torch.device("meta"):
-        return NasBench101Cell(  # type: ignore[no-any-return]
-            dict(zip(cell.names, cell.op_candidates)),
-            cell.in_features,
-            cell.out_features,
-            cell.projection,
-            cell.max_num_nodes,
-            cell.max_num_edges,
-            label=cell.label,
-        )
+        return rebuild_nb101(cell)
 
 
 def _frozen_nb101(cell: NasBench101Cell, values: dict[str, Any]) -> int:
