@@ -26,6 +26,11 @@ _TOLERANCE = 1e-9
 def value_key(v: Any) -> Any:
     """A hashable, type-aware identity of a JSON value (``True`` is not ``1``;
     a list and a tuple with the same items are the same candidate)."""
+    kind = type(v)
+    if kind is int:  # the common cases first: validating a sample calls this per value
+        return ("n", v)
+    if kind is str:
+        return ("s", v)
     if isinstance(v, bool):
         return ("b", v)
     if isinstance(v, (int, float)):
