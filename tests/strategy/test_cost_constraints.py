@@ -93,3 +93,35 @@ def test_a_range_and_its_errors(profilers: tuple) -> None:
     other = NumParamsProfiler(space)
     with pytest.raises(ValueError, match="same p"):
         (params >= 1) & (other <= 2)
+
+
+def test_optuna_learns_how_far_a_proposal_broke_the_constraint(profilers: tuple) -> None:
+    space, params, _ = profilers
+    strategy = make("tpe")
+    strategy.attach(Space(space.search_space.values(), [params <= 200]), seed=0, direction="maximize")
+    drive(strategy, 30, f=widest)
+    pruned = [t for t in strategy._study.trials if t.state.name == "PRUNED"]
+    assert pruned, "a constraint this tight rejects some of TPE's proposals"
+    for trial in pruned:
+        [(name, violation)] = trial.constraints.items()
+        assert name == "params <= 200"
+        cost = params.profile(strategy._to_sample(trial.params))
+        assert violation == pytest.approx((cost - 200) / 200, rel=1e-6)
+
+
+def test_a_cost_constraint_on_a_large_space_is_not_enumerated() -> None:
+    class Wide(nn.ModelSpace):
+        """12 width choices of 4: 16.7M architectures, far past what counting may enumerate."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.layers = nn.Sequential(*[nn.Linear(4, nn.ValueChoice([1, 2, 3, 4], label=f"w{i}")) for i in range(12)])
+
+    space = Wide()
+    params = NumParamsProfiler(space)
+    constrained = Space(space.search_space.values(), [params <= 100])
+    with pytest.raises(SpaceError, match="more than 16,384 to enumerate"):
+        constrained.size()
+    strategy = make("regularized_evolution")
+    strategy.attach(constrained, seed=0)  # counting gives up at once: the space is searched, not counted
+    assert all(params.profile(s) <= 100 for s in drive(strategy, 50, f=lambda s: 0.0))
