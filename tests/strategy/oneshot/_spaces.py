@@ -447,3 +447,14 @@ ALGORITHMS = sorted(ONESHOT_STRATEGIES)
 
 def make(name: str, **overrides: Any) -> Any:
     return ONESHOT_STRATEGIES[name](**{**TEST_KWARGS.get(name, dict)(), **overrides})
+
+
+class Costly(torch.nn.Module):
+    """The identity, at the price of a linear layer (parameters and FLOPs)."""
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(width, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 0 * self.lin(x)

@@ -30,18 +30,7 @@ from archsmith.strategy import DARTS, ENAS, GumbelDARTS, Proxyless, Random, Rand
 from archsmith.strategy.oneshot import CostTable, profiled_table
 from archsmith.strategy.oneshot._profiled_cost import expected_cost_model
 
-from ._spaces import D, ExpressionDepths, Nested, Repeats
-
-
-class Costly(torch.nn.Module):
-    """The identity, at the price of a linear layer (parameters and FLOPs)."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.lin = torch.nn.Linear(width, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + 0 * self.lin(x)
+from ._spaces import Costly, D, ExpressionDepths, Nested, Repeats
 
 
 class CostNet(nn.ModelSpace):

@@ -20,21 +20,12 @@ from archsmith.strategy.oneshot import ONESHOT_STRATEGIES, Supernet, Unsupported
 from archsmith.strategy.oneshot._base import recipe_of
 from archsmith.strategy.oneshot._proxyless import GatedInputChoice, GatedLayerChoice, gates_of
 
+from ._spaces import Costly
+
 
 class Zero(torch.nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * 0
-
-
-class Costly(torch.nn.Module):
-    """Computes the identity, at the price of a linear layer (parameters and FLOPs)."""
-
-    def __init__(self, width: int) -> None:
-        super().__init__()
-        self.lin = torch.nn.Linear(width, width)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + 0 * self.lin(x)
 
 
 class ChoiceNet(nn.ModelSpace):
