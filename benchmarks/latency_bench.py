@@ -12,7 +12,7 @@ range of measured latencies; the table build time and entries; and the mean
 sample seen before (a lookup).
 ``--statistic min`` takes the quickest run for both (steadier on a busy machine).
 Run: ``.venv/bin/python benchmarks/latency_bench.py [--samples N] [--spaces a,b] [--repeats R] [--statistic min]
-[--batch B]`` (batch 1 by default).
+[--batch B] [--rounds R]`` (batch 1 by default; R end-to-end rounds, 20 by default).
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def interleaved_latency(models: list[torch.nn.Module], example: Any, rounds: int
     return [pick(t) for t in times]
 
 
-def bench_space(name: str, samples: int, repeats: int, statistic: str, batch: int) -> dict[str, Any]:
+def bench_space(name: str, samples: int, repeats: int, statistic: str, batch: int, rounds: int) -> dict[str, Any]:
     space, example = make_space(name, batch)
     start = time.perf_counter()
     profiler = LatencyProfiler(space, example, repeats=repeats, statistic=statistic)
@@ -113,9 +113,9 @@ def bench_space(name: str, samples: int, repeats: int, statistic: str, batch: in
         predicted.append(profiler.profile(sample))
         new_times.append(time.perf_counter() - start)
     models = [space.freeze(sample) for sample in chosen]
-    measured = interleaved_latency(models, example, 2 * repeats, statistic)
+    measured = interleaved_latency(models, example, rounds, statistic)
     # The same measurement again: how well this machine ranks the samples against itself.
-    remeasured = interleaved_latency(models, example, 2 * repeats, statistic)
+    remeasured = interleaved_latency(models, example, rounds, statistic)
     start = time.perf_counter()
     again = [profiler.profile(sample) for sample in chosen]
     seen = (time.perf_counter() - start) / samples
@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed repeats per table entry")
     parser.add_argument("--spaces", default=DEFAULT_SPACES, help="comma-separated hub space names, or 'digits'")
     parser.add_argument("--batch", type=int, default=1, help="the example input's batch size")
+    parser.add_argument("--rounds", type=int, default=20, help="end-to-end rounds (each model once per round)")
     parser.add_argument(
         "--statistic", default="median", choices=["median", "min"], help="of repeats, for the table and end to end"
     )
@@ -151,7 +152,7 @@ def main() -> None:
         f"{'new ms':>8} {'seen ms':>8}"
     )
     for name in args.spaces.split(","):
-        r = bench_space(name, args.samples, args.repeats, args.statistic, args.batch)
+        r = bench_space(name, args.samples, args.repeats, args.statistic, args.batch, args.rounds)
         low, high = r["range"]
         print(
             f"{r['space']:<13} {r['tau']:>5.2f} {r['self_tau']:>7.2f} {r['error']:>8.1%} {r['bias']:>+7.1%} {low:>7.2f}-{high:<7.2f} "
