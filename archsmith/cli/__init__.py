@@ -1,4 +1,4 @@
-"""The command line: ``archsmith list / show / trials / export``, a face over the
+"""The command line: ``archsmith list / show / trials / logs / export``, a face over the
 experiment store (``archsmith.experiment``'s read-only results API).
 
 Each sub-command is one small module with ``HELP``, ``add_arguments(parser)`` and
@@ -23,10 +23,16 @@ import archsmith
 from archsmith.experiment import DEFAULT_ROOT, resolve_experiment
 from archsmith.space import ArchsmithError
 
-from . import _export, _list, _show, _trials
+from . import _export, _list, _logs, _show, _trials
 from ._common import CommandError
 
-COMMANDS: dict[str, ModuleType] = {"list": _list, "show": _show, "trials": _trials, "export": _export}
+COMMANDS: dict[str, ModuleType] = {
+    "list": _list,
+    "show": _show,
+    "trials": _trials,
+    "logs": _logs,
+    "export": _export,
+}
 
 _INVALID_COMMAND = re.compile(r"argument COMMAND: invalid choice: '(.*?)'")
 

@@ -21,6 +21,7 @@ from ._results import (
     summarize,
     top_samples,
     top_trials,
+    trial_log,
     trial_row,
 )
 from ._store import STORE_FILE, Store, StoreError, TrialRecord, find_store, iter_experiments
@@ -68,5 +69,6 @@ __all__ = [
     "summarize",
     "top_samples",
     "top_trials",
+    "trial_log",
     "trial_row",
 ]

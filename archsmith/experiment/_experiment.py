@@ -34,12 +34,10 @@ from ._config import ExperimentConfig
 from ._lock import DriverLock, DriverLockError
 from ._progress import ProgressView, Snapshot
 from ._results import pareto_trials, top_trials
-from ._store import STORE_FILE, Store, StoreError, TrialRecord, find_store
+from ._store import STORE_FILE, TRIALS_DIR, Store, StoreError, TrialRecord, find_store
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 2.0
-#: Each trial's output goes to ``<workdir>/trials/<id>/output.log``.
-TRIALS_DIR = "trials"
 
 
 class ExperimentError(ArchsmithError, RuntimeError):

@@ -22,7 +22,7 @@ from typing import Any
 from archsmith.space import SpaceError, decode_arch, dumps_arch, encode_arch, pareto_front, pareto_order, read_json_file
 
 from ._config import DEFAULT_ROOT
-from ._store import STORE_FILE, Store, StoreError, TrialRecord, iter_experiments
+from ._store import STORE_FILE, TRIALS_DIR, Store, StoreError, TrialRecord, iter_experiments
 
 
 def resolve_experiment(exp: str | os.PathLike[str], root: str | os.PathLike[str] | None = None) -> Path:
@@ -40,6 +40,12 @@ def resolve_experiment(exp: str | os.PathLike[str], root: str | os.PathLike[str]
     raise StoreError(
         f"{str(exp)!r} is not an archsmith experiment: no such directory, and no experiment of that name in {str(base)!r}"
     )
+
+
+def trial_log(exp: str | os.PathLike[str], trial_id: int, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where the engines wrote what trial ``trial_id`` of ``exp`` printed (the file
+    may not exist: a trial that printed nothing, or an engine that keeps no logs)."""
+    return resolve_experiment(exp, root).parent / TRIALS_DIR / str(trial_id) / "output.log"
 
 
 @contextmanager

@@ -38,6 +38,8 @@ from ._sqlite import (
 __all__ = ["LOCK_PATIENCE", "STORE_FILE", "Store", "StoreError", "TrialRecord", "find_store", "iter_experiments"]
 
 STORE_FILE = "experiment.db"
+#: Each trial's output goes to ``<experiment dir>/trials/<id>/output.log``.
+TRIALS_DIR = "trials"
 SCHEMA_VERSION = 1
 #: Seconds a write waits for a lock held by another program before a StoreError.
 LOCK_PATIENCE = 120.0

@@ -110,7 +110,7 @@ ROWS = [
     pytest.param(["show", "all-failed"], 0, "no trial has succeeded yet", id="0-show-all-failed"),
     pytest.param(["--version"], 0, "archsmith ", id="0-version"),
     # 2: usage errors
-    pytest.param([], 2, "no command given; choose one of: list, show, trials, export", id="2-no-command"),
+    pytest.param([], 2, "no command given; choose one of: list, show, trials, logs, export", id="2-no-command"),
     pytest.param(["nope"], 2, "unknown command 'nope'; choose one of: list, show", id="2-unknown-command"),
     pytest.param(["show"], 2, "show: the following arguments are required: EXP", id="2-missing-argument"),
     pytest.param(["show", "ok", "--top", "0"], 2, "show: argument --top: '0' is not a positive integer", id="2-bad-top"),
