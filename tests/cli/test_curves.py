@@ -9,17 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import archsmith.nn as nn
-from archsmith import strategy
 from archsmith.cli import main
 from archsmith.evaluator import report_intermediate_result
-from archsmith.experiment import Experiment, ExperimentConfig
 
-
-class Width(nn.ModelSpace):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(2, nn.ValueChoice([1, 2, 3], label="width"))
+from ._spaces import grid_run
 
 
 def learning(model) -> float:
@@ -34,10 +27,7 @@ def learning(model) -> float:
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("curves") / "run"
-    config = ExperimentConfig(engine="inprocess", workdir=workdir, seed=0, direction="maximize")
-    Experiment(Width(), learning, strategy.GridSearch(shuffle=False), config).run()
-    return workdir
+    return grid_run(tmp_path_factory.mktemp("curves") / "run", learning)
 
 
 def test_json_has_one_row_per_trial_and_step(run: Path, capsys: pytest.CaptureFixture[str]) -> None:

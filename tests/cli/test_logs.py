@@ -10,16 +10,11 @@ from pathlib import Path
 
 import pytest
 
-import archsmith.nn as nn
 from archsmith import strategy
 from archsmith.cli import main
 from archsmith.experiment import Experiment, ExperimentConfig, read_experiment, trial_log
 
-
-class Width(nn.ModelSpace):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(2, nn.ValueChoice([1, 2, 3], label="width"))
+from ._spaces import Width, grid_run
 
 
 def chatty(model) -> float:
@@ -34,10 +29,7 @@ def chatty(model) -> float:
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    workdir = tmp_path_factory.mktemp("logs") / "run"
-    config = ExperimentConfig(engine="inprocess", workdir=workdir, seed=0, direction="maximize")
-    Experiment(Width(), chatty, strategy.GridSearch(shuffle=False), config).run()
-    return workdir
+    return grid_run(tmp_path_factory.mktemp("logs") / "run", chatty)
 
 
 def test_a_trial_output_is_printed_whole_or_its_tail(finished: Path, capsys: pytest.CaptureFixture[str]) -> None:
