@@ -741,21 +741,9 @@ def cost_models(samples: int = 50) -> None:
     """Section 6: the per-decision cost model of each profiler on reduced hub spaces."""
     from archsmith.hub import MobileNetV3Space, ProxylessNAS, ShuffleNetSpace
     from archsmith.profiler import FlopsProfiler, NumParamsProfiler
-    from archsmith.space import CategoricalMultiple
-    from archsmith.strategy.oneshot._profiled_cost import expected_cost_model
+    from archsmith.strategy.oneshot._profiled_cost import concentrated_on, expected_cost_model
 
     print("\n6. per-decision cost model (cost=profiler) on reduced hub spaces, 32x32 inputs")
-
-    def concentrated(space: Any, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
-        out = {}
-        for label, leaf in space.items():
-            values = list(leaf.values)
-            p = torch.zeros(len(values), dtype=torch.float64)
-            chosen = sample[label] if isinstance(leaf, CategoricalMultiple) else [sample[label]]
-            for value in chosen:
-                p[values.index(value)] = 1.0 / len(chosen)
-            out[label] = p
-        return out
 
     for cls in (ProxylessNAS, MobileNetV3Space, ShuffleNetSpace):
         space = cls(**cls.reduced_kwargs_for(32))
@@ -770,7 +758,7 @@ def cost_models(samples: int = 50) -> None:
             for _ in range(samples):
                 sample = search_space.random(rng=rng)
                 true = profiler.profile(sample)
-                errors.append(abs(float(model.expected(concentrated(search_space, sample))) - true) / true)
+                errors.append(abs(float(model.expected(concentrated_on(search_space, sample))) - true) / true)
             uniform = {label: torch.softmax(torch.zeros(len(search_space[label].values)), -1) for label in search_space}
             times = []
             for _ in range(5):

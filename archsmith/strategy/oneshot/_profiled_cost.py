@@ -349,6 +349,23 @@ def _middle(space: Space, labels: Sequence[str]) -> Sample:
     return sample
 
 
+def concentrated_on(space: Space, sample: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """Each categorical label's distribution concentrated on ``sample`` (a ``k``-input
+    choice: ``1/k`` on each chosen input, as DARTS weighs a sure choice): what
+    ``ExpectedDecisionCost.expected`` gives the model's cost of that one architecture at."""
+    out = {}
+    for label, leaf in space.items():
+        if not isinstance(leaf, (Categorical, CategoricalMultiple)):
+            raise SpaceError(f"{label!r}: only categorical choices have a distribution to concentrate")
+        values = list(leaf.values)
+        p = torch.zeros(len(values), dtype=torch.float64)
+        chosen = sample[label] if isinstance(leaf, CategoricalMultiple) else [sample[label]]
+        for value in chosen:
+            p[values.index(value)] = 1.0 / len(chosen)
+        out[label] = p
+    return out
+
+
 def profiled_table(cost: Any, space: Space, labels: Sequence[str], base: Mapping[str, Any] | None = None) -> CostTable:
     """The per-decision model of ``cost.profile`` (or ``cost(sample)``) around
     ``base`` (default: each of ``labels`` at its middle value, the others at their

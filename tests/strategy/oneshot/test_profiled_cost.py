@@ -17,7 +17,6 @@ from archsmith.evaluator import Regression
 from archsmith.experiment import Experiment, ExperimentConfig
 from archsmith.profiler import CallableProfiler, FlopsProfiler, LatencyProfiler, NumParamsProfiler
 from archsmith.space import (
-    Categorical,
     CategoricalMultiple,
     Condition,
     Constraint,
@@ -28,7 +27,7 @@ from archsmith.space import (
 )
 from archsmith.strategy import DARTS, ENAS, GumbelDARTS, Proxyless, Random, RandomOneShot
 from archsmith.strategy.oneshot import CostTable, profiled_table
-from archsmith.strategy.oneshot._profiled_cost import expected_cost_model
+from archsmith.strategy.oneshot._profiled_cost import concentrated_on, expected_cost_model
 
 from ._spaces import Costly, D, ExpressionDepths, Nested, Repeats
 
@@ -71,21 +70,6 @@ def identity_task(epochs: int = 3, n: int = 128) -> Regression:
     )
 
 
-def one_hot(space: Space, sample: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Each label's distribution concentrated on ``sample`` (a ``k``-input choice:
-    ``1/k`` on each chosen input, as DARTS' weights of a sure choice)."""
-    out = {}
-    for label, leaf in space.items():
-        assert isinstance(leaf, (Categorical, CategoricalMultiple))
-        values = list(leaf.values)
-        p = torch.zeros(len(values), dtype=torch.float64)
-        chosen = sample[label] if isinstance(leaf, CategoricalMultiple) else [sample[label]]
-        for value in chosen:
-            p[values.index(value)] = 1.0 / len(chosen)
-        out[label] = p
-    return out
-
-
 # The model --------------------------------------------------------------------------------------
 @pytest.mark.parametrize("make", [Widths, Nested, Repeats, ExpressionDepths], ids=lambda m: m.__name__)
 @pytest.mark.parametrize("kind", ["params", "flops"])
@@ -97,7 +81,7 @@ def test_expected_cost_is_the_profilers_cost_at_every_architecture_of_an_additiv
     samples = list(search_space.grid())
     assert len(samples) > 3
     for sample in samples:  # choices nested in candidates and depths included (ExpressionDepths, Repeats)
-        assert float(model.expected(one_hot(search_space, sample))) == pytest.approx(profiler.profile(sample))
+        assert float(model.expected(concentrated_on(search_space, sample))) == pytest.approx(profiler.profile(sample))
     assert model.largest == pytest.approx(max(profiler.profile(s) for s in samples))
 
 
@@ -107,7 +91,7 @@ def test_a_k_input_choice_costs_each_chosen_input() -> None:
     cost = CallableProfiler(lambda s: 5.0 + sum(inputs[i] for i in s["in"]) + 3.0 * s["w"], name="toy")
     model = expected_cost_model(cost, space, ["in", "w"], "DARTS")
     for sample in space.grid():
-        assert float(model.expected(one_hot(space, sample))) == pytest.approx(cost.profile(sample))
+        assert float(model.expected(concentrated_on(space, sample))) == pytest.approx(cost.profile(sample))
     table = profiled_table(cost, space, ["in", "w"])
     assert table.constant == cost.profile({"in": [0, 1], "w": 2})  # the base: the middle value, the default inputs
     # differences between inputs are their own costs' differences
@@ -121,7 +105,7 @@ def test_first_order_where_decisions_interact() -> None:
     cost = CallableProfiler(lambda s: float(s["a"] * s["b"]), name="product")
     model = expected_cost_model(cost, space, ["a", "b"], "DARTS")
     for a, b, modelled in [(1, 2, 2.0), (3, 2, 6.0), (2, 1, 2.0), (3, 1, 4.0), (1, 1, 0.0)]:
-        assert float(model.expected(one_hot(space, {"a": a, "b": b}))) == modelled  # the true cost is a * b
+        assert float(model.expected(concentrated_on(space, {"a": a, "b": b}))) == modelled  # the true cost is a * b
     around_default = profiled_table(cost, space, ["a", "b"], base={"a": 1, "b": 1})
     assert around_default.constant == 1.0 and around_default.costs["a"] == {1: 0.0, 2: 1.0, 3: 2.0}
 
@@ -140,7 +124,7 @@ def test_a_table_may_spell_values_as_json_keys_and_come_from_json() -> None:
     space = Space([choice("w", [8, 16]), choice("op", ["conv", "pool"])])
     text = json.dumps({"constant": 1.5, "costs": {"w": {"8": 2.0, "16": 4.0}, "op": {"conv": 3.0, "pool": 0.5}}})
     model = expected_cost_model(CostTable.from_json(text, name="latency"), space, ["w", "op"], "Proxyless")
-    assert float(model.expected(one_hot(space, {"w": 16, "op": "pool"}))) == 1.5 + 4.0 + 0.5
+    assert float(model.expected(concentrated_on(space, {"w": 16, "op": "pool"}))) == 1.5 + 4.0 + 0.5
     assert model.largest == 1.5 + 4.0 + 3.0 and model.name == "latency"
 
 
