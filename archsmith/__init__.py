@@ -15,6 +15,7 @@ from archsmith.space import (
     NotFrozenError,
     SampleError,
     SpaceError,
+    choice,
     load_arch,
     save_arch,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "SampleError",
     "SpaceError",
     "__version__",
+    "choice",
     "current_sample",
     "fixed_arch",
     "load_arch",

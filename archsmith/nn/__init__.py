@@ -53,6 +53,10 @@ if TYPE_CHECKING:  # type checkers and IDEs see torch's layers and their signatu
 else:
     globals().update(LAYERS)
 
+#: NNI 3.0's names for the same layers (``MutableConv2d``, ``MutableLinear``, ...).
+NNI_LAYER_NAMES = {f"Mutable{name}": cls for name, cls in LAYERS.items()}
+globals().update(NNI_LAYER_NAMES)
+
 
 def __getattr__(name: str) -> Any:
     # Whatever else torch.nn has (new submodules, helpers) is reachable as well.
@@ -105,4 +109,5 @@ __all__ = [
     "to_int",
     "uniform",
     *sorted(LAYERS),
+    *sorted(NNI_LAYER_NAMES),
 ]

@@ -524,10 +524,39 @@ class Numerical(_FixableLeaf):
 # NNI-style shortcuts -----------------------------------------------------------
 
 
-def choice(label: str | None, values: Sequence[Any], *, prior: Sequence[float] | None = None) -> Any:
-    """One of ``values`` (NNI's ``nni.choice``), drawn by ``prior`` (one probability
-    per value) when sampled at random."""
-    return Categorical(values, label=label, prior=prior)
+_NO_LABEL: Any = object()
+
+
+def choice(
+    first: Any,
+    second: Sequence[Any] | None = None,
+    /,
+    *,
+    label: str | None = _NO_LABEL,
+    prior: Sequence[float] | None = None,
+) -> Any:
+    """One of the candidates, drawn by ``prior`` (one probability per candidate)
+    when sampled at random. Both orders work: NNI 3.0's ``choice("width", [16, 32])``
+    (label first, as ``nni.choice``) and ``choice([16, 32], label="width")``.
+
+    >>> choice("width", [16, 32]).values == choice([16, 32], label="width").values
+    True
+    """
+    if second is None:  # choice(candidates, label=...)
+        if first is None or isinstance(first, str):
+            raise SpaceError(
+                f"choice({first!r}) has no candidates: write choice(label, [candidates]) "
+                "or choice([candidates], label=label)"
+            )
+        return Categorical(first, label=None if label is _NO_LABEL else label, prior=prior)
+    if label is not _NO_LABEL:
+        raise SpaceError(
+            f"choice got two labels ({first!r} and label={label!r}); "
+            "write choice(label, [candidates]) or choice([candidates], label=label)"
+        )
+    if first is not None and not isinstance(first, str):
+        raise SpaceError(f"choice(label, candidates): the label must be a string or None, got {first!r}")
+    return Categorical(second, label=first, prior=prior)
 
 
 def uniform(label: str | None, low: float, high: float) -> Any:
