@@ -40,6 +40,10 @@ POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 2.0
 
 
+#: ``export_top_models(top_k=...)`` not given.
+_UNSET: Any = object()
+
+
 class ExperimentError(ArchsmithError, RuntimeError):
     """The experiment cannot run as set up (e.g. its directory holds another run)."""
 
@@ -822,14 +826,19 @@ class Experiment:
         finally:
             store.close()
 
-    def export_top_models(self, k: int | None = 1, formatter: str = "dict") -> list[Any]:
+    def export_top_models(self, k: int | None = 1, formatter: str = "dict", *, top_k: Any = _UNSET) -> list[Any]:
         """The ``k`` best architectures, best first, by the objective's direction:
         as samples (``formatter="dict"``) or frozen models (``"instance"``).
+        ``top_k=`` is NNI's name for ``k``.
 
         With several objectives "best" is NSGA-II's order (Pareto front first,
         spread-out trials first within a front); ``k=None`` gives exactly the
         Pareto front, ordered by the first objective (see :meth:`pareto_front`).
         """
+        if top_k is not _UNSET:
+            if k != 1:
+                raise ExperimentError(f"give k or top_k (NNI's name), not both: k={k!r}, top_k={top_k!r}")
+            k = top_k
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ExperimentError(f"k must be a positive integer (how many top models) or None (the front), got {k!r}")
         if formatter not in ("dict", "instance"):
