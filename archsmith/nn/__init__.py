@@ -38,12 +38,16 @@ from ._autoactivation import AutoActivation
 from ._cell import Cell
 from ._choice import InputChoice, LayerChoice
 from ._frozen import ChosenInputs
+from ._graph import GraphNode, MutableGraph, UntraceableModelError
 from ._layers import LAYERS, MutableLayer
 from ._maybe_choice import MaybeFloatChoice, MaybeIntChoice, largest, make_divisible, maybe_choice, possible_values
 from ._model_space import ModelSpace, collect_space, fixed_arch, model_wrapper
 from ._mutable_module import MutableModule
+from ._mutated_space import MutatedSpace, MutationError, mutate
+from ._mutator import Mutator
 from ._nasbench101 import NasBench101Cell
 from ._nasbench201 import NasBench201Cell
+from ._placeholder import Placeholder
 from ._primitive import Primitive
 from ._repeat import Repeat
 from ._value_choice import ValueChoice
@@ -86,6 +90,14 @@ __all__ = [
     "ModelSpace",
     "MutableLayer",
     "MutableModule",
+    "GraphNode",
+    "MutableGraph",
+    "MutatedSpace",
+    "MutationError",
+    "Mutator",
+    "Placeholder",
+    "UntraceableModelError",
+    "mutate",
     "NasBench101Cell",
     "NasBench201Cell",
     "Numerical",
