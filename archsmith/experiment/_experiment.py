@@ -17,7 +17,7 @@ import shutil
 import socket
 import time
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import torch
 
 from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value, objective_values
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
-from archsmith.nn import ModelSpace
+from archsmith.nn import ModelSpace, Mutator, mutate
 from archsmith.space import ArchsmithError, Condition, Constraint, Space, SpaceError, pareto_front
 from archsmith.strategy import EarlyStopping, FinishedTrial, OneShotStrategy, Strategy
 
@@ -218,7 +218,8 @@ class Experiment:
     """A search: ``Experiment(space, evaluator, strategy, config).run()``.
 
     ``evaluator`` may be an ``Evaluator`` or a plain function ``fn(model)`` (wrapped
-    in ``FunctionalEvaluator``).
+    in ``FunctionalEvaluator``). ``mutators`` (NNI's spelling): graph mutators applied
+    to ``space``, any traceable module; the same as passing ``nn.mutate(space, mutators)``.
     """
 
     def __init__(
@@ -228,7 +229,10 @@ class Experiment:
         strategy: Strategy,
         config: ExperimentConfig | None = None,
         early_stopping: EarlyStopping | None = None,
+        mutators: Sequence[Mutator] | None = None,
     ) -> None:
+        if mutators is not None:  # NNI's Experiment(base_model, ..., mutators=[...]): the space mutate() makes
+            space = mutate(space, mutators)
         if not isinstance(space, ModelSpace):
             raise ExperimentError(
                 f"the model space must be an archsmith.nn.ModelSpace (or an @archsmith.model_wrapper class) instance, got {type(space).__name__}"
