@@ -31,7 +31,8 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ._base import Engine
-from ._output import tail, tee_output
+from ._capture import capture_output
+from ._output import tail
 from ._registry import register_engine
 from ._run import Runner
 from ._trial import Trial, TrialEvent, TrialPayload
@@ -77,10 +78,11 @@ class InProcessEngine(Engine):
     """Sequential, in the driver's process. ``trial_timeout`` is enforced with
     SIGALRM when running in the main thread of a Unix process.
 
-    With ``log_dir``, what a trial prints to ``sys.stdout``/``sys.stderr`` is
-    copied to ``<log_dir>/<trial id>/output.log`` (and still shown on the
-    terminal, for pdb); a failed trial's event carries its tail
-    (``TrialEvent.output``)."""
+    With ``log_dir``, everything a trial prints (``sys.stdout``/``sys.stderr``,
+    and fds 1/2: C extensions, child processes) goes to
+    ``<log_dir>/<trial id>/output.log``, never to the driver's terminal
+    (``breakpoint()`` still opens pdb there); a failed trial's event carries the
+    log's tail (``TrialEvent.output``)."""
 
     #: After ``trial_timeout``, how long a trial that catches the timeout is pushed before the process ends.
     timeout_grace: float = 2.0
@@ -94,6 +96,7 @@ class InProcessEngine(Engine):
         self._stop: set[int] = set()
         self._watchdog: _Watchdog | None = None
         self._ending = threading.Lock()  # held by whoever ends the process over a trial that did not stop
+        self._capture: capture_output | None = None  # the running trial's, given back before the process ends
 
     def start(self, payload: TrialPayload) -> None:
         self._runner = Runner(payload)
@@ -138,12 +141,15 @@ class InProcessEngine(Engine):
 
         start = time.time()
         timed_out = f"timed out after {self.trial_timeout} s (trial_timeout)"
-        with tee_output(self.log_dir, trial.id) as output, _Deadline(self, trial, start) as deadline:
+        with capture_output(self.log_dir, trial.id) as output, _Deadline(self, trial, start) as deadline:
+            self._capture = output
             try:
                 done = runner.run(trial, "main", on_intermediate, lambda: trial.id in self._stop)
             except _TrialTimeout:
                 deadline.disarm()  # before any more code runs (format_exc is traced code)
                 done = self._failed(trial, start, f"{timed_out}; where it was:\n{traceback.format_exc()}")
+            finally:
+                self._capture = None
         if deadline.fired and done.status == "succeeded":
             done = self._failed(trial, start, f"{timed_out}; it caught the timeout and went on (except BaseException?)")
         if done.status != "succeeded" and output.path is not None:
@@ -179,6 +185,8 @@ class InProcessEngine(Engine):
         )
         event.at = time.time()
         event.output = None if output is None else tail(output)
+        if self._capture is not None:
+            self._capture.restore()  # the message below is for the terminal, not the log
         recorded = "it is recorded as failed"
         try:
             if self.listener is None:

@@ -183,26 +183,32 @@ class _Tally:
     best_trial: int | None
     directions: tuple[str, ...]
     front: list[tuple[float, ...]]
+    stopped: int = 0
 
     @classmethod
     def of(cls, store: Store, directions: tuple[str, ...]) -> _Tally:
         counts, best = store.counts(), store.best(directions[0])
         tally = cls(
             sum(counts.values()),
-            counts["succeeded"] + counts["failed"],
+            counts["succeeded"] + counts["failed"] + counts["stopped"],
             counts["failed"],
             best[0].objective if best else None,
             best[0].id if best else None,
             directions,
             [],
+            counts["stopped"],
         )
         if len(directions) > 1:
             values = [t.values for t in store.trials("succeeded") if t.values is not None]
             tally.front = [values[i] for i in pareto_front(values, directions)]
         return tally
 
-    def finished(self, trial_id: int, values: tuple[float, ...] | None) -> None:
+    def finished(self, trial_id: int, values: tuple[float, ...] | None, status: str | None = None) -> None:
+        """``status`` "stopped": counted, not ranked; else ``values`` None means failed."""
         self.done += 1
+        if status == "stopped":
+            self.stopped += 1
+            return
         if values is None:
             self.failed += 1
             return
@@ -462,7 +468,7 @@ class Experiment:
                     f"warm_start={str(source)!r} searched another space (labels {labels[:6]}... vs "
                     f"{list(self.search_space)[:6]}...); warm-start from a run of the same model space and evaluator"
                 )
-            trials = [t for t in store.trials() if t.status in ("succeeded", "failed")]
+            trials = [t for t in store.trials() if t.status in ("succeeded", "failed", "stopped")]
         finally:
             store.close()
         for trial in trials:
@@ -472,7 +478,7 @@ class Experiment:
                     f"warm_start={str(source)!r} searched another space: trial {trial.id}'s sample does not fit "
                     f"this one ({'; '.join(problems[:3])}); warm-start from a run of the same model space"
                 )
-            if trial.status == "succeeded":
+            if trial.status in ("succeeded", "stopped"):
                 try:
                     if self.config.profilers:
                         trial.metric = self._with_costs(trial.sample, trial.metric)
@@ -561,7 +567,8 @@ class Experiment:
         self.strategy.restore_history([t.sample for t in trials])
         with store.transaction():
             for trial in trials:
-                values = objective_values(trial.metric, self.objectives) if trial.status == "succeeded" else None
+                scored = trial.status in ("succeeded", "stopped")
+                values = objective_values(trial.metric, self.objectives) if scored else None
                 sample = self.search_space.validate(trial.sample)
                 trial_id = store.add_trial(sample, arch_key=self.search_space.architecture_key(sample))
                 store.finish_trial(
@@ -573,8 +580,11 @@ class Experiment:
                     worker=f"warm-start:{trial.id}",
                     at=trial.ended_at,
                     values=values if several else None,
+                    stopped_early=trial.status == "stopped",
                 )
-                status = trial.status if values is None or all(map(math.isfinite, values)) else "failed"
+                # The strategy hears of a stopped trial as of a succeeded one stopped early (as in a run).
+                status = "succeeded" if trial.status == "stopped" else trial.status
+                status = status if values is None or all(map(math.isfinite, values)) else "failed"
                 self.strategy.tell(
                     FinishedTrial(
                         trial_id,
@@ -582,7 +592,7 @@ class Experiment:
                         status,
                         None if values is None else values[0],
                         trial.metric,
-                        False,
+                        trial.status == "stopped",
                         values if several else None,
                     )
                 )
@@ -592,7 +602,7 @@ class Experiment:
 
     def _loop(self, store: Store, engine: Engine, pending: list[int]) -> Experiment:
         config = self.config
-        view = ProgressView(config.name or str(self.directory), self.objectives)
+        view = ProgressView(config.name or str(self.directory), self.objectives, directions=self.directions)
         started_at = time.time()
         running: dict[int, dict[str, Any]] = {}
         asked_out = False
@@ -685,6 +695,8 @@ class Experiment:
         store.set_meta("ended_at", time.time())
         best = store.best(self.direction)
         summary = f"finished: {reason}. {counts['succeeded']} succeeded, {counts['failed']} failed"
+        if counts["stopped"]:
+            summary += f", {counts['stopped']} stopped early"
         if len(self.objectives) > 1:
             summary += f"; the Pareto front of {', '.join(self.objectives)} holds {len(self._tally.front)} trials"
         elif best:
@@ -751,10 +763,12 @@ class Experiment:
         sample = running.pop(event.trial_id)
         stopped = event.trial_id in self._stopping
         self._stopping.discard(event.trial_id)
+        # Stored as "stopped" (not ranked); the strategy is told "succeeded, stopped early" as before.
+        stored_status = "stopped" if stopped and status == "succeeded" else status
         with store.transaction():
             store.finish_trial(
                 event.trial_id,
-                status,
+                stored_status,
                 metric=metric,
                 objective=value,
                 error=error,
@@ -770,8 +784,16 @@ class Experiment:
             store.set_meta("strategy_state", self.strategy.state_dict())
             if self.early_stopping is not None:
                 store.set_meta("early_stopping_state", self.early_stopping.state_dict())
-        self._tally.finished(event.trial_id, values if status == "succeeded" else None)
-        view.trial_finished(event.trial_id, status, values, error, self._snapshot(store, running, started_at))
+        self._tally.finished(event.trial_id, values if status == "succeeded" else None, stored_status)
+        view.trial_finished(
+            event.trial_id,
+            stored_status,
+            values,
+            error,
+            self._snapshot(store, running, started_at),
+            sample=sample,
+            duration=event.duration,
+        )
 
     def _with_costs(self, sample: Any, metric: Any) -> Any:
         """``metric`` with each of ``config.profilers``' costs of ``sample`` added
@@ -801,6 +823,7 @@ class Experiment:
             elapsed=time.time() - started_at,
             max_duration=self.config.max_duration_seconds,
             front=len(tally.front) if len(self.objectives) > 1 else None,
+            stopped=tally.stopped,
         )
 
     def _run_oneshot(self, resume: bool) -> Experiment:
@@ -842,7 +865,7 @@ class Experiment:
         if top_k is not _UNSET:
             if k != 1:
                 raise ExperimentError(f"give k or top_k (NNI's name), not both: k={k!r}, top_k={top_k!r}")
-            k = top_k
+            k = top_k  # type: ignore[assignment]
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or k < 1):
             raise ExperimentError(f"k must be a positive integer (how many top models) or None (the front), got {k!r}")
         if formatter not in ("dict", "instance"):

@@ -91,7 +91,8 @@ def _scored(store: Store) -> list[TrialRecord]:
 
 def top_trials(store: Store, k: int = 1) -> list[TrialRecord]:
     """The ``k`` best succeeded trials, best first by the stored direction; ties go to
-    the lower trial id. With several objectives: by Pareto front, then crowding
+    the lower trial id. Trials stopped early are not ranked (their last result is
+    not a full run's, as Optuna leaves pruned trials out of ``best_trial``). With several objectives: by Pareto front, then crowding
     distance (NSGA-II's order), so the first trials are the front, spread out."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
@@ -104,8 +105,8 @@ def top_trials(store: Store, k: int = 1) -> list[TrialRecord]:
 
 
 def pareto_trials(store: Store) -> list[TrialRecord]:
-    """The Pareto front: the succeeded trials no other trial beats on every
-    objective, ordered by the first objective (best first), then trial id. With
+    """The Pareto front: the succeeded trials (not those stopped early) no other
+    trial beats on every objective, ordered by the first objective (best first), then trial id. With
     one objective: the trials that share the best value."""
     objectives = objectives_of(store)
     trials = _scored(store)
@@ -143,12 +144,17 @@ class ExperimentSummary:
 
     @property
     def done(self) -> int:
-        """Finished trials, succeeded or failed."""
-        return self.counts.get("succeeded", 0) + self.counts.get("failed", 0)
+        """Finished trials: succeeded, failed or stopped early."""
+        return sum(self.counts.get(status, 0) for status in ("succeeded", "failed", "stopped"))
 
     @property
     def failed(self) -> int:
         return self.counts.get("failed", 0)
+
+    @property
+    def stopped(self) -> int:
+        """Trials an early-stopping rule ended (not ranked among the best)."""
+        return self.counts.get("stopped", 0)
 
     @property
     def max_trials(self) -> int | None:

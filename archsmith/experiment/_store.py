@@ -35,7 +35,16 @@ from ._sqlite import (
     write_new,
 )
 
-__all__ = ["LOCK_PATIENCE", "STORE_FILE", "Store", "StoreError", "TrialRecord", "find_store", "iter_experiments"]
+__all__ = [
+    "LOCK_PATIENCE",
+    "STATUSES",
+    "STORE_FILE",
+    "Store",
+    "StoreError",
+    "TrialRecord",
+    "find_store",
+    "iter_experiments",
+]
 
 STORE_FILE = "experiment.db"
 #: Each trial's output goes to ``<experiment dir>/trials/<id>/output.log``.
@@ -49,7 +58,7 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS trials (
     id INTEGER PRIMARY KEY,
     sample TEXT NOT NULL,
-    status TEXT NOT NULL,          -- waiting | running | succeeded | failed
+    status TEXT NOT NULL,          -- waiting | running | succeeded | failed | stopped
     objective REAL,                -- the objective's value, when succeeded
     metric TEXT,                   -- the final metric (JSON)
     error TEXT,
@@ -84,11 +93,22 @@ _ADDED_COLUMNS = (
 )
 _BASE_COLUMNS = "id, sample, status, objective, metric, error, worker, created_at, started_at, ended_at, attempts"
 _DEFAULTS = {"stopped_early": "0", "objective_values": "NULL", "output": "NULL", "arch_key": "NULL"}
+#: Every status a trial can have. ``stopped``: an early-stopping rule ended it; its
+#: metric is its last result, kept, but it does not rank among the best (as Optuna's
+#: pruned trials do not): it never ran its full budget.
+STATUSES = ("waiting", "running", "succeeded", "failed", "stopped")
+#: A trial's status as read: stores of earlier archsmith releases recorded an
+#: early-stopped trial as ``succeeded`` with ``stopped_early`` set.
+_STATUS_READ = "(CASE WHEN status = 'succeeded' AND stopped_early = 1 THEN 'stopped' ELSE status END)"
 
 
 @dataclass
 class TrialRecord:
-    """One row of the trials table, decoded."""
+    """One row of the trials table, decoded.
+
+    ``status``: ``waiting``, ``running``, ``succeeded``, ``failed`` or ``stopped``
+    (ended by an early-stopping rule; ``objective`` and ``metric`` hold its last
+    result, and it is not ranked among the best trials)."""
 
     id: int
     sample: dict[str, Any]
@@ -150,7 +170,8 @@ class Store:
             # A read-only store of an older archsmith lacks the newer columns: read their defaults.
             have = {row[1] for row in self._rows("PRAGMA table_info(trials)")}
             added = (name if name in have else f"{default} AS {name}" for name, default in _DEFAULTS.items())
-            self._columns = ", ".join([_BASE_COLUMNS, *added])
+            self._status = _STATUS_READ if "stopped_early" in have else "status"
+            self._columns = ", ".join([_BASE_COLUMNS.replace("status", f"{self._status} AS status", 1), *added])
             #: The random id :meth:`create` gave this store (None for a store of an older archsmith).
             self.store_id: str | None = self.get_meta("store_id")
             self._identity = file_id(self.path)
@@ -415,8 +436,30 @@ class Store:
         return [trial_id for trial_id, _ in rows]
 
     def trials(self, status: str | None = None) -> list[TrialRecord]:
-        query = f"SELECT {self._columns} FROM trials" + (" WHERE status = ?" if status else "") + " ORDER BY id"
+        """Every trial (or those with ``status``), by id."""
+        where = f" WHERE {self._status} = ?" if status else ""
+        query = f"SELECT {self._columns} FROM trials{where} ORDER BY id"
         return [self._record(row) for row in self._rows(query, (status,) if status else ())]
+
+    def trial_rows(
+        self, status: str | None = None, *, limit: int | None = None, offset: int = 0
+    ) -> Iterator[TrialRecord]:
+        """Trials by id, decoded one at a time (a long listing starts at once and
+        holds one row in memory); ``limit``/``offset`` page through them."""
+        where = f" WHERE {self._status} = ?" if status else ""
+        query = f"SELECT {self._columns} FROM trials{where} ORDER BY id LIMIT ? OFFSET ?"
+        params = (*((status,) if status else ()), -1 if limit is None else limit, offset)
+        try:
+            cursor = self.conn.execute(query, params)
+        except sqlite3.DatabaseError as e:
+            cursor = self._failed(e, lambda: self.conn.execute(query, params))
+        for row in cursor:
+            yield self._record(row)
+
+    def count(self, status: str | None = None) -> int:
+        """How many trials (with ``status``)."""
+        where = f" WHERE {self._status} = ?" if status else ""
+        return int(self._rows(f"SELECT COUNT(*) FROM trials{where}", (status,) if status else ())[0][0])
 
     def trial(self, trial_id: int) -> TrialRecord:
         rows = self._rows(f"SELECT {self._columns} FROM trials WHERE id = ?", (trial_id,))
@@ -431,15 +474,16 @@ class Store:
         return [(step, json.loads(metric), objective) for step, metric, objective in rows]
 
     def counts(self) -> dict[str, int]:
-        out = dict.fromkeys(("waiting", "running", "succeeded", "failed"), 0)
-        for status, n in self._rows("SELECT status, COUNT(*) FROM trials GROUP BY status"):
+        """Trials per status (every status in :data:`STATUSES`, zero included)."""
+        out = dict.fromkeys(STATUSES, 0)
+        for status, n in self._rows(f"SELECT {self._status}, COUNT(*) FROM trials GROUP BY 1"):
             out[status] = n
         return out
 
     def best(self, direction: str, k: int = 1) -> list[TrialRecord]:
         order = "DESC" if direction == "maximize" else "ASC"
         rows = self._rows(
-            f"SELECT {self._columns} FROM trials WHERE status = 'succeeded' AND objective IS NOT NULL "
+            f"SELECT {self._columns} FROM trials WHERE {self._status} = 'succeeded' AND objective IS NOT NULL "
             f"ORDER BY objective {order}, id LIMIT ?",
             (k,),
         )

@@ -10,7 +10,7 @@ import pytest
 import archsmith
 import archsmith.nn as nn
 from archsmith.evaluator import FunctionalEvaluator
-from archsmith.experiment import Experiment, ExperimentConfig, Store
+from archsmith.experiment import Experiment, ExperimentConfig, Store, top_trials
 from archsmith.space import SpaceError
 from archsmith.strategy import EarlyStopping, Hyperband, MedianStop, Random, SuccessiveHalving
 
@@ -140,12 +140,16 @@ def test_an_experiment_stops_bad_trials_and_the_strategy_is_told(tmp_path: Path)
     store = Store(tmp_path / "experiment.db", readonly=True)
     trials = store.trials()
     steps = {t.id: len(store.intermediates(t.id)) for t in trials}
-    assert all(t.status == "succeeded" for t in trials)
-    stopped = [t for t in trials if t.stopped_early]
+    stopped = [t for t in trials if t.status == "stopped"]
+    assert all(t.status == "succeeded" for t in trials if t not in stopped)
+    assert all(t.stopped_early and t.objective is not None for t in stopped)  # its last result is kept
     assert stopped and all(steps[t.id] < STEPS for t in stopped)
     assert all(steps[t.id] == STEPS for t in trials if not t.stopped_early)
     assert max(trials, key=lambda t: t.sample["quality"]).stopped_early is False
     assert {t.trial_id for t in told if t.stopped_early} == {t.id for t in stopped}
+    assert all(t.status == "succeeded" for t in told)  # strategies hear of a stopped trial as before
+    assert store.counts()["stopped"] == len(stopped)
+    assert all(t.status == "succeeded" for t in top_trials(store, len(trials)))  # stopped trials do not rank
     assert store.get_meta("early_stopping_state") is not None
     store.close()
 
