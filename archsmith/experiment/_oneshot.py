@@ -32,6 +32,18 @@ if TYPE_CHECKING:
 CHECKPOINT_FILE = "supernet.pt"
 
 
+def architecture_probabilities(strategy: OneShotStrategy) -> dict[str, list[float]]:
+    """label -> the probability of each of its candidates (in the space's order) the
+    algorithm has learned; empty for algorithms without architecture parameters
+    (RandomOneShot, ENAS). Stored per epoch (meta ``oneshot_probabilities``) for the
+    dashboard's plot of how the architecture converged."""
+    supernet = getattr(strategy, "supernet", None)
+    decisions = getattr(supernet, "decisions", None)
+    if decisions is None:
+        return {}
+    return {label: [float(p) for p in probs] for label, probs in decisions.probabilities().items()}
+
+
 def run_oneshot(exp: Experiment, store: Store) -> None:
     """Train ``exp``'s supernet, recording into ``store`` (created or resumed by the
     experiment, which holds the driver lock)."""
@@ -46,13 +58,20 @@ def run_oneshot(exp: Experiment, store: Store) -> None:
     store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
     view = ProgressView(config.name or str(exp.directory), score)  # epoch lines, no live table
     history: list[dict[str, Any]] = list(store.get_meta("oneshot_history", []))
+    probabilities: list[dict[str, Any]] = list(store.get_meta("oneshot_probabilities", []))
     started = time.time()
 
     def on_epoch(epoch: int, epochs: int, metrics: dict[str, float]) -> None:
         del history[epoch:]  # a resumed run repeats no epoch, but never keep stale ones
         history.append({"epoch": epoch, **metrics})
+        del probabilities[epoch:]
+        learned = architecture_probabilities(strategy)
+        if learned:
+            probabilities.append({"epoch": epoch, "probabilities": learned})
         with store.transaction():
             store.set_meta("oneshot_history", history)
+            if learned:
+                store.set_meta("oneshot_probabilities", probabilities)
             store.set_meta("heartbeat", time.time())
         view.epoch_finished(epoch, epochs, metrics, time.time() - started)
 

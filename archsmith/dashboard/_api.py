@@ -1,0 +1,136 @@
+"""The dashboard's JSON API (``/api``): routes only, over :class:`ExperimentIndex`.
+
+Every answer is read-only. Errors are JSON ``{"detail": ...}``: 404 for an unknown
+experiment, trial or figure (and every path outside the root), 503 with the
+reason for a store that cannot be read; never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, Response
+
+from archsmith.experiment import export_text, top_trials
+from archsmith.experiment._store import TRIALS_DIR
+
+from ._architecture import architecture
+from ._data import DashboardError, ExperimentIndex, NotFound
+from ._figures import figure
+from ._serialize import metrics_of, number, trial_json
+
+__all__ = ["api_router", "trial_detail"]
+
+logger = logging.getLogger(__name__)
+
+#: Lines of a trial's output log the trial page shows.
+LOG_TAIL_LINES = 200
+_LOG_TAIL_BYTES = 256 * 1024
+
+
+def _log_tail(path: Any) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(size - _LOG_TAIL_BYTES, 0))
+            text = f.read().decode("utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return ""
+    return "\n".join(deque(text.splitlines(), maxlen=LOG_TAIL_LINES))
+
+
+def trial_detail(index: ExperimentIndex, key: str, trial_id: int) -> dict[str, Any]:
+    """TRIAL plus intermediates, log tail, full error and architecture."""
+    data = index.get(key)
+    record = data.record(trial_id)
+    steps = data.intermediates([trial_id])[trial_id]
+    out = trial_json(record, data.objectives, len(steps))
+    out["error"] = record.error
+    out["output"] = record.output
+    out["intermediates"] = [
+        {
+            "step": step,
+            "metrics": metrics_of(metric, data.objectives) if metric is not None else {},
+            "objective": number(objective),
+        }
+        for step, metric, objective in steps
+    ]
+    log = data.directory / TRIALS_DIR / str(trial_id) / "output.log"
+    # a log symlinked out of the experiment's directory is not served
+    out["log_tail"] = _log_tail(log) if index._inside(log) or not log.exists() else ""
+    out["architecture"] = architecture(data.meta, record.sample)
+    return out
+
+
+def top_json(index: ExperimentIndex, key: str, k: int) -> str:
+    """The ``k`` best samples as ``archsmith export --top k`` writes them."""
+    data = index.get(key)
+    with data._lock:
+        data.refresh()
+        with data.snapshot() as store:
+            samples = [t.sample for t in top_trials(store, k)]
+    if not samples:
+        raise NotFound(f"experiment {key!r} has no succeeded trial yet: there is nothing to download")
+    return export_text(samples, k, as_list=True if len(samples) < k else None) + "\n"
+
+
+def api_router(index: ExperimentIndex) -> APIRouter:
+    """The API's routes over ``index``; mount with ``app.include_router(router, prefix="/api")``."""
+    router = APIRouter()
+
+    def answer(compute: Any) -> Any:
+        try:
+            return compute()
+        except DashboardError as e:
+            return JSONResponse({"detail": str(e)}, status_code=e.status)
+        except Exception as e:  # a bug or a store's odd content: a JSON reason, never a traceback
+            logger.exception("dashboard request failed")
+            return JSONResponse({"detail": f"internal error: {type(e).__name__}: {e}"}, status_code=500)
+
+    @router.get("/experiments")
+    def experiments() -> Any:
+        return answer(lambda: {"root": str(index.root), "experiments": index.summaries()})
+
+    @router.get("/experiments/{key}")
+    def experiment(key: str) -> Any:
+        return answer(lambda: index.get(key).detail())
+
+    @router.get("/experiments/{key}/trials")
+    def trials(key: str, since: str | None = None) -> Any:
+        def read() -> dict[str, Any]:
+            data = index.get(key)
+            with data._lock:
+                rows, complete = data.changed_since(since)
+                return {"version": data.version, "complete": complete, "trials": rows}
+
+        return answer(read)
+
+    @router.get("/experiments/{key}/trials/{trial_id}")
+    def trial(key: str, trial_id: int) -> Any:
+        return answer(lambda: trial_detail(index, key, trial_id))
+
+    @router.get("/experiments/{key}/figures/{name}")
+    def figures(key: str, name: str) -> Any:
+        return answer(lambda: figure(index.get(key), name))
+
+    @router.get("/experiments/{key}/top")
+    def top(key: str, k: int = Query(5, ge=1, le=10000)) -> Any:
+        def read() -> Response:
+            text = top_json(index, key, k)
+            return Response(
+                text,
+                media_type="application/json",
+                headers={"Content-Disposition": f'attachment; filename="{_safe_filename(key)}-top{k}.json"'},
+            )
+
+        return answer(read)
+
+    return router
+
+
+def _safe_filename(key: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in key) or "experiment"
