@@ -23,7 +23,7 @@ import archsmith
 from archsmith.experiment import DEFAULT_ROOT, resolve_experiment
 from archsmith.space import ArchsmithError
 
-from . import _dashboard, _export, _list, _logs, _show, _trials
+from . import _dashboard, _export, _list, _logs, _report, _show, _trials
 from ._common import CommandError
 
 COMMANDS: dict[str, ModuleType] = {
@@ -33,6 +33,7 @@ COMMANDS: dict[str, ModuleType] = {
     "logs": _logs,
     "export": _export,
     "dashboard": _dashboard,
+    "report": _report,
 }
 
 _INVALID_COMMAND = re.compile(r"argument COMMAND: invalid choice: '(.*?)'")
