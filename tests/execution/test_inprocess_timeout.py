@@ -13,12 +13,6 @@ from pathlib import Path
 
 import pytest
 
-import archsmith.nn as nn
-from archsmith.evaluator import FunctionalEvaluator
-from archsmith.execution import InProcessEngine, Trial, TrialPayload
-
-from ._execution_helpers import Net, finished, run_trials
-
 SCRIPT = Path(__file__).parent / "scripts" / "inprocess_timeout.py"
 EXIT_CODE = 70
 
@@ -80,28 +74,3 @@ def test_trial_that_cannot_be_stopped_is_recorded_and_the_process_ends(runs: dic
     assert "did not stop" in str(run.finished[0]["error"])
     assert "trial 1 did not stop at its timeout (it catches BaseException?); it is recorded as failed" in result.stderr
     assert "run(resume=True) continues" in result.stderr and "engine='process'" in result.stderr
-
-
-def noisy(model: object, fail: bool) -> float:
-    print("to stdout")
-    print("to stderr", file=sys.stderr)
-    if fail:
-        raise RuntimeError("noisy failure")
-    return 1.0
-
-
-def test_in_process_output_is_copied_to_the_log_and_still_shown(
-    tmp_path: Path, capfd: pytest.CaptureFixture[str]
-) -> None:
-    engine = InProcessEngine(log_dir=tmp_path)
-    engine.start(TrialPayload(Net, (), {}, FunctionalEvaluator(noisy, fail=nn.choice("fail", [True, False]))))
-    events = run_trials(engine, [Trial(1, {"width": 2, "fail": True}), Trial(2, {"width": 2, "fail": False})])
-    shown = capfd.readouterr()
-    assert shown.out.count("to stdout") == 2 and shown.err.count("to stderr") == 2, "the terminal still shows it"
-
-    failed, ok = finished(events[1]), finished(events[2])
-    assert failed.status == "failed" and "RuntimeError: noisy failure" in (failed.error or "")
-    assert failed.output is not None and "to stdout" in failed.output and "to stderr" in failed.output
-    assert ok.status == "succeeded" and ok.output is None
-    assert (tmp_path / "2" / "output.log").read_text() == "to stdout\nto stderr\n"
-    assert sys.stdout is not None and type(sys.stdout).__name__ != "Tee", "the streams are restored"
