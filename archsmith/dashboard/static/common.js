@@ -131,7 +131,11 @@ function drawFigure(div, answer) {
     return;
   }
   if (!div.dataset.plotted) clear(div);
-  const layout = Object.assign({ autosize: true }, answer.figure.layout || {});
+  // The section's heading names the figure: its own title would only take room.
+  const layout = Object.assign({ autosize: true, height: 360 }, answer.figure.layout || {}, { title: undefined });
+  // Parallel coordinates write their axis names above the plot: they keep room for them.
+  const parcoords = (answer.figure.data || []).some((trace) => trace.type === "parcoords");
+  layout.margin = Object.assign({ l: 60, r: 30, b: 50 }, layout.margin || {}, { t: parcoords ? 80 : 30 });
   Plotly.react(div, answer.figure.data || [], layout, PLOT_CONFIG);
   div.dataset.plotted = "1";
 }
