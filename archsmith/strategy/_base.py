@@ -8,6 +8,7 @@ experiment continues the same search.
 from __future__ import annotations
 
 import random
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ class Strategy(ABC):
     such an experiment before it starts."""
 
     multi_objective: ClassVar[bool] = False
+    #: whether its proposals draw by the choices' ``prior=`` (others warn at attach)
+    honours_prior: ClassVar[bool] = False
     space: Space
     direction: Direction
     directions: tuple[Direction, ...]
@@ -61,6 +64,17 @@ class Strategy(ABC):
         self.space, self.directions, self.direction = space, directions, directions[0]
         self.rng = random.Random(seed)
         self.check_space(space)
+        self._warn_unused_priors(space)
+
+    def _warn_unused_priors(self, space: Space) -> None:
+        # NNI accepted a prior and silently ignored it; here the user is told which strategy does.
+        with_prior = sorted(leaf.label for leaf in space.values() if getattr(leaf, "weights", None) is not None)
+        if with_prior and not self.honours_prior:
+            warnings.warn(
+                f"{type(self).__name__} does not draw by the prior= of {with_prior}: Random and "
+                "RegularizedEvolution do (sampling and mutation); drop prior= or use one of those",
+                stacklevel=3,
+            )
 
     def check_objectives(self, directions: Sequence[str]) -> None:
         """Raise a clear error unless this strategy can search these objectives."""

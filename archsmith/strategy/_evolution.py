@@ -47,6 +47,12 @@ def mutate_value(leaf: Leaf, value: Any, rng: random.Random) -> Any:
         return leaf.canonical(leaf.low + (k + (k >= current)) * leaf.quantize)
     grid = leaf.grid()  # Categorical
     current = leaf.index_of(value)  # type: ignore[attr-defined]
+    weights = getattr(leaf, "weights", None)
+    if weights is not None:  # another value, drawn by the prior
+        others = [i for i in range(len(grid)) if i != current and weights[i] > 0]
+        if not others:  # the prior allows no other value
+            return value
+        return grid[rng.choices(others, [weights[i] for i in others])[0]]
     k = rng.randrange(len(grid) - 1)
     return grid[k + (k >= current)]
 
@@ -121,6 +127,7 @@ class RegularizedEvolution(Dedup, Strategy):
     """
 
     multi_objective = True
+    honours_prior = True  # the initial population samples by it, mutations draw by it
 
     def __init__(
         self,

@@ -28,6 +28,7 @@ class Random(Dedup, Strategy):
     """
 
     multi_objective = True  # proposals ignore the results
+    honours_prior = True
 
     def __init__(self, dedup: bool = True) -> None:
         self.dedup = dedup
