@@ -18,6 +18,7 @@ import collections
 import contextlib
 import copy
 import functools
+import random
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +47,10 @@ from ._placeholder import Placeholder
 
 #: Most runs of the mutators ``mutate`` makes to discover the search space.
 MAX_EXPLORATION_RUNS = 2000
+#: Rounds of random runs looking for decisions only a combination of values asks.
+CLOSURE_ROUNDS = 4
+#: Random runs per round.
+CLOSURE_SAMPLES = 16
 #: Largest base-model decision whose values are each tried (larger ones stay at their default).
 MAX_BASE_VALUES = 64
 
@@ -195,7 +200,6 @@ class _Probe(torch.fx.Interpreter):
 def _check_graph(module: torch.fx.GraphModule, after: str, example_input: Any) -> None:
     try:
         module.graph.lint()
-        module.recompile()
     except Exception as e:
         raise MutationError(f"mutator {after} left the graph invalid: {type(e).__name__}: {e}") from e
     if example_input is None:
@@ -238,6 +242,11 @@ class MutatedSpace(ModelSpace):
         if wrong:
             raise SpaceError(
                 f"mutate: {wrong!r} are not archsmith.nn.Mutator instances; subclass Mutator and implement mutate(graph)"
+            )
+        abstract = [type(m).__name__ for m in mutators if type(m).mutate is Mutator.mutate]
+        if abstract:
+            raise SpaceError(
+                f"mutate: {abstract} do not implement mutate(graph); a mutator subclasses Mutator and edits the graph there"
             )
         bad_leaves = [t for t in leaf_modules if not (isinstance(t, type) and issubclass(t, torch.nn.Module))]
         if bad_leaves:
@@ -299,17 +308,28 @@ class MutatedSpace(ModelSpace):
         return model
 
     # Runs ----------------------------------------------------------------------------
-    def _build(self, answers: Mapping[str, Any], strict: bool) -> tuple[torch.fx.GraphModule, list[tuple[str, Any]]]:
+    def _build(
+        self, answers: Mapping[str, Any], strict: bool, traced: dict[str, torch.fx.GraphModule] | None = None
+    ) -> tuple[torch.fx.GraphModule, list[tuple[str, Any]]]:
+        """One run: the model for ``answers`` and the decisions it asked, in order.
+        ``traced``: base-model graphs by architecture, reused while exploring (a
+        freeze traces afresh, so each model gets its own initial weights)."""
         run = _Run(self._decisions, self._base_space, answers, strict)
-        if len(self._base_space):
-            base_sample = {label: answers.get(label, leaf.default()) for label, leaf in self._base_space.items()}
-            run.asked.update(base_sample)
-            run.trace.extend(base_sample.items())
-            assert isinstance(self.base_model, ModelSpace)
-            model = self.base_model.freeze(base_sample)
+        base_sample = {label: answers.get(label, leaf.default()) for label, leaf in self._base_space.items()}
+        run.asked.update(base_sample)
+        run.trace.extend(base_sample.items())
+        key = self._base_space.architecture_key(base_sample)
+        if traced is not None and key in traced:
+            module = copy.deepcopy(traced[key])
         else:
-            model = copy.deepcopy(self.base_model)
-        module = trace(model, self.leaf_modules)
+            if len(self._base_space):
+                assert isinstance(self.base_model, ModelSpace)
+                model = self.base_model.freeze(base_sample)
+            else:
+                model = copy.deepcopy(self.base_model)
+            module = trace(model, self.leaf_modules)
+            if traced is not None:
+                traced[key] = copy.deepcopy(module)
         graph = MutableGraph(module)
         for mutator, prefix in zip(self.mutators, self._prefixes):
             name = f"{type(mutator).__name__} ({prefix!r})"
@@ -329,14 +349,36 @@ class MutatedSpace(ModelSpace):
                 f"placeholders {unfilled} are left after every mutator ran; add a mutator that replaces them "
                 "(graph.get_nodes_by_label(label), then node.replace(module))"
             )
+        module.graph.eliminate_dead_code()  # what a rewiring left unread: no unused parameters in the model
         module.delete_all_unused_submodules()
         module.recompile()
         return module, run.trace
 
     def _explore(self) -> list[list[tuple[str, Any]]]:
-        queue: collections.deque[dict[str, Any]] = collections.deque([{}])
-        covered: set[tuple[str, Any]] = set()
         traces: list[list[tuple[str, Any]]] = []
+        covered: set[tuple[str, Any]] = set()
+        queue: collections.deque[dict[str, Any]] = collections.deque([{}])
+        traced: dict[str, torch.fx.GraphModule] = {}
+        self._run_queue(queue, covered, traces, traced)
+        rng = random.Random(0)  # the same random runs in every process: the same labels
+        for _ in range(CLOSURE_ROUNDS):
+            if all(dict(t).keys() == dict(traces[0]).keys() for t in traces):
+                break  # nothing is conditional: changing one decision at a time met them all
+            # A decision asked only under a combination of earlier values: random runs find it.
+            before = set(self._decisions)
+            queue.extend(self._random_answers(rng) for _ in range(CLOSURE_SAMPLES))
+            self._run_queue(queue, covered, traces, traced)
+            if set(self._decisions) == before:
+                break
+        return traces
+
+    def _run_queue(
+        self,
+        queue: collections.deque[dict[str, Any]],
+        covered: set[tuple[str, Any]],
+        traces: list[Any],
+        traced: dict[str, torch.fx.GraphModule],
+    ) -> None:
         while queue:
             if len(traces) >= MAX_EXPLORATION_RUNS:
                 raise SpaceError(
@@ -344,15 +386,19 @@ class MutatedSpace(ModelSpace):
                     "make fewer decisions depend on earlier ones"
                 )
             forced = queue.popleft()
-            _, run = self._build(forced, strict=False)
+            _, run = self._build(forced, strict=False, traced=traced)
             traces.append(run)
-            covered.update((label, value_key(value)) for label, value in run if self._varied(label))
+            covered.update((label, value_key(value)) for label, value in run if self._values(label))
             for i, (label, _value) in enumerate(run):
                 for other in self._values(label):
                     if (label, value_key(other)) not in covered:
                         covered.add((label, value_key(other)))
                         queue.append({**dict(run[:i]), label: other})
-        return traces
+
+    def _random_answers(self, rng: random.Random) -> dict[str, Any]:
+        answers = {label: leaf.random(rng) for label, leaf in self._base_space.items()}
+        answers.update({label: rng.choice(d.values) for label, d in self._decisions.items()})
+        return answers
 
     def _varied(self, label: str) -> bool:
         return bool(self._values(label))
@@ -384,25 +430,32 @@ class MutatedSpace(ModelSpace):
     def _condition_of(
         self, label: str, decision: _Decision, traces: list[list[tuple[str, Any]]], runs: list[dict[str, Any]]
     ) -> list[Condition]:
+        """When ``label`` is asked: under some values of earlier decisions (one
+        condition per parent; any one suffices), read off the runs. A decision no
+        such conditions describe is counted as always used."""
         asking = [r for r in runs if label in r]
         others = [r for r in runs if label not in r]
         if not others:
             return []
-        first = next(t for t in traces if any(name == label for name, _ in t))
-        before = [name for name, _ in first[: [name for name, _ in first].index(label)]]
-        for parent in reversed(before):
-            if not all(parent in r for r in asking):
+        parents: list[str] = []
+        for t in traces:
+            names = [name for name, _ in t]
+            if label in names:
+                parents += [p for p in names[: names.index(label)] if p not in parents and self._values(p)]
+        conditions, explained = [], [False] * len(asking)
+        for parent in reversed(parents):  # the nearest decision first
+            excluded = {value_key(r[parent]) for r in others if parent in r}
+            keys = {value_key(r[parent]) for r in asking if parent in r} - excluded
+            if not keys:
                 continue
-            keys = {value_key(r[parent]) for r in asking}
-            if any(parent in r and value_key(r[parent]) in keys for r in others):
+            hits = [parent in r and value_key(r[parent]) in keys for r in asking]
+            if not any(h and not e for h, e in zip(hits, explained)):
                 continue
-            values = [v for v in self._values(parent) if value_key(v) in keys]
-            return [Condition(label, parent, values)]
-        raise SpaceError(
-            f"mutator {decision.mutator} asks decision {label!r} only under a combination of earlier decisions that "
-            "no single one of them decides; ask it unconditionally (and ignore its value where unused), or make "
-            "it depend on one earlier decision"
-        )
+            explained = [h or e for h, e in zip(hits, explained)]
+            conditions.append(Condition(label, parent, [v for v in self._values(parent) if value_key(v) in keys]))
+            if all(explained):
+                return conditions
+        return []
 
 
 def mutate(
