@@ -37,6 +37,33 @@ def _keys_and_candidates(candidates: Any, label: str) -> tuple[list[Any], list[A
     return (names if names is not None else list(range(len(cands)))), cands
 
 
+class LayerIndex(Categorical):
+    """The decision of a ``LayerChoice`` over a list: the index of the chosen
+    candidate. NNI 2.x wrote it as the candidate's name, the index as a string
+    (``"1"``); that form is accepted and read as the index.
+
+    >>> leaf = LayerIndex([0, 1, 2], label="op")
+    >>> leaf.resolve("1"), leaf.resolve(2)
+    (1, 2)
+    """
+
+    def check(self, value: Any) -> str | None:
+        return super().check(_index_from_name(value))
+
+    def canonical(self, value: Any) -> Any:
+        return super().canonical(_index_from_name(value))
+
+
+def _index_from_name(value: Any) -> Any:
+    return int(value) if isinstance(value, str) and value.isdigit() and value == str(int(value)) else value
+
+
+def _layer_leaf(keys: list[Any], label: str, prior: Sequence[float] | None) -> Categorical:
+    if keys == list(range(len(keys))):  # a list of candidates: the sample holds the index
+        return LayerIndex(keys, label=label, prior=prior)
+    return Categorical(keys, label=label, prior=prior)
+
+
 class LayerChoice(Primitive):
     """One module out of ``candidates`` (a list: the sample holds the index; a dict:
     the key). A candidate may be a module or a zero-argument factory; factories of
@@ -57,14 +84,14 @@ class LayerChoice(Primitive):
     ) -> torch.nn.Module:
         label = auto_label(label, cls.kind)
         keys, cands = _keys_and_candidates(candidates, label)
-        key = Categorical(keys, label=label, prior=prior)  # resolves to the sample's value here
+        key = _layer_leaf(keys, label, prior)  # resolves to the sample's value here
         return build_candidate(cands[keys.index(key)], f"{label}/{key}", f"LayerChoice {label!r}")
 
     def __init__(self, candidates: Any, *, label: str | None = None, prior: Sequence[float] | None = None) -> None:
         super().__init__()
         self.label = auto_label(label, self.kind)
         self.names, cands = _keys_and_candidates(candidates, self.label)
-        self.choice = Categorical(self.names, label=self.label, prior=prior)
+        self.choice = _layer_leaf(self.names, self.label, prior)
         # Submodules are named by position: a key may be any string ("train", "a.b").
         for i, (key, cand) in enumerate(zip(self.names, cands)):
             self.add_module(str(i), build_candidate(cand, f"{self.label}/{key}", f"LayerChoice {self.label!r}"))
