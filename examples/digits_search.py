@@ -82,7 +82,7 @@ def main(trials: int = 12, epochs: int = 6) -> None:
     )
     name = time.strftime("digits-%Y%m%d-%H%M%S")
     config = ExperimentConfig(
-        max_trials=trials, concurrency=2, name=name, seed=0, objective="default", direction="maximize"
+        max_trials=trials, concurrency=2, name=name, seed=0, objective="val_acc", direction="maximize"
     )
     experiment = Experiment(DigitsNet(), evaluator, strategy.Random(dedup=True), config)
     print(f"searching {experiment.search_space.size():,} architectures x learning rates, {trials} trials, 2 workers")

@@ -122,6 +122,7 @@ def trial_elapsed(trial: TrialRecord) -> str:
 STATUS_STYLE = {
     "succeeded": "green",
     "failed": "red",
+    "stopped": "magenta",
     "running": "yellow",
     "waiting": "dim",
     "done": "green",

@@ -48,8 +48,10 @@ def run(args: argparse.Namespace) -> int:
         out.print(f"no experiments in {args.directory}{hint if itself else ''}", markup=False, soft_wrap=True)
         return 0
     table = Table(title=f"experiments in {args.directory}")
-    for column in ("name", "status", "trials", "failed", "best", "created"):
-        table.add_column(column, justify="right" if column in ("trials", "failed", "best") else "left")
+    stopped = any(s.stopped for s in summaries)  # a column only where early stopping stopped something
+    columns = ("name", "status", "trials", "failed", *(("stopped",) if stopped else ()), "best", "created")
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("trials", "failed", "stopped", "best") else "left")
     problems = []
     for s in summaries:
         if s.error is not None:
@@ -66,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             plain(s.status, STATUS_STYLE.get(s.status, "")),
             f"{s.done}{budget}",
             str(s.failed),
+            *((str(s.stopped),) if stopped else ()),
             best,
             timestamp(s.created_at),
         )

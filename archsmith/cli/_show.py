@@ -69,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
             epochs.add_row(str(row["epoch"] + 1), *(number(row.get(column)) for column in columns))
         out.print(epochs)
 
-    counts = ", ".join(f"{status} {n}" for status, n in summary.counts.items())
+    # "stopped" (early stopping) only where a run has such trials: most searches use no early stopping
+    counts = ", ".join(f"{status} {n}" for status, n in summary.counts.items() if n or status != "stopped")
     budget = f" of max_trials {summary.max_trials}" if summary.max_trials is not None else ""
     out.print(f"trials: {summary.total}{budget} ({counts})", markup=False, soft_wrap=True)
     if summary.best is None:

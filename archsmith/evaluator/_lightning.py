@@ -304,8 +304,6 @@ class _ReportCallback(pl.Callback):
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         metric = _scalars(trainer.callback_metrics)
         if metric:
-            if self.objective is not None and self.objective in metric:
-                metric["default"] = metric[self.objective]
             report_intermediate_result(metric)
         _stop_if_asked(trainer)
 
@@ -410,15 +408,13 @@ class _SupervisedModule(pl.LightningModule):
         metrics = {"val_loss": float(acc["loss"]) / n}
         if self.task == "classification":
             metrics["val_acc"] = float(acc["correct"]) / n
-            metrics = {"default": metrics["val_acc"], **metrics}
         else:
             elements = max(1, int(acc["elements"]))
             metrics["val_mse"] = float(acc["squared"]) / elements
             metrics["val_mae"] = float(acc["absolute"]) / elements
-            metrics = {"default": metrics["val_mse"], **metrics}
         self.val_metrics = metrics
         self.val_fresh = True
-        self.log_dict({k: v for k, v in metrics.items() if k != "default"})
+        self.log_dict(metrics)
 
     def train_loss(self) -> float | None:
         total, n = self._train
@@ -603,8 +599,10 @@ class _Supervised(Evaluator):
 class Classification(_Supervised):
     """Trains the model as a classifier and scores it by validation accuracy.
 
-    Reports, per epoch and as the final result, ``{"default": val_acc, "val_acc",
-    "val_loss", "train_loss"}`` (accuracy is to be maximized). ``learning_rate``,
+    Reports, per epoch and as the final result, ``{"val_acc", "val_loss",
+    "train_loss"}``; ``val_acc`` is its primary metric, the experiment's objective
+    unless told otherwise (``objective="default"`` names it too, as in NNI), and is
+    to be maximized. ``learning_rate``,
     ``weight_decay``, ``max_epochs``, ``seed``, ``optimizer`` (as a ``torch.optim``
     name), ``optimizer_kwargs`` values and trainer kwargs may be choices: they join
     the search space. Batches are ``(inputs, targets)``; targets are class indices
@@ -613,6 +611,8 @@ class Classification(_Supervised):
     """
 
     _task = "classification"
+    #: The metric an experiment optimises when ``objective`` is not given (or is ``"default"``).
+    primary_metric = "val_acc"
 
     def preferred_direction(self, objective: str) -> str | None:
         return "maximize" if objective in ("default", "val_acc") else "minimize" if "loss" in objective else None
@@ -623,13 +623,16 @@ class Classification(_Supervised):
 class Regression(_Supervised):
     """Trains the model as a regressor and scores it by validation mean squared error.
 
-    Reports ``{"default": val_mse, "val_mse", "val_mae", "val_loss", "train_loss"}``;
-    MSE is to be *minimized* (set ``direction="minimize"`` in the experiment). Model
+    Reports ``{"val_mse", "val_mae", "val_loss", "train_loss"}``; ``val_mse`` is its
+    primary metric (the experiment's objective unless told otherwise;
+    ``objective="default"`` names it too) and is minimized. Model
     outputs of shape ``(N, 1)`` are compared with targets of shape ``(N,)``.
     Otherwise as :class:`Classification`.
     """
 
     _task = "regression"
+    #: The metric an experiment optimises when ``objective`` is not given (or is ``"default"``).
+    primary_metric = "val_mse"
 
     def preferred_direction(self, objective: str) -> str | None:
         known = ("default", "val_mse", "val_mae", "val_loss", "train_loss")
@@ -686,8 +689,10 @@ class Lightning(Evaluator):
     Metrics are what the module logs with ``self.log(...)`` (in ``training_step``,
     ``validation_step`` or ``on_validation_epoch_end``): after each training epoch
     (and its validation) every scalar in ``trainer.callback_metrics`` is reported;
-    after training, the final one. ``objective="val_acc"`` copies that metric to
-    ``"default"``; or log ``"default"`` yourself. ``trainer_kwargs``,
+    after training, the final one. ``objective="val_acc"`` makes that metric the
+    primary one (the experiment's objective unless told otherwise), and a run
+    whose module never logged it fails; without ``objective``, log ``"default"``
+    yourself or name the experiment's ``objective``. ``trainer_kwargs``,
     ``module_kwargs`` and ``seed`` may hold choices.
     """
 
@@ -740,6 +745,12 @@ class Lightning(Evaluator):
         self.objective = objective
         self.seed = seed
 
+    @property
+    def primary_metric(self) -> str:
+        """The metric an experiment optimises when its ``objective`` is not given
+        (or is ``"default"``): ``objective``, else ``"default"``."""
+        return self.objective or "default"
+
     def arguments(self) -> dict[str, Any]:
         return {"trainer_kwargs": self.trainer_kwargs, "module_kwargs": self.module_kwargs, "seed": self.seed}
 
@@ -791,7 +802,6 @@ class Lightning(Evaluator):
                     f"Lightning(objective={self.objective!r}): the module never logged {self.objective!r} "
                     f"(it logged {sorted(metric)}); call self.log({self.objective!r}, value) in validation_step"
                 )
-            metric["default"] = metric[self.objective]
         if not metric:
             raise MetricError(
                 "Lightning: the module logged no metric, so the trial has no result; call "

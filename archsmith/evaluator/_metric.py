@@ -66,5 +66,25 @@ def objective_values(metric: Metric, objectives: tuple[str, ...] | list[str]) ->
     return tuple(objective_value(metric, name) for name in objectives)
 
 
+#: The objective name that stands for an evaluator's primary metric (NNI's name for it).
+DEFAULT_OBJECTIVE = "default"
+
+
+def primary_metric(evaluator: Any) -> str:
+    """The name of the metric ``evaluator`` is scored by: its ``primary_metric``
+    (``"val_acc"`` for ``Classification``, ``"val_mse"`` for ``Regression``), else
+    ``"default"`` (a plain number a ``FunctionalEvaluator`` reports)."""
+    name = getattr(evaluator, "primary_metric", None)
+    return name if isinstance(name, str) and name else DEFAULT_OBJECTIVE
+
+
+def resolve_objectives(objectives: tuple[str, ...], evaluator: Any) -> tuple[str, ...]:
+    """``objectives`` with ``"default"`` read as the evaluator's primary metric, so
+    ``ExperimentConfig(objective="default")`` (NNI's spelling, and the config's
+    default) means ``val_acc`` for ``Classification``; a name given is kept."""
+    primary = primary_metric(evaluator)
+    return tuple(primary if name == DEFAULT_OBJECTIVE else name for name in objectives)
+
+
 def is_finite(value: float) -> bool:
     return not (math.isnan(value) or math.isinf(value))

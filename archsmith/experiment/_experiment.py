@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from archsmith.evaluator import Evaluator, FunctionalEvaluator, MetricError, objective_value, objective_values
+from archsmith.evaluator._metric import resolve_objectives
 from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
 from archsmith.nn import ModelSpace, Mutator, mutate
 from archsmith.space import ArchsmithError, Condition, Constraint, Space, SpaceError, pareto_front
@@ -33,6 +34,7 @@ from archsmith.strategy import EarlyStopping, FinishedTrial, OneShotStrategy, St
 from ._config import ExperimentConfig
 from ._lock import DriverLock, DriverLockError
 from ._progress import ProgressView, Snapshot
+from ._ray_config import check_engine_fields
 from ._results import pareto_trials, top_trials
 from ._store import STORE_FILE, TRIALS_DIR, Store, StoreError, TrialRecord, find_store
 
@@ -122,10 +124,10 @@ def trial_seed(experiment_seed: int, trial_id: int) -> int:
 
 def check_gpus(config: ExperimentConfig) -> None:
     """Fail before any trial if ``gpus_per_trial`` asks for GPUs that are not there."""
-    if not config.gpus_per_trial:
+    if not config.gpus_per_trial or config.engine == "ray":  # Ray places GPUs across its nodes itself
         return
     count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    need = config.gpus_per_trial * (1 if config.engine == "inprocess" else config.concurrency)
+    need = config.gpus_per_trial * (1 if config.engine == "inprocess" else config.concurrency or 1)
     if count < need:
         raise ExperimentError(
             f"gpus_per_trial={config.gpus_per_trial} (x concurrency) needs {need} GPUs but {count} are visible; "
@@ -135,9 +137,18 @@ def check_gpus(config: ExperimentConfig) -> None:
 
 def make_engine(config: ExperimentConfig, log_dir: Path | None = None) -> Engine:
     """The configured engine; trials' output goes under ``log_dir`` where the engine can."""
+    check_engine_fields(config)  # fields may have been assigned one by one since the config was built
     cls = ENGINES[config.engine]
     if config.engine == "inprocess":
         kwargs: dict[str, Any] = {"trial_timeout": config.trial_timeout}
+    elif config.engine == "ray":
+        kwargs = {
+            "concurrency": config.concurrency,  # None: as many trials as the cluster holds
+            "trial_timeout": config.trial_timeout,
+            "address": config.ray_address,
+            "resources_per_trial": config.resources_per_trial,
+            "max_retries": config.max_retries,
+        }
     else:
         kwargs = {
             "concurrency": config.concurrency,
@@ -267,7 +278,8 @@ class Experiment:
         if isinstance(strategy, OneShotStrategy):
             # unsupported primitives (and constraints it cannot honour) are named before anything runs
             strategy.check(space, evaluator, self.config.constraints)
-        self.objectives = self.config.objectives
+        # "default" (the config's default, NNI's name) is the evaluator's primary metric: val_acc for Classification
+        self.objectives = resolve_objectives(self.config.objectives, evaluator)
         self.directions = resolve_directions(self.config, evaluator)
         self.direction = self.directions[0]
         if isinstance(strategy, OneShotStrategy):
@@ -438,6 +450,9 @@ class Experiment:
             before = stored[key]
             if before is None and key in ("space_class", "decisions", "early_stopping", "constraints"):
                 continue  # not recorded by older stores
+            if key == "objectives" and isinstance(before, list):
+                # older stores recorded "default" for the primary metric (their metrics carry both names)
+                before = list(resolve_objectives(tuple(before), self.evaluator))
             if before != now:
                 differences.append(f"{key}: stored {_short(before)}, now {_short(now)}")
         seed = store.get_meta("seed")

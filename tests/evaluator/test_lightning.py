@@ -127,8 +127,7 @@ def test_classification_reports_each_epoch_and_a_final_dict() -> None:
     result, seen, ctx = run(classification(max_epochs=2))
     assert [step for step, _ in seen] == [0, 1]
     for _, metric in seen:
-        assert set(metric) == {"default", "val_acc", "val_loss", "train_loss"}
-        assert metric["default"] == metric["val_acc"]
+        assert set(metric) == {"val_acc", "val_loss", "train_loss"}  # the evaluator's names, no "default"
     assert result == ctx.final == seen[-1][1]
     assert result["val_acc"] > 0.3  # chance is 0.1
     assert seen[1][1]["train_loss"] < seen[0][1]["train_loss"]
@@ -169,7 +168,7 @@ def test_optimizer_name_choice() -> None:
     evaluator = classification(optimizer=choice("opt", ["Adam", "SGD"]), max_epochs=1)
     assert [leaf.label for leaf in evaluator.search_space_leaves()] == ["opt"]
     result, _, _ = run(evaluator, {"opt": "SGD"})
-    assert 0.0 <= result["default"] <= 1.0
+    assert 0.0 <= result["val_acc"] <= 1.0
 
 
 def test_should_stop_ends_training_after_the_epoch() -> None:
@@ -184,7 +183,7 @@ def test_should_stop_ends_training_after_the_epoch() -> None:
 def test_outside_a_trial_it_trains_with_defaults_and_returns_the_metric() -> None:
     evaluator = classification(learning_rate=choice("lr", [1e-2, 1e-3]), max_epochs=1)
     result = evaluator.evaluate(frozen())
-    assert set(result) >= {"default", "val_acc"}
+    assert set(result) >= {"val_acc", "val_loss"}
 
 
 def test_same_seed_same_metric() -> None:
@@ -248,8 +247,8 @@ def test_regression_reports_mse_to_minimize() -> None:
     evaluator = Regression(learning_rate=1e-2, train_dataloaders=train, val_dataloaders=val, max_epochs=2)
     result, seen, _ = run(evaluator, model=model)
     assert len(seen) == 2
-    assert set(result) == {"default", "val_mse", "val_mae", "val_loss", "train_loss"}
-    assert result["default"] == result["val_mse"] == pytest.approx(result["val_loss"])
+    assert set(result) == {"val_mse", "val_mae", "val_loss", "train_loss"}
+    assert result["val_mse"] == pytest.approx(result["val_loss"])
     model.eval()
     xv, yv = next(iter(val))
     with torch.no_grad():
@@ -306,8 +305,9 @@ def test_lightning_runs_a_user_module_class() -> None:
     assert [leaf.label for leaf in evaluator.search_space_leaves()] == ["epochs", "user_lr"]
     result, seen, ctx = run(evaluator, {"epochs": 2, "user_lr": 1e-2})
     assert len(seen) == 2
-    assert {"default", "val_acc", "train_loss"} <= set(seen[0][1])
-    assert result == ctx.final and result["default"] == result["val_acc"] > 0.3
+    assert {"val_acc", "train_loss"} <= set(seen[0][1]) and "default" not in seen[0][1]
+    assert result == ctx.final and result["val_acc"] > 0.3
+    assert evaluator.primary_metric == "val_acc"
 
 
 def test_lightning_set_model_instance_is_copied_per_trial() -> None:
@@ -374,7 +374,7 @@ def test_evaluators_survive_cloudpickle_with_their_data() -> None:
 
     wrapper = Lightning(UserModule, {"max_epochs": 1}, TRAIN, VAL, objective="val_acc", seed=1)
     again_wrapper = cloudpickle.loads(cloudpickle.dumps(wrapper))
-    assert run(again_wrapper)[0]["default"] > 0.1
+    assert run(again_wrapper)[0]["val_acc"] > 0.1
 
 
 # Errors at construction -----------------------------------------------------------------
