@@ -198,11 +198,8 @@ _DIRECTION_HINT = (
 
 
 def _model_space(base_model: Any, mutators: Sequence[Any] | None) -> ModelSpace:
-    if mutators:
-        mutate = getattr(archsmith.nn, "mutate", None)
-        if mutate is None:
-            raise NniCompatError("mutators need archsmith.nn.mutate, which this version of archsmith lacks")
-        return mutate(base_model, list(mutators))  # type: ignore[no-any-return]
+    if mutators:  # NNI's applied_mutators: the space archsmith.nn.mutate makes
+        return archsmith.nn.mutate(base_model, list(mutators))
     if not isinstance(base_model, ModelSpace):
         raise NniCompatError(
             f"the base model must be a model space: decorate {type(base_model).__name__} with @model_wrapper "
@@ -420,7 +417,7 @@ def _build_modules() -> None:
         "model_wrapper": model_wrapper,
         "fixed_arch": fixed_arch,
         "trace": trace,
-        **({"Mutator": archsmith.nn.Mutator} if hasattr(archsmith.nn, "Mutator") else {}),
+        "Mutator": archsmith.nn.Mutator,
     }
     # NNI 2.x: nni.retiarii...
     _module("retiarii", "NNI 2.x's nni.retiarii.", **space_names)
