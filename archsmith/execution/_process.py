@@ -23,6 +23,11 @@ them after each trial, and a replaced worker's whole process group is killed.
 Workers die with the driver (even by SIGKILL), taking their trial's processes
 along. See ``_worker`` and ``_processes`` for the mechanisms (Linux-strong,
 portable fallbacks elsewhere).
+
+Workers start fast: on Linux they are forked from a template process that has
+torch loaded (forked from the driver itself where that is safe), not started as
+fresh interpreters; see ``_launch``. Either way the user's script is never
+re-imported (a ``__main__`` without an ``if __name__ == "__main__":`` guard works).
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -43,6 +47,7 @@ import cloudpickle
 from archsmith.space import ArchsmithError
 
 from ._base import Engine
+from ._launch import Launcher, LaunchError, WorkerProcess, WorkerStart, make_launcher, resolve_worker_start
 from ._output import fault_stack, log_path, size, tail
 from ._processes import pidfd
 from ._registry import register_engine
@@ -74,7 +79,7 @@ def _exit_reason(code: int | None) -> str:
 
 
 class _Worker:
-    def __init__(self, name: str, process: subprocess.Popen[bytes], conn: Connection) -> None:
+    def __init__(self, name: str, process: WorkerProcess, conn: Connection) -> None:
         self.name, self.process, self.conn = name, process, conn
         self.pidfd = pidfd(process.pid)  # readable once the process exits, whoever holds its socket
         self.trial: Trial | None = None
@@ -131,7 +136,13 @@ class ProcessEngine(Engine):
     With ``log_dir``, each trial's output (fds 1 and 2: C code and child processes
     included) goes to ``<log_dir>/<trial id>/output.log``, and a failed trial's
     event carries the log's tail (``TrialEvent.output``) and, for a crash or a
-    timeout, the Python stack ``faulthandler`` wrote there (in ``error``)."""
+    timeout, the Python stack ``faulthandler`` wrote there (in ``error``).
+
+    ``worker_start`` is how workers start: ``"auto"`` (forked from a template
+    process, itself forked from this one where that is safe), ``"fork"``,
+    ``"forkserver"`` or ``"spawn"``; ``None`` reads ``$ARCHSMITH_WORKER_START``
+    (default ``"auto"``). See ``archsmith.execution._launch``. After ``start()``,
+    ``start_method`` says which was used and ``start_note`` why it is not ``fork``."""
 
     def __init__(
         self,
@@ -140,11 +151,17 @@ class ProcessEngine(Engine):
         gpus_per_trial: int = 0,
         *,
         log_dir: Path | None = None,
+        worker_start: WorkerStart | None = None,
     ) -> None:
         super().__init__(trial_timeout)
+        try:
+            self.worker_start = resolve_worker_start(worker_start)
+        except LaunchError as e:
+            raise EngineError(str(e)) from None
         self.concurrency = concurrency
         self.gpus_per_trial = gpus_per_trial
         self.log_dir = None if log_dir is None else Path(log_dir).absolute()
+        self._launcher: Launcher | None = None
         self._workers: list[_Worker] = []
         self._payload = b""
         self._spawned = 0
@@ -165,7 +182,21 @@ class ProcessEngine(Engine):
         self._devices = self._assign_devices()
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self._launcher = make_launcher(self.worker_start)
+        except LaunchError as e:
+            raise EngineError(str(e)) from None
         self._workers = [self._spawn(i) for i in range(self.concurrency)]
+
+    @property
+    def start_method(self) -> str | None:
+        """How workers are started (``"fork"``, ``"forkserver"``, ``"spawn"``); None before ``start()``."""
+        return None if self._launcher is None else self._launcher.method
+
+    @property
+    def start_note(self) -> str | None:
+        """Why workers are not forked from this process, where ``auto`` wanted to."""
+        return None if self._launcher is None else self._launcher.note
 
     def _assign_devices(self) -> list[str | None]:
         if not self.gpus_per_trial:
@@ -187,20 +218,18 @@ class ProcessEngine(Engine):
         name = f"worker-{self._spawned}"
         ours, theirs = socket.socketpair()
         threads = max(1, (os.cpu_count() or 1) // self.concurrency)
-        env = dict(os.environ, OMP_NUM_THREADS=str(threads))
-        if self._devices[slot] is not None:
-            env["CUDA_VISIBLE_DEVICES"] = self._devices[slot]  # type: ignore[assignment]
-        args = [str(theirs.fileno()), name, str(threads), str(os.getpid())]
-        if self.log_dir is not None:
-            args.append(str(self.log_dir))
-        process = subprocess.Popen(
-            [sys.executable, "-m", "archsmith.execution._worker", *args],
-            pass_fds=[theirs.fileno()],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,  # its own process group: killed as a whole, never with the driver's
-        )
-        theirs.close()
+        env = {"OMP_NUM_THREADS": str(threads)}
+        device = self._devices[slot]
+        if device is not None:
+            env["CUDA_VISIBLE_DEVICES"] = device
+        assert self._launcher is not None, "start() first"
+        try:
+            process = self._launcher.launch(name, theirs, env, threads, self.log_dir)
+        except LaunchError as e:
+            self.shutdown()
+            raise EngineError(f"cannot start worker processes: {e}") from e
+        finally:
+            theirs.close()
         conn = Connection(ours.detach())
         worker = _Worker(name, process, conn)
         try:
@@ -401,3 +430,5 @@ class ProcessEngine(Engine):
                 worker.reap()
             worker.close()
         self._workers = []
+        if self._launcher is not None:
+            self._launcher.close()

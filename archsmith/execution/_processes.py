@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable
 
 _PR_SET_PDEATHSIG = 1
+_PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 
 
@@ -31,6 +32,16 @@ def _prctl(option: int, value: int) -> bool:
         return int(libc.prctl(option, value, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
+
+
+def set_process_name(name: str) -> None:
+    """Name this process (``/proc/PID/comm``, what ``top`` and ``ps -o comm`` show;
+    15 bytes at most): a forked worker otherwise shows its driver's name."""
+    if not sys.platform.startswith("linux"):
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
 
 
 def pidfd(pid: int) -> int | None:
@@ -113,6 +124,7 @@ def start_group_guard() -> None:
         return
     try:  # the guard
         os.setpgid(0, 0)
+        set_process_name("archsmith-guard")
         with contextlib.suppress(OSError):  # hold nothing open: the worker's socket, a caller's output pipe
             null = os.open(os.devnull, os.O_RDWR)
             for fd in (0, 1, 2):

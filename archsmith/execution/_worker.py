@@ -1,12 +1,14 @@
-"""A worker process: ``python -m archsmith.execution._worker FD NAME THREADS DRIVER_PID [LOG_DIR]``.
+"""A worker process: forked from a template (``_template``), or spawned as
+``python -m archsmith.execution._worker FD NAME THREADS PARENT_PID [LOG_DIR]``.
 
-Workers are plain subprocesses talking over an inherited socket, not
-``multiprocessing`` children, so a user's script is never re-imported in them (an
-unguarded script works) and the payload, pickled by value, is all they need.
+Workers talk over a socket of their own, and are not ``multiprocessing``
+children, so a user's script is never re-imported in them (an unguarded script
+works) and the payload, pickled by value, is all they need.
 
-A worker leads its own process group (the driver starts it in a new session) and:
+A worker leads its own process group (a session of its own) and:
 
-- dies with its driver (``PR_SET_PDEATHSIG``; a ``getppid`` watch elsewhere);
+- dies with its parent, the driver or the template, which dies with the driver
+  (``PR_SET_PDEATHSIG``; a ``getppid`` watch elsewhere);
 - forks a guard that kills the worker's process group once the worker is gone, so
   processes a trial started never outlive a worker killed by SIGKILL;
 - is a child subreaper and, after each trial, kills the processes that appeared
@@ -33,7 +35,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ._processes import TrialProcesses, die_with_parent, start_group_guard
+from ._processes import TrialProcesses, die_with_parent, set_process_name, start_group_guard
 
 
 class _redirected:
@@ -75,10 +77,12 @@ class _redirected:
         self.saved = None
 
 
-def worker_main(conn: Connection, name: str, threads: int, driver: int, log_dir: Path | None) -> None:
+def worker_main(conn: Connection, name: str, threads: int, parent: int, log_dir: Path | None) -> None:
+    """Load the payload, then run trials until told to shut down or the driver is gone."""
+    set_process_name("archsmith-work")  # what tests and ``ps -o comm`` find workers by
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     start_group_guard()  # first: one thread yet, so forking is safe and cheap
-    die_with_parent(driver)
+    die_with_parent(parent)
     processes = TrialProcesses()
     if log_dir is not None:
         faulthandler.enable(all_threads=True)  # fd 2: the trial's log while a trial runs
@@ -143,7 +147,7 @@ def worker_main(conn: Connection, name: str, threads: int, driver: int, log_dir:
 
 
 if __name__ == "__main__":
-    fd, worker_name, thread_count, driver_pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    fd, worker_name, thread_count, parent_pid = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     worker_main(
-        Connection(int(fd)), worker_name, thread_count, driver_pid, Path(sys.argv[5]) if len(sys.argv) > 5 else None
+        Connection(int(fd)), worker_name, thread_count, parent_pid, Path(sys.argv[5]) if len(sys.argv) > 5 else None
     )

@@ -189,22 +189,19 @@ def finished(events: list[TrialEvent]) -> TrialEvent:
     return done[0]
 
 
+def is_worker(pid: int) -> bool:
+    """Whether ``pid`` is a live archsmith worker process (workers name themselves,
+    forked or spawned)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip() == "archsmith-work" and not process_gone(pid)
+    except OSError:
+        return False
+
+
 def worker_processes() -> set[int]:
-    """Pids of the live (non-zombie) archsmith worker processes that are children
-    of this process."""
-    pids = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
-        if int(ppid) == os.getpid() and state != "Z" and b"archsmith.execution._worker" in cmdline:
-            pids.add(int(entry.name))
-    return pids
+    """Pids of the live (non-zombie) archsmith worker processes descending from
+    this process (its children, or its template's)."""
+    return {pid for pid in descendants_of(os.getpid()) if is_worker(pid)}
 
 
 def descendants_of(root: int) -> set[int]:

@@ -18,7 +18,16 @@ import pytest
 
 from archsmith.execution import ProcessEngine, TrialEvent
 
-from ._execution_helpers import descendants_of, finished, payload, process_gone, run_trials, trial, wait_gone
+from ._execution_helpers import (
+    descendants_of,
+    finished,
+    is_worker,
+    payload,
+    process_gone,
+    run_trials,
+    trial,
+    wait_gone,
+)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and Linux process control")
 
@@ -159,7 +168,7 @@ def test_workers_and_their_trials_processes_die_with_a_killed_driver() -> None:
         assert len(reported) == 3, line
         started = descendants_of(driver.pid) | reported  # workers, their guards, the trials' processes
         assert reported <= descendants_of(driver.pid), "the orphaned sleep reparents to its worker (a subreaper)"
-        workers = {p for p in started if b"archsmith.execution._worker" in Path(f"/proc/{p}/cmdline").read_bytes()}
+        workers = {p for p in started if is_worker(p)}
         assert len(workers) >= 2
 
         driver.send_signal(signal.SIGKILL)
