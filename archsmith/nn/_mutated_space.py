@@ -343,11 +343,12 @@ class MutatedSpace(ModelSpace):
             finally:
                 mutator._run = None
             _check_graph(module, name, self.example_input)
-        unfilled = [f"{n.name} ({n.label!r})" for n in graph.nodes if isinstance(n.module, Placeholder)]
+        unfilled = [n for n in graph.nodes if isinstance(n.module, Placeholder)]
         if unfilled:
             raise MutationError(
-                f"placeholders {unfilled} are left after every mutator ran; add a mutator that replaces them "
-                "(graph.get_nodes_by_label(label), then node.replace(module))"
+                f"placeholders {[n.label for n in unfilled]} (nodes {[n.name for n in unfilled]}) are left after "
+                "every mutator ran; add a mutator that replaces them (graph.get_nodes_by_label(label), then "
+                "node.replace(module))"
             )
         module.graph.eliminate_dead_code()  # what a rewiring left unread: no unused parameters in the model
         module.delete_all_unused_submodules()
@@ -484,6 +485,10 @@ def mutate(
     >>> space.size(), type(space.freeze({"act/choice_1": 1}).get_submodule("1")).__name__
     (2, 'GELU')
     """
+    if isinstance(mutators, Mutator) or not isinstance(mutators, (list, tuple)):
+        raise SpaceError(f"mutate: mutators must be a list of archsmith.nn.Mutator, got {mutators!r}")
+    if isinstance(leaf_modules, type) or not isinstance(leaf_modules, (list, tuple)):
+        raise SpaceError(f"mutate: leaf_modules takes a list of torch.nn.Module classes, got {leaf_modules!r}")
     return MutatedSpace(base_model, list(mutators), example_input, tuple(leaf_modules))
 
 
