@@ -132,16 +132,16 @@ def test_a_mutator_failing_is_named_with_its_error() -> None:
 
 
 def test_bad_arguments_to_mutate() -> None:
-    with pytest.raises(SpaceError, match="must be a torch.nn.Module"):
+    with pytest.raises(SpaceError, match=r"must be a torch\.nn\.Module"):
         nn.mutate("model", [Widen()])  # type: ignore[arg-type]
-    with pytest.raises(SpaceError, match="not archsmith.nn.Mutator instances"):
+    with pytest.raises(SpaceError, match=r"not archsmith\.nn\.Mutator instances"):
         nn.mutate(torch.nn.Linear(1, 1), [lambda g: None])  # type: ignore[list-item]
-    with pytest.raises(SpaceError, match="must be a list"):
+    with pytest.raises(SpaceError, match=r"must be a list"):
         nn.mutate(torch.nn.Linear(1, 1), Widen())  # type: ignore[arg-type]
-    with pytest.raises(SpaceError, match="leaf_modules takes torch.nn.Module classes"):
+    with pytest.raises(SpaceError, match=r"leaf_modules takes torch\.nn\.Module classes"):
         nn.mutate(torch.nn.Linear(1, 1), [], leaf_modules=["Linear"])  # type: ignore[list-item]
     plain = torch.nn.Sequential(nn.LayerChoice([nn.ReLU(), nn.Tanh()], label="act"))
-    with pytest.raises(SpaceError, match="holds inline primitives .* derive it from archsmith.nn.ModelSpace"):
+    with pytest.raises(SpaceError, match=r"holds inline primitives .* derive it from archsmith\.nn\.ModelSpace"):
         nn.mutate(plain, [])
 
 
