@@ -1,4 +1,4 @@
-"""Engines that run trials: in-process, local processes (the default), ..."""
+"""Engines that run trials: in-process, local processes (the default), a Ray cluster, ..."""
 
 from ._base import Engine
 from ._inprocess import InProcessEngine
@@ -23,3 +23,5 @@ __all__ = [
 # The table-lookup engine lives with its benchmark (a higher layer): listed here,
 # imported the first time it is asked for.
 ENGINES.lazy("benchmark", "archsmith.benchmarks.nasbench201._engine")
+# Ray is an optional extra: its engine is imported (and imports ray) only when chosen.
+ENGINES.lazy("ray", "archsmith.execution._ray")

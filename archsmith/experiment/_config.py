@@ -15,6 +15,8 @@ from typing import Any
 
 from archsmith.space import ArchsmithError
 
+from ._ray_config import DEFAULT_RESOURCES, check_engine_fields, check_max_retries, check_ray_address, check_resources
+
 DEFAULT_ROOT = Path("archsmith-experiments")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*$")
 _UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -76,7 +78,7 @@ def _check_max_trials(value: Any) -> None:
 
 
 def _check_concurrency(value: Any) -> None:
-    _positive_int("concurrency", value)
+    _positive_int("concurrency", value, allow_none=True)
 
 
 def _check_gpus(value: Any) -> None:
@@ -169,6 +171,9 @@ _CHECKS = {
     "warm_start": _check_path("warm_start"),
     "constraints": _check_constraints,
     "profilers": _check_profilers,
+    "ray_address": check_ray_address,
+    "resources_per_trial": check_resources,
+    "max_retries": check_max_retries,
 }
 _DERIVED = ("max_duration_seconds", "objectives", "directions")
 
@@ -181,9 +186,14 @@ class ExperimentConfig:
 
     - ``max_trials``, ``max_duration`` (seconds or ``"10m"``): the budget; the run
       also ends when the strategy is exhausted, or on Ctrl-C;
-    - ``concurrency``: trials at once; ``engine``: ``"process"`` (default),
-      ``"inprocess"``, or another registered engine; ``trial_timeout`` (seconds);
-      ``gpus_per_trial``;
+    - ``concurrency``: trials at once (``None``: 1, or with ``engine="ray"`` as
+      many as the cluster holds); ``engine``: ``"process"`` (default),
+      ``"inprocess"``, ``"ray"``, or another registered engine; ``trial_timeout``
+      (seconds); ``gpus_per_trial``;
+    - with ``engine="ray"``: ``ray_address`` (``None`` starts a local Ray,
+      ``"auto"``, ``"ray://host:10001"`` or ``"host:port"`` join a cluster),
+      ``resources_per_trial`` (``{"cpu": 1, "gpu": 0}``; fractional GPUs allowed)
+      and ``max_retries`` (re-runs of a trial whose node was lost); see docs/scale.md;
     - ``objective``: the metric name to optimise (``"default"`` for a plain number)
       and ``direction``: ``"maximize"`` or ``"minimize"`` (``None``: the evaluator's
       own, e.g. maximize accuracy, minimize MSE; there is no silent default).
@@ -220,7 +230,7 @@ class ExperimentConfig:
 
     max_trials: int | None = None
     max_duration: float | str | None = None
-    concurrency: int = 1
+    concurrency: int | None = None
     engine: str = "process"
     trial_timeout: float | None = None
     objective: str | list[str] | dict[str, str] = "default"
@@ -233,6 +243,9 @@ class ExperimentConfig:
     warm_start: str | Path | None = None
     constraints: list[Any] = field(default_factory=list)
     profilers: dict[str, Any] = field(default_factory=dict)
+    ray_address: str | None = None
+    resources_per_trial: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_RESOURCES))
+    max_retries: int = 1
     max_duration_seconds: float | None = field(init=False, default=None, repr=False)
     #: ``objective`` as a tuple of names, and one direction (or ``None``) per name.
     objectives: tuple[str, ...] = field(init=False, default=("default",), repr=False)
@@ -242,6 +255,8 @@ class ExperimentConfig:
         for name, check in _CHECKS.items():
             check(getattr(self, name))
         self._set("max_duration_seconds", parse_duration(self.max_duration))
+        self._resolve_concurrency()
+        check_engine_fields(self)
         names, directions = _objectives(self.objective, self.direction, self.profilers)
         self._set("objectives", names)
         self._set("directions", directions)
@@ -271,8 +286,15 @@ class ExperimentConfig:
             return
         _CHECKS[name](value)
         self._set(name, value)
+        if name in ("engine", "concurrency"):
+            self._resolve_concurrency()
         if name == "max_duration":
             self._set("max_duration_seconds", parse_duration(value))
+
+    def _resolve_concurrency(self) -> None:
+        # None means "the engine's default": the Ray engine sizes itself to the cluster, the others run one.
+        if self.concurrency is None and self.engine != "ray":
+            self._set("concurrency", 1)
 
     @property
     def directory(self) -> Path:
