@@ -157,8 +157,8 @@ class ProgressView:
         finished = _Finished(trial_id, status, values, sample, duration, error)
         self._history.append(finished)
         if self.live is not None:
-            self.live.console.print(self._history_line(finished))  # drawn above the panel, stays in the scroll-back
             self.live.update(self._table())
+            self.live.console.print(self._history_line(finished))  # drawn above the panel, stays in the scroll-back
             return
         budget = f"/{s.budget}" if s.budget is not None else ""
         stopped = f", stopped {s.stopped}" if s.stopped else ""
