@@ -9,7 +9,7 @@ from sklearn.datasets import load_digits
 from torch.utils.data import TensorDataset
 
 
-def digits(train: bool, n: int = 32) -> TensorDataset:
+def digits(train: bool, n: int = 16) -> TensorDataset:
     """``n`` digits as a 1x28x28 float image data set (first ``n`` for training,
     the next ``n`` for testing)."""
     x, y = load_digits(return_X_y=True)
