@@ -9,10 +9,15 @@
 
 from __future__ import annotations
 
+import sys
+
+import cloudpickle
 import torch
 import torch.nn.functional as F
 
 import archsmith.nn as nn
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # worker processes get these classes by value
 
 
 class MnistNet(torch.nn.Module):
