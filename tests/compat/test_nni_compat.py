@@ -243,3 +243,26 @@ def test_nni_3_mutable_layers_are_archsmith_layers() -> None:
 
 def test_trace_returns_its_argument() -> None:
     assert nni.trace(torch.nn.Linear) is torch.nn.Linear
+
+
+class Act(nni.retiarii.Mutator):
+    """NNI-style mutator: replace every ReLU by one of two activations."""
+
+    def mutate(self, graph: Any) -> None:
+        for node in graph.get_nodes_by_type(torch.nn.ReLU):
+            node.replace(self.choice([torch.nn.ReLU(), torch.nn.Tanh()], label="act"))
+
+
+def sign_sum(model: torch.nn.Module) -> float:
+    with torch.no_grad():
+        return float(model(-torch.ones(1, 2)).sum())
+
+
+def test_applied_mutators_make_the_space(tmp_path: Path) -> None:
+    base = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    torch.nn.init.constant_(base[0].weight, 1.0)
+    torch.nn.init.zeros_(base[0].bias)
+    exp = RetiariiExperiment(base, sign_sum, [Act()], nni.retiarii.strategy.GridSearch())
+    exp.run(_config(tmp_path, direction="minimize"), debug=True)
+    assert exp.export_top_models(top_k=2) == [{"act": 1}, {"act": 0}]  # tanh(-2) < relu(-2) = 0
+    assert isinstance(exp.export_top_models(formatter="instance")[0], torch.nn.Module)
