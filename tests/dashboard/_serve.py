@@ -56,7 +56,7 @@ def chromium_missing() -> str | None:
     return None
 
 
-def chromium(width: int = 1400, height: int = 1000) -> Any:
+def chromium(width: int = 1200, height: int = 900) -> Any:
     """A headless Chromium (selenium WebDriver) that keeps the pages' console messages."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service

@@ -16,7 +16,6 @@ const state = {
   sort: { column: "id", descending: false },
   filters: { status: "", decisions: {} }, // decisions: label -> {kind, value | low/high}
   page: 0,
-  figuresAt: 0,
 };
 
 // ---- summary ---------------------------------------------------------------------------
@@ -223,20 +222,47 @@ function renderTable() {
 }
 
 // ---- figures ---------------------------------------------------------------------------
+// A figure is fetched and drawn when it scrolls into view, and again after the trials
+// change while it is in view: a long page of WebGL plots costs only what is looked at.
 
-async function refreshFigures() {
-  state.figuresAt = Date.now();
-  await Promise.all(
-    FIGURES.map(async (name) => {
-      const div = document.getElementById("fig-" + name);
-      try {
-        drawFigure(div, await api(`/experiments/${encodeURIComponent(KEY)}/figures/${name}`));
-      } catch (error) {
-        showError(div, "This figure cannot be drawn", error);
-        delete div.dataset.plotted;
+const figures = new Map(FIGURES.map((name) => [name, { visible: false, drawn: null, pending: false }]));
+
+async function drawOne(name) {
+  const fig = figures.get(name);
+  if (fig.pending) return;
+  fig.pending = true;
+  const div = document.getElementById("fig-" + name);
+  const version = state.version;
+  try {
+    drawFigure(div, await api(`/experiments/${encodeURIComponent(KEY)}/figures/${name}`));
+    fig.drawn = version;
+  } catch (error) {
+    showError(div, "This figure cannot be drawn", error);
+    delete div.dataset.plotted;
+    fig.drawn = null;
+  } finally {
+    fig.pending = false;
+    div.dataset.version = String(fig.drawn);
+  }
+  if (fig.visible && fig.drawn !== state.version) drawOne(name); // the trials changed meanwhile
+}
+
+function refreshFigures() {
+  for (const [name, fig] of figures) if (fig.visible && fig.drawn !== state.version) drawOne(name);
+}
+
+function watchFigures() {
+  const observer = new IntersectionObserver(
+    (entries) => {
+      for (const entry of entries) {
+        const fig = figures.get(entry.target.id.slice("fig-".length));
+        fig.visible = entry.isIntersecting;
       }
-    })
+      refreshFigures();
+    },
+    { rootMargin: "0px" }
   );
+  for (const name of FIGURES) observer.observe(document.getElementById("fig-" + name));
 }
 
 // ---- loading and live updates ----------------------------------------------------------
@@ -264,7 +290,7 @@ async function poll() {
     }
     if (changed) {
       renderTable();
-      await refreshFigures();
+      refreshFigures();
     }
     banner(null);
   } catch (error) {
@@ -286,7 +312,7 @@ async function load() {
   document.getElementById("figures").hidden = false;
   renderFilters();
   renderTable();
-  await refreshFigures();
+  watchFigures();
   document.body.dataset.loaded = "1";
   setTimeout(poll, state.summary.live ? POLL_MS : IDLE_POLL_MS);
 }
