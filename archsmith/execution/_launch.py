@@ -25,6 +25,7 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from multiprocessing.reduction import sendfds
 from pathlib import Path
@@ -46,6 +47,18 @@ class LaunchError(ArchsmithError, RuntimeError):
     """Worker processes cannot be started the way that was asked."""
 
 
+@dataclass
+class LaunchRequest:
+    """One worker to start: its name, its end of the socket to the driver, the
+    environment it gets on top of the driver's, its torch threads, its log dir."""
+
+    name: str
+    sock: socket.socket
+    env: dict[str, str]
+    threads: int
+    log_dir: Path | None
+
+
 class WorkerProcess(Protocol):
     """What the engine needs of a worker process (``subprocess.Popen`` has it)."""
 
@@ -63,9 +76,7 @@ class Launcher(Protocol):
     method: str  # how workers are started now: "fork", "forkserver" or "spawn"
     note: str | None  # why it is not "fork", where "auto" wanted it
 
-    def launch(
-        self, name: str, sock: socket.socket, env: dict[str, str], threads: int, log_dir: Path | None
-    ) -> WorkerProcess: ...
+    def launch(self, requests: list[LaunchRequest]) -> list[WorkerProcess]: ...
 
     def close(self) -> None: ...
 
@@ -102,16 +113,19 @@ class SpawnLauncher:
     method = "spawn"
     note: str | None = None
 
-    def launch(
-        self, name: str, sock: socket.socket, env: dict[str, str], threads: int, log_dir: Path | None
-    ) -> WorkerProcess:
-        args = [str(sock.fileno()), name, str(threads), str(os.getpid())]
-        if log_dir is not None:
-            args.append(str(log_dir))
+    def launch(self, requests: list[LaunchRequest]) -> list[WorkerProcess]:
+        return [self._popen(request) for request in requests]
+
+    @staticmethod
+    def _popen(request: LaunchRequest) -> WorkerProcess:
+        fd = request.sock.fileno()
+        args = [str(fd), request.name, str(request.threads), str(os.getpid())]
+        if request.log_dir is not None:
+            args.append(str(request.log_dir))
         return subprocess.Popen(
             [sys.executable, "-m", "archsmith.execution._worker", *args],
-            pass_fds=[sock.fileno()],
-            env={**os.environ, **env},
+            pass_fds=[fd],
+            env={**os.environ, **request.env},
             stdin=subprocess.DEVNULL,
             start_new_session=True,  # its own process group: killed as a whole, never with the driver's
         )
@@ -189,21 +203,25 @@ class _Template:
         self.exits: dict[int, int] = {}
         self.alive = True
 
-    def spawn(self, name: str, sock: socket.socket, env: dict[str, str], threads: int, log_dir: Path | None) -> int:
-        """Have the template fork worker ``name`` talking over ``sock``; its pid."""
+    def spawn(self, requests: list[LaunchRequest]) -> list[int]:
+        """Have the template fork a worker per request (asked all at once); their pids."""
         try:
-            self.conn.send(("spawn", name, env, threads, log_dir))
-            sendfds(self.sock, [sock.fileno()])
+            for r in requests:
+                self.conn.send(("spawn", r.name, r.env, r.threads, r.log_dir))
+                sendfds(self.sock, [r.sock.fileno()])
         except OSError as e:
             self.alive = False
             raise LaunchError(f"the worker template process is gone ({e})") from e
+        pids: dict[str, int] = {}
         end = time.monotonic() + SPAWN_TIMEOUT
-        while self.alive and time.monotonic() < end:
+        while self.alive and len(pids) < len(requests) and time.monotonic() < end:
             msg = self._receive(end - time.monotonic())
-            if msg is not None and msg[0] == "spawned" and msg[1] == name:
-                return int(msg[2])
-        reason = "died" if not self.alive else f"did not answer within {SPAWN_TIMEOUT:.0f} s"
-        raise LaunchError(f"the worker template process {reason} before it could start {name}")
+            if msg is not None and msg[0] == "spawned":
+                pids[msg[1]] = int(msg[2])
+        if len(pids) < len(requests):
+            reason = "died" if not self.alive else f"did not answer within {SPAWN_TIMEOUT:.0f} s"
+            raise LaunchError(f"the worker template process {reason} before it could start the workers")
+        return [pids[r.name] for r in requests]
 
     def _receive(self, timeout: float) -> tuple[Any, ...] | None:
         """One message, bookkeeping exits; None if none came within ``timeout``."""
@@ -276,9 +294,7 @@ class TemplateLauncher:
         self.method = "fork" if fork else "forkserver"
         return _Template(fork)
 
-    def launch(
-        self, name: str, sock: socket.socket, env: dict[str, str], threads: int, log_dir: Path | None
-    ) -> WorkerProcess:
+    def launch(self, requests: list[LaunchRequest]) -> list[WorkerProcess]:
         if self._template is not None and not self._template.alive:
             self._retired.append(self._template)  # its workers still need their exits read
             self._template = None
@@ -286,14 +302,15 @@ class TemplateLauncher:
         if self._template is None:
             self._template = self._start()
         try:
-            pid = self._template.spawn(name, sock, env, threads, log_dir)
+            pids = self._template.spawn(requests)
         except LaunchError:
             if fresh:
                 raise
             self._retired.append(self._template)  # it died since: once more with a new one
             self._template = self._start()
-            pid = self._template.spawn(name, sock, env, threads, log_dir)
-        return ForkedWorker(self._template, pid)
+            pids = self._template.spawn(requests)
+        template = self._template
+        return [ForkedWorker(template, pid) for pid in pids]
 
     def close(self) -> None:
         for template in [*self._retired, *([self._template] if self._template else [])]:

@@ -47,7 +47,15 @@ import cloudpickle
 from archsmith.space import ArchsmithError
 
 from ._base import Engine
-from ._launch import Launcher, LaunchError, WorkerProcess, WorkerStart, make_launcher, resolve_worker_start
+from ._launch import (
+    Launcher,
+    LaunchError,
+    LaunchRequest,
+    WorkerProcess,
+    WorkerStart,
+    make_launcher,
+    resolve_worker_start,
+)
 from ._output import fault_stack, log_path, size, tail
 from ._processes import pidfd
 from ._registry import register_engine
@@ -186,7 +194,7 @@ class ProcessEngine(Engine):
             self._launcher = make_launcher(self.worker_start)
         except LaunchError as e:
             raise EngineError(str(e)) from None
-        self._workers = [self._spawn(i) for i in range(self.concurrency)]
+        self._workers = self._spawn(*range(self.concurrency))
 
     @property
     def start_method(self) -> str | None:
@@ -213,30 +221,40 @@ class ProcessEngine(Engine):
         g = self.gpus_per_trial
         return [",".join(str(d) for d in range(i * g, (i + 1) * g)) for i in range(self.concurrency)]
 
-    def _spawn(self, slot: int) -> _Worker:
-        self._spawned += 1
-        name = f"worker-{self._spawned}"
-        ours, theirs = socket.socketpair()
+    def _spawn(self, *slots: int) -> list[_Worker]:
+        """Start a worker for each slot: all asked for at once (a template forks them
+        back to back), then each sent the payload."""
         threads = max(1, (os.cpu_count() or 1) // self.concurrency)
-        env = {"OMP_NUM_THREADS": str(threads)}
-        device = self._devices[slot]
-        if device is not None:
-            env["CUDA_VISIBLE_DEVICES"] = device
+        requests, ours = [], []
+        for slot in slots:
+            self._spawned += 1
+            mine, theirs = socket.socketpair()
+            env = {"OMP_NUM_THREADS": str(threads)}
+            device = self._devices[slot]
+            if device is not None:
+                env["CUDA_VISIBLE_DEVICES"] = device
+            requests.append(LaunchRequest(f"worker-{self._spawned}", theirs, env, threads, self.log_dir))
+            ours.append(mine)
         assert self._launcher is not None, "start() first"
         try:
-            process = self._launcher.launch(name, theirs, env, threads, self.log_dir)
+            processes = self._launcher.launch(requests)
         except LaunchError as e:
+            for sock in ours:
+                sock.close()
             self.shutdown()
             raise EngineError(f"cannot start worker processes: {e}") from e
         finally:
-            theirs.close()
-        conn = Connection(ours.detach())
-        worker = _Worker(name, process, conn)
-        try:
-            conn.send_bytes(self._payload)  # once per worker, not per trial
-        except OSError:
-            pass  # it died at once: wait() finds out
-        return worker
+            for request in requests:
+                request.sock.close()
+        workers = []
+        for request, mine, process in zip(requests, ours, processes):
+            conn = Connection(mine.detach())
+            workers.append(_Worker(request.name, process, conn))
+            try:
+                conn.send_bytes(self._payload)  # once per worker, not per trial
+            except OSError:
+                pass  # it died at once: wait() finds out
+        return workers
 
     def _replace(self, worker: _Worker) -> _Worker:
         """Kill ``worker`` with its process group and start another in its slot."""
@@ -244,7 +262,8 @@ class ProcessEngine(Engine):
         worker.kill_group()
         worker.reap()
         worker.close()
-        new = self._workers[slot] = self._spawn(slot)
+        (new,) = self._spawn(slot)
+        self._workers[slot] = new
         return new
 
     # Engine interface -----------------------------------------------------------------

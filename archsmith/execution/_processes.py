@@ -13,6 +13,7 @@ import ctypes
 import os
 import select
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -108,34 +109,56 @@ def become_subreaper() -> bool:
     return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
+#: The guard: a fresh, bare interpreter (``-I -S``: quick to start, nothing of
+#: ours loaded) that waits for the worker ``argv[1]`` to exit, then SIGKILLs the
+#: process group ``argv[2]``.
+_GUARD = """
+import os, select, signal, sys, time
+worker, group = int(sys.argv[1]), int(sys.argv[2])
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+try:
+    with open("/proc/self/comm", "w") as f:
+        f.write("archsmith-guard")
+except OSError:
+    pass
+try:
+    fd = os.pidfd_open(worker)
+except (AttributeError, OSError):
+    fd = None
+if fd is not None and os.getppid() == worker:  # the pidfd is of the right process
+    select.select([fd], [], [])
+else:
+    while os.getppid() == worker:
+        time.sleep(0.1)
+try:
+    os.killpg(group, signal.SIGKILL)
+except OSError:
+    pass
+"""
+_guards: list[subprocess.Popen[bytes]] = []
+
+
 def start_group_guard() -> None:
-    """Fork a tiny guard that kills our process group as soon as we die.
+    """Start a tiny guard that kills our process group as soon as we die.
 
     A worker killed by SIGKILL (its driver died, the OOM killer, a segfault) cannot
     clean up; the processes its trial started live on in its process group. The
     guard sits in a group of its own, waits for the worker to exit and kills that
-    group. Call it early, while the process has one thread (fork is then safe and
-    cheap)."""
+    group. It is a fresh interpreter (started with ``vfork``), not a fork: forking
+    a process with torch loaded costs tens of milliseconds."""
     group = os.getpgrp()
     me = os.getpid()
-    if group != me or not hasattr(os, "fork"):
+    if group != me:
         return  # not our own group: killing it could hit the driver
-    if os.fork() != 0:
-        return
-    try:  # the guard
-        os.setpgid(0, 0)
-        set_process_name("archsmith-guard")
-        with contextlib.suppress(OSError):  # hold nothing open: the worker's socket, a caller's output pipe
-            null = os.open(os.devnull, os.O_RDWR)
-            for fd in (0, 1, 2):
-                os.dup2(null, fd)
-            os.closerange(3, 1 << 16)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        wait_for_exit(me, parent_check=me)
-        with contextlib.suppress(OSError):
-            os.killpg(group, signal.SIGKILL)
-    finally:
-        os._exit(0)
+    _guards.append(
+        subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", _GUARD, str(me), str(group)],
+            stdin=subprocess.DEVNULL,  # hold nothing open: the worker's socket, a caller's output pipe
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    )
 
 
 # Finding processes ---------------------------------------------------------------------

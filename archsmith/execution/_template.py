@@ -95,6 +95,7 @@ def _become_worker(fd: int, name: str, env: dict[str, str], threads: int, log_di
     """In a child just forked: run as worker ``name``, then exit (never return)."""
     code = 1
     try:
+        set_process_name("archsmith-work")
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()  # its own session and process group, as a spawned worker's
