@@ -17,7 +17,12 @@ SCRIPT = Path(__file__).parent / "scripts" / "inprocess_timeout.py"
 EXIT_CODE = 70
 
 
-RUNS = {"swallow": ("swallow", "swallow_deeper"), "nested": ("nested",), "blocked": ("blocked",)}
+RUNS = {
+    "swallow": ("swallow", "swallow_deeper"),
+    "nested": ("nested",),
+    "blocked": ("blocked",),
+    "logged": ("--log-dir={logs}", "nested"),  # trial output captured into its log: the message still shows
+}
 
 
 class ScriptRun:
@@ -27,12 +32,13 @@ class ScriptRun:
 
 
 @pytest.fixture(scope="module")
-def runs() -> dict[str, ScriptRun]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, ScriptRun]:
     """The script runs, started side by side (each spends seconds importing torch)."""
     start = time.time()
+    logs = tmp_path_factory.mktemp("logs")
     procs = {
         name: subprocess.Popen(
-            [sys.executable, str(SCRIPT), *actions],
+            [sys.executable, str(SCRIPT), *(action.format(logs=logs) for action in actions)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -63,7 +69,7 @@ def test_trials_that_swallow_their_timeout_are_pushed_out_and_the_run_goes_on(ru
         assert "in swallow" in str(event["error"]), "the error says where it was"
 
 
-@pytest.mark.parametrize("name", ["nested", "blocked"])
+@pytest.mark.parametrize("name", ["nested", "blocked", "logged"])
 def test_trial_that_cannot_be_stopped_is_recorded_and_the_process_ends(runs: dict[str, ScriptRun], name: str) -> None:
     # "nested": two handlers in one frame; "blocked": never back in Python code to see the alarm.
     run = runs[name]
@@ -74,3 +80,5 @@ def test_trial_that_cannot_be_stopped_is_recorded_and_the_process_ends(runs: dic
     assert "did not stop" in str(run.finished[0]["error"])
     assert "trial 1 did not stop at its timeout (it catches BaseException?); it is recorded as failed" in result.stderr
     assert "run(resume=True) continues" in result.stderr and "engine='process'" in result.stderr
+    if name == "logged":  # the trial's own print went to its log, the engine's message to the terminal
+        assert "trial doing nested" not in result.stdout and "trial doing nested" in str(run.finished[0]["output"])

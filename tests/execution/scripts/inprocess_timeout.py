@@ -7,6 +7,7 @@ import json
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -67,11 +68,16 @@ def evaluate(model: torch.nn.Module, action: str) -> Any:
 
 def listener(event: TrialEvent) -> None:
     if event.kind == "finished":
-        print(json.dumps({"id": event.trial_id, "status": event.status, "error": event.error}), flush=True)
+        finished = {"id": event.trial_id, "status": event.status, "error": event.error, "output": event.output}
+        print(json.dumps(finished), flush=True)
 
 
-actions = [*sys.argv[1:], "ok"]
-engine = InProcessEngine(trial_timeout=0.5)
+arguments = sys.argv[1:]
+log_dir = None  # --log-dir=PATH: trials' output goes to logs there
+if arguments and arguments[0].startswith("--log-dir="):
+    log_dir = Path(arguments.pop(0).split("=", 1)[1])
+actions = [*arguments, "ok"]
+engine = InProcessEngine(trial_timeout=0.5, log_dir=log_dir)
 engine.timeout_grace = 0.6
 engine.listener = listener
 engine.start(TrialPayload(Net, (), {}, FunctionalEvaluator(evaluate, action=nn.choice("action", sorted(set(actions))))))
