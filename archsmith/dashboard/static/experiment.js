@@ -283,11 +283,9 @@ async function poll() {
   try {
     const since = state.version === null ? "" : "?since=" + encodeURIComponent(state.version);
     const changed = merge(await api(`/experiments/${encodeURIComponent(KEY)}/trials${since}`));
-    const wasLive = state.summary.live;
-    if (changed || !wasLive) {
-      state.summary = await api(`/experiments/${encodeURIComponent(KEY)}`);
-      renderSummary();
-    }
+    // The summary too: the run's end (live no more) need not come with a trial's change.
+    state.summary = await api(`/experiments/${encodeURIComponent(KEY)}`);
+    renderSummary();
     if (changed) {
       renderTable();
       refreshFigures();
