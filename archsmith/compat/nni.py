@@ -348,9 +348,14 @@ def _lightning_class(name: str) -> type:
         """NNI's name: train and score ``model`` (archsmith's ``evaluate``)."""
         return self.evaluate(model)
 
-    cls = type(name, (base,), {"__init__": __init__, "fit": fit, "__module__": __name__, "__qualname__": name})
-    setattr(sys.modules[__name__], f"_{name}", cls)  # workers unpickle it by this name
-    return cls
+    # Named ``_Classification`` here, so worker processes unpickle it by reference.
+    return type(name, (base,), {"__init__": __init__, "fit": fit, "__module__": __name__, "__qualname__": f"_{name}"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("_Classification", "_Regression"):
+        return _lightning_class(name[1:])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def Classification(*args: Any, **kwargs: Any) -> Any:

@@ -266,3 +266,15 @@ def test_applied_mutators_make_the_space(tmp_path: Path) -> None:
     exp.run(_config(tmp_path, direction="minimize"), debug=True)
     assert exp.export_top_models(top_k=2) == [{"act": 1}, {"act": 0}]  # tanh(-2) < relu(-2) = 0
     assert isinstance(exp.export_top_models(formatter="instance")[0], torch.nn.Module)
+
+
+def test_nni_lightning_evaluators_pickle_by_reference() -> None:
+    """Worker processes unpickle the evaluator: its class is found by name."""
+    import pickle
+
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.zeros(4, 2), torch.zeros(4).long()))
+    cls = nni.Classification(train_dataloader=data, val_dataloaders=data, max_epochs=1)
+    blob = pickle.dumps(cls)
+    assert b"_Classification" in blob and type(pickle.loads(blob)) is type(cls) is nni._Classification
+    with pytest.raises(AttributeError, match="has no attribute '_Nothing'"):
+        _ = nni._Nothing
