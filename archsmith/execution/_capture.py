@@ -51,10 +51,15 @@ class capture_output:
     def __enter__(self) -> capture_output:
         if self.path is None:
             return self
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # O_APPEND: Python's writes and the descriptors' land in order, none overwriting another.
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-        fd = os.open(self.path, flags, 0o644)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, flags, 0o644)
+        except OSError as e:  # a full or read-only disk must not fail the trial: it prints where it would have
+            print(f"archsmith: cannot write {self.path} ({e}); this trial's output stays here", file=sys.stderr)
+            self.path = None
+            return self
         _flush(sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__)
         for target in (1, 2):
             saved = _dup(target)

@@ -98,3 +98,15 @@ def test_an_experiments_trials_print_only_to_their_logs(
             assert trial.output is not None and f"child {trial.id}" in trial.output
         else:
             assert trial.status == "succeeded" and trial.output is None
+
+
+def test_a_log_that_cannot_be_written_leaves_the_output_on_the_terminal(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")  # the log's directory cannot be created under a file
+    engine = InProcessEngine(log_dir=blocked)
+    engine.start(TrialPayload(Net, (), {}, FunctionalEvaluator(noisy, fail=False)))
+    assert finished(run_trials(engine, [Trial(1, {"width": 2})])[1]).status == "succeeded"
+    shown = capfd.readouterr()
+    assert "print 1" in shown.out and f"cannot write {blocked / '1' / 'output.log'}" in shown.err
