@@ -225,6 +225,7 @@ class MutatedSpace(ModelSpace):
     _prefixes: list[str]
     _base_space: Space
     _decisions: dict[str, _Decision]
+    _explored: list[dict[str, Any]]
 
     def __init__(
         self,
@@ -269,6 +270,7 @@ class MutatedSpace(ModelSpace):
         with _top_level():
             traces = self._explore()
             self.__dict__["_mutated_space"] = self._space(traces)
+        self._explored = [dict(t) for t in traces]
 
     def _mutator_prefixes(self) -> list[str]:
         seen: collections.Counter[str] = collections.Counter()
@@ -284,6 +286,18 @@ class MutatedSpace(ModelSpace):
         if self.is_frozen:
             return Space()
         return self.__dict__["_mutated_space"]
+
+    def explored_samples(self) -> list[Sample]:
+        """One sample per architecture the exploration built (every value of every
+        decision is in one of them), canonical, unused decisions at their default."""
+        space, seen, samples = self.search_space, set(), []
+        for run in self._explored:
+            sample = space.representative({**{label: leaf.default() for label, leaf in space.items()}, **run})
+            key = space.architecture_key(sample)
+            if key not in seen and space.satisfies(sample):
+                seen.add(key)
+                samples.append(sample)
+        return samples
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         raise SpaceError(

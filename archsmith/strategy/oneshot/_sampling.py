@@ -217,3 +217,6 @@ class CellFactory:
 
 
 register_mixed_op("sampling", Cell)(CellFactory(loose_end=True))  # type: ignore[arg-type]
+
+
+from . import _mutated  # noqa: E402, F401  (registers the sampling op of mutated spaces)

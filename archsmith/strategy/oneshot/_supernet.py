@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from archsmith.nn import ModelSpace
+from archsmith.nn import ModelSpace, MutatedSpace
 from archsmith.nn._layers import MutableLayer
 from archsmith.nn._mutable_module import MutableModule
 from archsmith.space import Categorical, CategoricalMultiple, Leaf, Sample, Space, SpaceError
@@ -182,6 +182,15 @@ def _owns_leaves(module: torch.nn.Module) -> bool:
 def check_supported(space: ModelSpace, family: str, algorithm: str) -> None:
     """Raise :class:`UnsupportedSpaceError` listing every primitive of ``space`` that
     ``family`` cannot handle, with the algorithms that can, before any training."""
+    if isinstance(space, MutatedSpace):
+        if family != "sampling":
+            able = ", ".join(sorted(FAMILY_ALGORITHMS.get("sampling", [])))
+            raise UnsupportedSpaceError(
+                f"{algorithm} cannot build a supernet of a mutated space (nn.mutate): its mutators rewrite the "
+                f"graph per architecture, so only one path can run at a time, and {algorithm} runs or weights "
+                f"several at once; search it with {able} (one path per step), or a multi-trial strategy"
+            )
+        return
     problems = []
     for path, module in _primitives(space):
         problems += _check(module, path, family)
@@ -287,7 +296,11 @@ class Supernet(torch.nn.Module):
         self.space_class = type(space)
         self.search_space = space.search_space
         self.decisions = Decisions(space.search_space)
-        self.model = transform(copy.deepcopy(space), family, self.decisions)
+        whole = family_factory(family, space) if isinstance(space, MutatedSpace) else None
+        if whole is not None:  # mutators rewrite the whole graph: one op stands for the model
+            self.model: torch.nn.Module = whole(space, self.decisions, lambda m: m)
+        else:
+            self.model = transform(copy.deepcopy(space), family, self.decisions)
         self.mixed_ops = [m for m in self.model.modules() if isinstance(m, MixedOp)]
         self._create_alphas()
 
@@ -336,11 +349,14 @@ class Supernet(torch.nn.Module):
 
     def freeze(self, sample: Sample) -> torch.nn.Module:
         """The subnet of ``sample`` as a plain model, with the supernet's weights."""
-        args, kwargs = self.model.init_arguments  # type: ignore[operator, misc]
         from archsmith.nn import fixed_arch
 
         sample = self.search_space.validate(sample)
-        with fixed_arch(sample):
-            model = self.space_class(*args, **kwargs)
+        if isinstance(self.model, MixedOp):  # a mutated space's op builds its own plain model
+            model = self.model.freeze(sample)  # type: ignore[operator]
+        else:
+            args, kwargs = self.model.init_arguments  # type: ignore[operator, misc]
+            with fixed_arch(sample):
+                model = self.space_class(*args, **kwargs)
         model.load_state_dict(self.subnet_state_dict(sample))
         return model
