@@ -13,6 +13,7 @@ is never assumed (NNI maximized), there is no graph engine or web port.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import sys
@@ -254,8 +255,8 @@ class RetiariiExperiment:
                 "archsmith.compat.nni: there is no web port; progress shows here, `archsmith show EXP` reads the run",
             )
         cfg = _experiment_config(self.config if config is None else config)
-        if debug:
-            cfg.engine = "inprocess"
+        if debug:  # trials in this process, where pdb works (the caller's config is left as it was)
+            cfg = dataclasses.replace(cfg, engine="inprocess")
         self._check_direction(cfg)
         self.experiment = Experiment(self.space, self.evaluator, self.strategy, cfg)
         return self.experiment.run()

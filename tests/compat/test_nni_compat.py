@@ -278,3 +278,10 @@ def test_nni_lightning_evaluators_pickle_by_reference() -> None:
     assert b"_Classification" in blob and type(pickle.loads(blob)) is type(cls) is nni._Classification
     with pytest.raises(AttributeError, match="has no attribute '_Nothing'"):
         _ = nni._Nothing
+
+
+def test_debug_runs_in_process_without_changing_the_callers_config(tmp_path: Path) -> None:
+    config = ExperimentConfig(max_trials=1, direction="maximize", workdir=tmp_path / "exp", seed=0)
+    exp = RetiariiExperiment(Tiny(), width_cls, [], nni.retiarii.strategy.Random())
+    assert exp.run(config, debug=True).config.engine == "inprocess"
+    assert config.engine == "process"
