@@ -7,7 +7,9 @@ reason for a store that cannot be read; never a stack trace.
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
 from collections import deque
 from typing import Any
 
@@ -20,7 +22,7 @@ from archsmith.experiment._store import TRIALS_DIR
 from ._architecture import architecture
 from ._data import DashboardError, ExperimentIndex, NotFound
 from ._figures import figure
-from ._serialize import metrics_of, number, trial_json
+from ._serialize import metrics_of, number
 
 __all__ = ["api_router", "trial_detail"]
 
@@ -46,9 +48,10 @@ def _log_tail(path: Any) -> str:
 def trial_detail(index: ExperimentIndex, key: str, trial_id: int) -> dict[str, Any]:
     """TRIAL plus intermediates, log tail, full error and architecture."""
     data = index.get(key)
-    record = data.record(trial_id)
-    steps = data.intermediates([trial_id])[trial_id]
-    out = trial_json(record, data.objectives, len(steps))
+    with data._lock:
+        record = data.record(trial_id)
+        steps = data.intermediates([trial_id])[trial_id]
+        out = dict(data.trials[trial_id])
     out["error"] = record.error
     out["output"] = record.output
     out["intermediates"] = [
@@ -78,13 +81,27 @@ def top_json(index: ExperimentIndex, key: str, k: int) -> str:
     return export_text(samples, k, as_list=True if len(samples) < k else None) + "\n"
 
 
+def _warm_up() -> None:
+    """Import what the first trial page and importance figure need (torch, Optuna's
+    evaluators: seconds on a cold start) while the user looks at the list."""
+    try:
+        import optuna.importance  # noqa: F401
+
+        import archsmith.nn  # noqa: F401
+    except Exception:  # a broken install shows where it is used, with the reason
+        logger.debug("warm-up import failed", exc_info=True)
+
+
 def api_router(index: ExperimentIndex) -> APIRouter:
     """The API's routes over ``index``; mount with ``app.include_router(router, prefix="/api")``."""
+    threading.Thread(target=_warm_up, name="archsmith-dashboard-warm-up", daemon=True).start()
     router = APIRouter()
 
     def answer(compute: Any) -> Any:
         try:
-            return compute()
+            result = compute()
+            # straight to JSON text: FastAPI's own encoder walks every value (seconds at 20,000 trials)
+            return JSONResponse(result) if isinstance(result, dict) else result
         except DashboardError as e:
             return JSONResponse({"detail": str(e)}, status_code=e.status)
         except Exception as e:  # a bug or a store's odd content: a JSON reason, never a traceback
@@ -101,11 +118,17 @@ def api_router(index: ExperimentIndex) -> APIRouter:
 
     @router.get("/experiments/{key}/trials")
     def trials(key: str, since: str | None = None) -> Any:
-        def read() -> dict[str, Any]:
+        def read() -> Any:
             data = index.get(key)
             with data._lock:
                 rows, complete = data.changed_since(since)
-                return {"version": data.version, "complete": complete, "trials": rows}
+                if not complete:
+                    return {"version": data.version, "complete": False, "trials": rows}
+
+                def whole() -> bytes:  # every trial: encoded once per version, for every page that loads
+                    return _json_bytes({"version": data.version, "complete": True, "trials": rows})
+
+                return Response(data.derived("trials_body", whole), media_type="application/json")
 
         return answer(read)
 
@@ -130,6 +153,10 @@ def api_router(index: ExperimentIndex) -> APIRouter:
         return answer(read)
 
     return router
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
 def _safe_filename(key: str) -> str:

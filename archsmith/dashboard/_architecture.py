@@ -13,6 +13,7 @@ decisions' labels, so they show even where the space cannot be rebuilt:
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import math
 import re
 from collections import defaultdict
@@ -33,8 +34,6 @@ _NB101_INPUT = re.compile(r"^(?P<cell>.+)/input(?P<node>\d+)$")
 
 
 def _space_class(dotted: Any) -> type:
-    from archsmith.nn import ModelSpace
-
     if not isinstance(dotted, str) or "." not in dotted:
         raise LookupError("the store does not name the space's class")
     module_name, _, qualname = dotted.rpartition(".")
@@ -43,6 +42,13 @@ def _space_class(dotted: Any) -> type:
             f"the space class {dotted} was defined in the script that ran the search; "
             "move it into an importable module to see its module tree here"
         )
+    try:
+        if importlib.util.find_spec(module_name.partition(".")[0]) is None:  # no torch import for nothing
+            raise LookupError(f"the module {module_name} of the space class {dotted} is not importable here")
+    except (ImportError, ValueError) as e:
+        raise LookupError(f"the module {module_name} of the space class {dotted} is not importable here: {e}") from e
+    from archsmith.nn import ModelSpace
+
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as e:  # any failure of someone else's module at import

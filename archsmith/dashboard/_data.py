@@ -32,7 +32,7 @@ from urllib.parse import quote
 from archsmith.experiment import STORE_FILE, Store, StoreError, TrialRecord, objectives_of, top_trials
 from archsmith.experiment._sqlite import connect_readonly
 
-from ._serialize import STATUSES, UNFINISHED, decision, number, trial_json
+from ._serialize import STATUSES, UNFINISHED, decision, number, trial_from_row
 
 __all__ = ["DashboardError", "ExperimentData", "ExperimentIndex", "NotFound", "Unreadable"]
 
@@ -64,12 +64,27 @@ class Unreadable(DashboardError):
     status = 503
 
 
+def _finished_wal_store(path: Path) -> bool:
+    """A WAL-mode database (as stores are) with no ``-wal`` file: no program has it
+    open, so it can be read ``immutable`` (which creates no files). A rollback-mode
+    file is not: a writer changes it in place, and ``mode=ro`` creates nothing there."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2 and not Path(f"{path}-wal").exists()
+
+
 class _ReadOnlyStore(Store):
     """A store opened without creating anything beside it (see the module's doc)."""
 
+    immutable = False
+
     def _open_readonly(self) -> sqlite3.Connection:
-        if Path(f"{self.path}-wal").exists():  # a run may be writing: read its WAL
+        if not _finished_wal_store(self.path):  # a run may be writing: read its WAL, honour its locks
             return connect_readonly(self.path)
+        self.immutable = True
         uri = f"file:{quote(self.path.as_posix())}?mode=ro&immutable=1"
         return sqlite3.connect(uri, uri=True, check_same_thread=False)
 
@@ -117,12 +132,12 @@ class ExperimentData:
         self._seq = 0
         self._changes: deque[tuple[int, frozenset[int]]] = deque(maxlen=CHANGES_KEPT)
         self.trials: dict[int, dict[str, Any]] = {}
-        self._records: dict[int, TrialRecord] = {}
+        self._trial_sql: str | None = None
         self._unfinished: set[int] = set()
         self._max_id = 0
         self.meta: dict[str, Any] = {}
         self.objectives: list[tuple[str, str]] = []
-        self._derived: dict[str, tuple[tuple[int, int], Any]] = {}  # name -> ((seq, meta seq), value)
+        self._derived: dict[str, tuple[Any, Any]] = {}  # name -> (key, value)
         self._meta_seq = 0
         self._live_connection = False
 
@@ -163,8 +178,8 @@ class ExperimentData:
         ):
             self._reset()
         if self._store is None:
-            self._live_connection = bool(ident[-1])
             self._store = _ReadOnlyStore(self.path, readonly=True, lock_patience=LOCK_PATIENCE)
+            self._live_connection = not self._store.immutable
             self._ident = ident
         elif not self._live_connection:
             return  # opened as finished and unchanged since: nothing to read
@@ -221,49 +236,59 @@ class ExperimentData:
             out.update(self.store.conn.execute(f"{sql} WHERE trial_id IN ({marks}) GROUP BY trial_id", chunk))
         return out
 
-    def _put(self, record: TrialRecord, steps: int) -> None:
-        self._records[record.id] = record
-        self.trials[record.id] = trial_json(record, self.objectives, steps)
-        if record.status in UNFINISHED:
-            self._unfinished.add(record.id)
+    def _rows(self, where: str = "", params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Trials as TRIAL objects, straight from their columns (the stored sample is
+        already the JSON the API answers: no decoding into Python values and back)."""
+        if self._trial_sql is None:
+            have = {row[1] for row in self.store.conn.execute("PRAGMA table_info(trials)")}
+            values = "objective_values" if "objective_values" in have else "NULL"  # stores of older archsmiths
+            self._trial_sql = (
+                f"SELECT id, sample, status, objective, metric, error, started_at, ended_at, {values} FROM trials"
+            )
+        rows = self.store.conn.execute(f"{self._trial_sql} {where} ORDER BY id", params).fetchall()
+        return [trial_from_row(row, self.objectives) for row in rows]
+
+    def _put(self, row: dict[str, Any]) -> None:
+        self.trials[row["id"]] = row
+        if row["status"] in UNFINISHED:
+            self._unfinished.add(row["id"])
         else:
-            self._unfinished.discard(record.id)
-        self._max_id = max(self._max_id, record.id)
+            self._unfinished.discard(row["id"])
+        self._max_id = max(self._max_id, row["id"])
 
     def _load_all(self) -> None:
         token = self._token
         self._reset_trials()
         steps = self._steps(None)
-        for record in self.store.trials():
-            self._put(record, steps.get(record.id, 0))
+        for row in self._rows():
+            row["steps"] = steps.get(row["id"], 0)
+            self._put(row)
         self._token = token if self._seq == 0 else uuid.uuid4().hex[:12]
         self._seq += 1
         self._changes.clear()
 
     def _reset_trials(self) -> None:
-        self.trials, self._records, self._unfinished, self._max_id = {}, {}, set(), 0
+        self.trials, self._unfinished, self._max_id = {}, set(), 0
         self._derived = {}
 
     def _load_changes(self, max_id: int) -> None:
-        records: list[TrialRecord] = []
-        for trial_id in sorted(self._unfinished):
-            try:
-                records.append(self.store.trial(trial_id))
-            except StoreError:  # gone: only a reload can say what happened
-                self._load_all()
-                return
-        for trial_id in range(self._max_id + 1, max_id + 1):
-            try:
-                records.append(self.store.trial(trial_id))
-            except StoreError:
-                continue  # an id never used
-        steps = self._steps([r.id for r in records])
+        """Read again what may have changed: the unfinished trials and the new ones
+        (finished trials never change)."""
+        unfinished = sorted(self._unfinished)
+        rows = self._rows("WHERE id > ?", (self._max_id,))
+        for start in range(0, len(unfinished), 500):  # SQLite's limit on bound parameters
+            chunk = unfinished[start : start + 500]
+            rows.extend(self._rows(f"WHERE id IN ({', '.join('?' for _ in chunk)})", tuple(chunk)))
+        if len(rows) < len(unfinished) or not self._unfinished <= {r["id"] for r in rows}:
+            self._load_all()  # an unfinished trial is gone: only a reload can say what happened
+            return
+        steps = self._steps([r["id"] for r in rows])
         changed = []
-        for record in records:
-            row = trial_json(record, self.objectives, steps.get(record.id, 0))
-            if self.trials.get(record.id) != row:
-                changed.append(record.id)
-            self._put(record, steps.get(record.id, 0))
+        for row in rows:
+            row["steps"] = steps.get(row["id"], 0)
+            if self.trials.get(row["id"]) != row:
+                changed.append(row["id"])
+            self._put(row)
         if changed:
             self._seq += 1
             self._changes.append((self._seq, frozenset(changed)))
@@ -288,23 +313,20 @@ class ExperimentData:
             return list(self.trials.values()), True
 
     def record(self, trial_id: int) -> TrialRecord:
+        """One trial as the store's record (its whole error and output included)."""
         with self._lock:
             self.refresh()
-            if trial_id not in self._records:
+            if trial_id not in self.trials:
                 raise NotFound(f"experiment {self.key!r} has no trial {trial_id}")
-            return self._records[trial_id]
+            with self.snapshot() as store:
+                return store.trial(trial_id)
 
-    def records(self) -> list[TrialRecord]:
-        """Every trial, by id (refreshed)."""
+    def derived(self, name: str, compute: Any, key: Any = None) -> Any:
+        """``compute()`` cached until the trials change (figures, best trials), or
+        until ``key`` changes when given."""
         with self._lock:
             self.refresh()
-            return list(self._records.values())
-
-    def derived(self, name: str, compute: Any) -> Any:
-        """``compute()`` cached until the trials change (figures, best trials)."""
-        with self._lock:
-            self.refresh()
-            key = (self._seq, self._meta_seq)
+            key = (self._seq, self._meta_seq) if key is None else key
             cached = self._derived.get(name)
             if cached is not None and cached[0] == key:
                 return cached[1]
@@ -346,12 +368,12 @@ class ExperimentData:
             labels = self.meta.get("labels")
             described = self.meta.get("decisions") or {}
             if not isinstance(labels, list):
-                labels = list(described) or sorted({k for t in self._records.values() for k in t.sample})
+                labels = list(described) or sorted({k for t in self.trials.values() for k in t["sample"]})
             return [
                 decision(
                     str(label),
                     described.get(label),
-                    (t.sample[label] for t in self._records.values() if label in t.sample),
+                    (t["sample"][label] for t in self.trials.values() if label in t["sample"]),
                 )
                 for label in labels
             ]

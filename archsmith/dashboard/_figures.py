@@ -154,18 +154,25 @@ def curves(data: ExperimentData) -> Answer:
     return _answer({"data": traces, "layout": layout} if traces else None, message)
 
 
+def _value_key(value: Any) -> Any:
+    """A dict key per distinct value: fast for plain values (typed, so 1, 1.0 and True
+    differ), JSON text for lists and dicts."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return (type(value), value)
+    return json.dumps(value, sort_keys=True)
+
+
 def _dimension(decision: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     label = esc(decision["label"])
     if decision["kind"] == "numerical":
-        numbers = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan for v in values]
+        numbers = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in values]
         low, high = decision["values"]
         return {"label": label, "values": numbers, "range": [low, high]}
-    keys = [json.dumps(v, sort_keys=True) for v in decision["values"]]
-    position = {k: i for i, k in enumerate(keys)}
+    position = {_value_key(v): i for i, v in enumerate(decision["values"])}
     names = [esc(v) for v in decision["values"]]
     coded = []
     for value in values:
-        key = json.dumps(value, sort_keys=True)
+        key = _value_key(value)
         if key not in position:  # a value the description did not list
             position[key] = len(names)
             names.append(esc(value))
@@ -378,4 +385,9 @@ def figure(data: ExperimentData, name: str) -> Answer:
     builder = FIGURES.get(name)
     if builder is None:
         raise NotFound(f"no figure {name!r}; the figures are: {', '.join(FIGURES)}")
-    return data.derived(f"figure:{name}", lambda: builder(data))  # type: ignore[no-any-return]
+    key = None
+    if name == "importance":  # costly: computed again once the scored trials grew by 5%, not per trial
+        data.refresh()
+        scored = sum(1 for row in data.trials.values() if row["objectives"])
+        key = (data.objectives and data.objectives[0], round(math.log1p(scored) * 20), data.version.partition(".")[0])
+    return data.derived(f"figure:{name}", lambda: builder(data), key)  # type: ignore[no-any-return]

@@ -7,12 +7,13 @@ docs/dashboard.md). Non-finite numbers become ``null``: the API answers strict J
 from __future__ import annotations
 
 import ast
+import json
 import math
 import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from archsmith.experiment import TrialRecord, error_summary
+from archsmith.experiment import error_summary
 from archsmith.space import encode_arch
 
 #: The trial statuses the dashboard counts (``stopped``: early-stopped trials).
@@ -38,20 +39,27 @@ def metrics_of(metric: Any, objectives: Sequence[tuple[str, str]]) -> dict[str, 
     return {}
 
 
-def trial_json(trial: TrialRecord, objectives: Sequence[tuple[str, str]], steps: int) -> dict[str, Any]:
-    """A trial as the API's TRIAL object; ``error`` is the one-line summary."""
-    values = trial.values
+def trial_from_row(row: tuple[Any, ...], objectives: Sequence[tuple[str, str]]) -> dict[str, Any]:
+    """The TRIAL object of a row ``(id, sample, status, objective, metric, error,
+    started_at, ended_at, objective_values)`` of the store's trials table
+    (``steps`` is the caller's to fill). The stored sample is JSON as architecture
+    files hold it, which is what the API answers."""
+    tid, sample, status, objective, metric, error, started, ended, values = row
+    if values is not None:
+        scores: Sequence[Any] | None = json.loads(values)
+    else:
+        scores = None if objective is None else [objective]
     return {
-        "id": trial.id,
-        "status": trial.status,
-        "sample": encode_arch(trial.sample),
-        "metrics": metrics_of(trial.metric, objectives),
-        "objectives": {} if values is None else {name: number(v) for (name, _), v in zip(objectives, values)},
-        "started": trial.started_at,
-        "ended": trial.ended_at,
-        "duration": trial.duration,
-        "error": error_summary(trial.error) or None,
-        "steps": steps,
+        "id": tid,
+        "status": status,
+        "sample": json.loads(sample),
+        "metrics": {} if metric is None else metrics_of(json.loads(metric), objectives),
+        "objectives": {} if scores is None else {name: number(v) for (name, _), v in zip(objectives, scores)},
+        "started": started,
+        "ended": ended,
+        "duration": None if started is None or ended is None else ended - started,
+        "error": error_summary(error) or None,
+        "steps": 0,
     }
 
 
@@ -76,7 +84,8 @@ def decision(label: str, description: str | None, seen: Iterable[Any]) -> dict[s
     """A decision of the stored space: ``{"label", "kind", "values"}``.
 
     Read from the description the run stored (``Choice.describe()``); where that
-    does not list the candidates as literals (objects), the values the trials took.
+    does not list the candidates as literals (objects), the values the trials took
+    (``seen``: encoded as in architecture files).
     """
     text = description or ""
     found = _RANGE.match(text)
@@ -91,8 +100,8 @@ def decision(label: str, description: str | None, seen: Iterable[Any]) -> dict[s
             if isinstance(values, (list, tuple)):
                 return {"label": label, "kind": "categorical", "values": [encode_value(v) for v in values]}
     distinct: dict[str, Any] = {}
-    for value in seen:
-        distinct.setdefault(repr(value), encode_value(value))
+    for value in seen:  # already encoded (trials' samples as the API answers them)
+        distinct.setdefault(json.dumps(value, sort_keys=True), value)
     numeric = [number(v) for v in distinct.values()]
     if distinct and all(v is not None for v in numeric) and len(distinct) > 10:
         return {"label": label, "kind": "numerical", "values": [min(numeric), max(numeric)]}  # type: ignore[type-var]
