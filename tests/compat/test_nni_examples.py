@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import io
-import os
 import re
 import subprocess
 import sys
@@ -26,10 +25,9 @@ ALLOWED = re.compile(r"# archsmith: (import |from |data|MNIST|CIFAR10|NNI maximi
 
 
 def _run(script: str, cwd: Path) -> str:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SCRIPTS), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=600
-    )
+    # As a user runs it: `python path/to/script.py` from another directory (its data
+    # module found beside it, by the driver and by the trial workers).
+    proc = subprocess.run([sys.executable, str(SCRIPTS / script)], cwd=cwd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
 
