@@ -124,6 +124,8 @@ class _TrialActor:
         """Run the trial; its event, the output not yet shipped, and how many
         messages it sent the inbox (the driver waits for them all before the
         event, so an early-stopping rule sees every intermediate)."""
+        import ray
+
         from ._worker import _redirected
 
         self.running_thread = threading.get_ident()
@@ -131,13 +133,14 @@ class _TrialActor:
         count = 0
         lock = threading.Lock()
 
-        def send(item: tuple[Any, ...]) -> None:
+        def send(item: tuple[Any, ...]) -> Any:
             nonlocal count
             with lock:  # the log shipper's thread sends too
                 count = next(sent)
-                self.inbox.put.remote([item])
+                return self.inbox.put.remote([item])
 
-        send(("started", token, trial_id, time.time()))
+        # Awaited: a trial that kills its process at once must still count as started (a crash, not a lost start).
+        ray.get(send(("started", token, trial_id, time.time())))
 
         def on_intermediate(step: int, metric: Any) -> None:
             send(("intermediate", token, trial_id, step, metric, time.time()))
@@ -280,6 +283,7 @@ class RayEngine(Engine):
         self._retries: dict[int, int] = {}
         self._resubmits: dict[int, int] = {}
         self._logs: dict[int, _Log] = {}  # token -> the log being written
+        self._stalled_since: float | None = None  # trials queued while no actor is ready
 
     # Cluster and actors ---------------------------------------------------------
     def start(self, payload: TrialPayload) -> None:
@@ -412,12 +416,12 @@ class RayEngine(Engine):
     # Engine interface -----------------------------------------------------------------
     @property
     def capacity(self) -> int:
-        free = sum(1 for s in self._slots if s.node is not None and not s.busy)
-        return max(0, free - len(self._queue))
+        # An actor still starting (a replacement) counts: its trial waits in the queue for the first free actor.
+        return max(0, sum(1 for s in self._slots if not s.busy) - len(self._queue))
 
     def submit(self, trial: Trial) -> None:
-        slot = next(s for s in self._slots if s.node is not None and not s.busy)
-        self._send(slot, trial)
+        self._queue.append(trial)
+        self._dispatch_queue()
 
     def _send(self, slot: _Slot, trial: Trial) -> None:
         self._tokens += 1
@@ -476,8 +480,17 @@ class RayEngine(Engine):
         while self._queue:
             slot = next((s for s in self._slots if s.node is not None and not s.busy), None)
             if slot is None:
-                return
+                break
             self._send(slot, self._queue.pop(0))
+        if not self._queue or any(s.node is not None for s in self._slots):
+            self._stalled_since = None
+        elif self._stalled_since is None:
+            self._stalled_since = time.time()
+        elif time.time() - self._stalled_since > READY_TIMEOUT:
+            raise EngineError(
+                f"no Ray actor has been able to run a trial for {READY_TIMEOUT:.0f} s (lost nodes, or a cluster "
+                f"without resources_per_trial={self.resources}); `ray status` shows what the cluster has"
+            )
 
     def _take_items(self, events: list[TrialEvent], timeout: float = 0.0) -> None:
         """Handle what the inbox's pending ``take`` brought, if it is back within ``timeout``."""
