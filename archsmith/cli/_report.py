@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from archsmith.experiment import StoreError
+
 from ._common import CommandError, add_experiment_argument
 
 HELP = "write the experiment's plots and best trials as one self-contained HTML file (opens offline)"
@@ -29,8 +31,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         path = write_report(args.experiment, args.out)
     except Unreadable as e:
+        # as the other commands (docs/cli.md): a file that is not an archsmith store is 2,
+        # a store that fails while being read (damaged, locked) is 1
+        cause = e.__cause__
+        code = 2 if isinstance(cause, StoreError) and "locked" not in str(cause) else 1
         raise CommandError(
-            f"{e}; if a program is writing it, retry; if the file is damaged, restore it from a copy", 1
+            f"{e}; if a program is writing it, retry; if the file is damaged, restore it from a copy", code
         ) from None
     except (IsADirectoryError, FileNotFoundError, PermissionError, NotADirectoryError) as e:
         raise CommandError(

@@ -67,7 +67,12 @@ def test_errors(runs: Path, tmp_path: Path, capsys) -> None:
     assert "not an archsmith experiment" in capsys.readouterr().err
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / STORE_FILE).write_bytes(b"garbage" * 500)
-    assert main(["report", str(tmp_path / "broken"), "-o", str(tmp_path / "r.html")]) == 1
+    assert main(["report", str(tmp_path / "broken"), "-o", str(tmp_path / "r.html")]) == 2  # not a store
     assert "cannot read" in capsys.readouterr().err and not (tmp_path / "r.html").exists()
+    source = (runs / "single" / STORE_FILE).read_bytes()
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / STORE_FILE).write_bytes(source[: len(source) // 2])  # its first pages whole
+    code = main(["report", str(tmp_path / "damaged"), "-o", str(tmp_path / "r.html")])
+    assert code in (1, 2) and "cannot read" in capsys.readouterr().err  # 1 if SQLite opened it, 2 if not
     assert main(["report", str(runs / "single"), "-o", str(tmp_path / "no" / "dir.html")]) == 1
     assert "cannot write --out" in capsys.readouterr().err
