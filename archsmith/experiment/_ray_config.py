@@ -64,7 +64,11 @@ def check_engine_fields(config: Any) -> None:
     """The Ray settings apply to ``engine='ray'`` only, and Ray must be installed
     for it; ``gpus_per_trial`` is the local engines' way to ask for GPUs."""
     if config.engine == "ray":
-        if importlib.util.find_spec("ray") is None:
+        try:
+            installed = importlib.util.find_spec("ray") is not None
+        except (ImportError, ValueError):  # a broken or blocked install
+            installed = False
+        if not installed:
             raise _error("engine='ray' needs Ray, which is not installed: pip install 'archsmith[ray]'")
         if config.gpus_per_trial:
             raise _error(
