@@ -6,7 +6,7 @@ here and constructible without arguments (the store keeps no init arguments);
 decisions' labels, so they show even where the space cannot be rebuilt:
 
 - ``Cell``: ``<cell>/input_<node>_<j>`` (the state an op reads) and ``<cell>/op_<node>_<j>``;
-- ``NasBench201Cell``: ``<cell>/<j>_<i>`` (the op on the edge from node j to node i);
+- ``NasBench201Cell``: ``<cell>/<j>_<i>`` (the op on the edge from node i to node j);
 - ``NasBench101Cell``: ``<cell>/num_nodes``, ``<cell>/op<j>``, ``<cell>/input<j>``.
 """
 
@@ -28,7 +28,7 @@ MAX_MODULES = 2000
 
 _CELL_INPUT = re.compile(r"^(?P<cell>.+)/input_(?P<node>\d+)_(?P<j>\d+)$")
 _CELL_OP = re.compile(r"^(?P<cell>.+)/op_(?P<node>\d+)_(?P<j>\d+)$")
-_NB201_EDGE = re.compile(r"^(?P<cell>.+)/(?P<src>\d+)_(?P<dst>\d+)$")
+_NB201_EDGE = re.compile(r"^(?P<cell>.+)/(?P<dst>\d+)_(?P<src>\d+)$")
 _NB101_OP = re.compile(r"^(?P<cell>.+)/op(?P<node>\d+)$")
 _NB101_INPUT = re.compile(r"^(?P<cell>.+)/input(?P<node>\d+)$")
 
@@ -177,7 +177,7 @@ def cell_graphs(sample: dict[str, Any]) -> list[dict[str, Any]]:
                     edges.append((src, node, _name(ops.get((node, j), "?"))))
             names = [f"in {i}" for i in range(first)] + [f"node {i}" for i in range(first, top + 1)]
         elif kinds == {"nb201"}:
-            for (_, src, dst), op in sorted(parts.items()):
+            for (_, dst, src), op in sorted(parts.items()):  # <cell>/<j>_<i>: the edge from node i to node j
                 edges.append((int(src), int(dst), _name(op)))
             top = max(max(s, d) for s, d, _ in edges)
             names = ["in"] + [f"node {i}" for i in range(1, top)] + ["out"]

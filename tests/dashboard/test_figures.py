@@ -116,3 +116,34 @@ def test_figures_follow_new_trials(tmp_path: Path) -> None:
     finally:
         data.close()
         writer.close()
+
+
+def test_cells_are_drawn_from_the_sample() -> None:
+    import torch
+
+    import archsmith.nn as nn
+    from archsmith.dashboard._architecture import cell_graphs
+
+    class Cells(nn.ModelSpace):
+        def __init__(self) -> None:
+            super().__init__()
+            ops = {XSS_OP: torch.nn.Identity(), "relu": torch.nn.ReLU()}
+            self.c = nn.Cell(ops, 3, num_ops_per_node=2, num_predecessors=2, label="c")
+            self.b = nn.NasBench201Cell(
+                {"none": lambda i, o: torch.nn.Identity(), "conv": lambda i, o: torch.nn.Linear(i, o)}, 4, 4, label="b"
+            )
+
+    sample = Cells().random(seed=0)
+    graphs = {g["label"]: g["figure"] for g in cell_graphs(sample)}
+    assert sorted(graphs) == ["b", "c"]
+    arcs, labels, nodes = graphs["c"]["data"]
+    assert nodes["text"] == ["in 0", "in 1", "node 2", "node 3", "node 4"]
+    assert labels["text"] == [esc(sample[f"c/op_{n}_{j}"]) for n in (2, 3, 4) for j in (0, 1)]
+    assert arcs["x"].count(None) == 6  # one arc per op: 3 nodes x 2 ops
+    starts = [arcs["x"][k * 22] for k in range(6)]  # each arc: 21 points and a break
+    assert starts == [sample[f"c/input_{n}_{j}"] for n in (2, 3, 4) for j in (0, 1)]
+    arcs, labels, nodes = graphs["b"]["data"]
+    assert nodes["text"] == ["in", "node 1", "node 2", "out"] and len(labels["text"]) == 6
+    ends = [arcs["x"][k * 22 + 20] for k in range(6)]
+    assert all(arcs["x"][k * 22] < end for k, end in enumerate(ends))  # every edge runs forward
+    assert XSS_OP not in json.dumps(graphs)
