@@ -37,7 +37,7 @@ from archsmith.space import (
     SpaceError,
 )
 from archsmith.space._leaf import value_key
-from archsmith.space._scope import _scope, unfixed
+from archsmith.space._scope import _scope, fixed_context, unfixed
 
 from ._graph import MutableGraph, trace
 from ._model_space import ModelSpace
@@ -235,6 +235,10 @@ class MutatedSpace(ModelSpace):
         leaf_modules: Sequence[type] = (),
     ) -> None:
         super().__init__()
+        if fixed_context() is not None:
+            raise SpaceError(
+                "a mutated space is not built inside fixed_arch: freeze one architecture with space.freeze(sample)"
+            )
         if not isinstance(base_model, torch.nn.Module):
             raise SpaceError(f"mutate: the base model must be a torch.nn.Module, got {type(base_model).__name__}")
         if isinstance(mutators, Mutator) or not isinstance(mutators, Sequence):

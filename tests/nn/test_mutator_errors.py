@@ -196,3 +196,10 @@ def test_an_unlabelled_conditional_choice_that_shifts_later_labels_says_to_label
     space = nn.mutate(torch.nn.Linear(1, 1), [Labelled()])
     assert space.search_space.conditions == {"letter": {"labelled/choice_1": [True]}}
     assert space.size() == 9
+
+
+def test_a_mutated_space_is_frozen_by_freeze_not_inside_fixed_arch() -> None:
+    space = nn.mutate(MnistNet(), [BlockMutator("block1"), BlockMutator("block2")])
+    args, kwargs = space.init_arguments
+    with nn.fixed_arch(space.random(seed=0)), pytest.raises(SpaceError, match=r"space\.freeze\(sample\)"):
+        type(space)(*args, **kwargs)
