@@ -23,6 +23,9 @@ import sys
 import threading
 
 _OMP_PAUSE_HARD = 2
+#: Threads of archsmith's own that hold no lock between uses, so a fork beside
+#: them is safe: the in-process engine's watchdog (it outlives its engine).
+FORK_SAFE_THREADS = frozenset({"archsmith-trial-watchdog"})
 _OPENMP_RUNTIMES = ("libgomp", "libiomp", "libomp")
 
 
@@ -69,7 +72,9 @@ def fork_blockers() -> list[str]:
     if not sys.platform.startswith("linux") or not hasattr(os, "fork"):
         return [f"forking is only used on Linux (this is {sys.platform})"]
     reasons = []
-    others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
+    others = [
+        t.name for t in threading.enumerate() if t is not threading.current_thread() and t.name not in FORK_SAFE_THREADS
+    ]
     if others:
         reasons.append(f"other threads run in this process ({', '.join(sorted(others))})")
     if cuda_initialised():
