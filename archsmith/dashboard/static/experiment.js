@@ -34,7 +34,8 @@ function renderSummary() {
     ? [el("a", { href: trialUrl(KEY, s.best.trial) }, `trial ${s.best.trial}`), ": " + objectiveText(s.best.values, s.objectives || [])]
     : ["none yet"];
   const countText = STATUSES.filter((st) => counts[st]).map((st) => `${counts[st]} ${st}`).join(", ") || "no trials yet";
-  const k = el("input", { type: "number", id: "top-k", min: "1", max: "1000", value: "5", className: "small-input" });
+  const kept = document.getElementById("top-k"); // redrawn on every poll: keep what the user typed
+  const k = el("input", { type: "number", id: "top-k", min: "1", max: "1000", value: kept ? kept.value : "5", className: "small-input" });
   const link = el("a", { id: "download-top", className: "button", download: "" }, "Download top-k (JSON)");
   const setHref = () => {
     const n = Math.max(1, parseInt(k.value, 10) || 5);

@@ -54,7 +54,9 @@ function renderCurve(t) {
     const points = t.intermediates.filter((p) => name in p.metrics);
     return { type: "scatter", mode: "lines+markers", name: plotText(name), x: points.map((p) => p.step), y: points.map((p) => p.metrics[name]) };
   });
-  const layout = { margin: { t: 20, r: 20, b: 50, l: 60 }, xaxis: { title: { text: "step" } }, height: 320, showlegend: true };
+  const steps = new Set(t.intermediates.map((p) => p.step)).size;
+  const xaxis = { title: { text: "step" }, dtick: steps <= 20 ? 1 : undefined }; // steps are whole numbers
+  const layout = { margin: { t: 20, r: 20, b: 50, l: 60 }, xaxis, height: 320, showlegend: true };
   drawFigure(div, { figure: { data, layout } });
 }
 
