@@ -2,10 +2,15 @@
 
 Prints:
 - overhead per trial for 200 trials whose evaluator returns at once, store writes
-  included: in-process engine (target <= 3 ms/trial) and process engine with 2
-  workers (target <= 20 ms/trial; worker start-up excluded, reported apart);
-- time from ``run()`` to the first trial starting;
-- throughput of 2 workers vs 1 on CPU-bound trials (target >= 1.8x);
+  included: in-process engine (target <= 3 ms/trial), process engine with 2
+  workers (target <= 20 ms/trial) and Ray engine on a local Ray with 2 actors
+  (target <= 30 ms/trial); worker start-up excluded, reported apart;
+- time from ``run()`` to the first trial starting, per way of starting workers:
+  the process engine's ``fork`` (the default where safe: workers forked from a
+  template forked from the driver), ``forkserver`` (from a fresh template) and
+  ``spawn`` (a fresh interpreter per worker: how every worker started before
+  templates), target <= 0.5 s; the Ray engine with Ray already up (target <= 1 s);
+- throughput of 2 workers vs 1 on CPU-bound trials, per engine (target >= 1.8x);
 - whether a run slows as it grows: the rate of the last 200 of 5,000 instant
   in-process trials vs the first 200, with de-duplicating strategies (target
   >= 80%: the store is written incrementally, not rewritten per trial).
@@ -13,14 +18,21 @@ Prints:
 For scale: on this machine NNI 3.0's local training service spends about 3 s per
 trial and 2.4 s before the first one; its in-process engine about 6 ms per trial.
 
-Run: ``.venv/bin/python benchmarks/overhead_bench.py``.
+Run: ``.venv/bin/python benchmarks/overhead_bench.py [SECTION...]`` with sections
+among ``overhead first scaling growth ray`` (default: all; ``ray`` is left out
+where the Ray engine is not installed). Ray sections run last: a driver with Ray
+up has Ray's threads, so the process engine would start workers the slow way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
+import os
 import sqlite3
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,17 +67,23 @@ def cpu_bound(model: object) -> float:
     return float(total % 10)
 
 
-def run(engine: str, concurrency: int, trials: int, fn: object, root: Path) -> tuple[float, float, float]:
+def run(
+    engine: str, concurrency: int, trials: int, fn: object, root: Path, worker_start: str = "auto"
+) -> tuple[float, float, float]:
     """(wall time of run(), seconds from run() to the first trial starting, steady
     throughput in trials/s: from the moment every worker has begun its first trial,
     so the one-time start-up of the workers is not counted)."""
-    workdir = root / f"{engine}-{concurrency}-{getattr(fn, '__name__', 'fn')}"
+    workdir = root / f"{engine}-{concurrency}-{getattr(fn, '__name__', 'fn')}-{worker_start}"
     config = ExperimentConfig(
         max_trials=trials, concurrency=concurrency, engine=engine, workdir=workdir, seed=0, direction="maximize"
     )
     exp = Experiment(Tiny(), FunctionalEvaluator(fn), strategy.Random(dedup=False), config)  # type: ignore[arg-type]
+    os.environ["ARCHSMITH_WORKER_START"] = worker_start  # the process engine's default
     start = time.time()
-    exp.run()
+    try:
+        exp.run()
+    finally:
+        del os.environ["ARCHSMITH_WORKER_START"]
     wall = time.time() - start
     with sqlite3.connect(workdir / "experiment.db") as db:
         (first,) = db.execute("SELECT MIN(started_at) FROM trials").fetchone()
@@ -100,49 +118,116 @@ def growth(strategy_: strategy.Strategy, trials: int, root: Path) -> tuple[float
     return 1 / statistics.median(gaps[:200]), 1 / statistics.median(gaps[-200:])
 
 
-def main() -> None:
-    import contextlib
-    import io
+SECTIONS = ("overhead", "first", "scaling", "growth", "ray")
+FIRST_REPEATS = 5
 
+
+def scaling(engine: str, root: Path) -> tuple[list[tuple[float, float]], str]:
+    """Steady throughput of 1 and 2 workers on CPU-bound trials, 3 interleaved pairs
+    (this machine is a small VM whose speed drifts), and the line to print."""
+    pairs = []
+    for rep in range(3):
+        *_, one = run(engine, 1, 24, cpu_bound, root / f"{engine}-r{rep}")
+        *_, two = run(engine, 2, 24, cpu_bound, root / f"{engine}-r{rep}")
+        pairs.append((one, two))
+    ratios = sorted(two / one for one, two in pairs)
+    shown = ", ".join(f"{one:.2f} vs {two:.2f}" for one, two in pairs)
+    return pairs, (
+        f"{engine} engine, CPU-bound trials (24 x ~0.3 s), steady throughput 1 vs 2 workers, trials/s: {shown} "
+        f"-> median {ratios[1]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f})   target >= 1.8x"
+    )
+
+
+def first_trials(engine: str, root: Path, worker_start: str = "auto") -> str:
+    """Seconds from run() to the first trial, over a few runs of 4 instant trials."""
+    firsts = [run(engine, 2, 4, instant, root / f"first-{i}", worker_start)[1] for i in range(FIRST_REPEATS)]
+    return f"median {statistics.median(firsts):.3f} s (min {min(firsts):.3f}, max {max(firsts):.3f})"
+
+
+def ray_available() -> bool:
+    from archsmith.execution import ENGINES
+
+    try:
+        ENGINES["ray"]
+        import ray  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def main() -> None:
+    sections = sys.argv[1:] or list(SECTIONS)
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"unknown sections {sorted(unknown)}; choose among {' '.join(SECTIONS)}")
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the start")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         quiet = contextlib.redirect_stdout(io.StringIO())
-        with quiet:
-            inproc_wall, inproc_first, _ = run("inprocess", 1, TRIALS, instant, root)
-            proc_wall, proc_first, _ = run("process", 2, TRIALS, instant, root)
-            # This machine is a small VM whose speed drifts: interleave the two
-            # settings and take the median of the paired ratios.
-            pairs = []
-            for rep in range(3):
-                *_, one = run("process", 1, 24, cpu_bound, root / f"r{rep}")
-                *_, two = run("process", 2, 24, cpu_bound, root / f"r{rep}")
-                pairs.append((one, two))
-            grown: dict[str, list[tuple[float, float]]] = {"Random": [], "RegularizedEvolution": []}
-            for rep in range(3):  # repeated, interleaved: one run's windows swing with the VM
-                grown["Random"].append(growth(strategy.Random(), 5000, root / f"g{rep}"))
-                evolution = strategy.RegularizedEvolution(population_size=50)
-                grown["RegularizedEvolution"].append(growth(evolution, 5000, root / f"g{rep}"))
-        print(f"in-process engine: {inproc_wall / TRIALS * 1e3:.2f} ms/trial over {TRIALS} trials   target <= 3 ms")
-        print(
-            f"process engine (2 workers): {(proc_wall - proc_first) / TRIALS * 1e3:.2f} ms/trial over {TRIALS} trials "
-            f"(after start-up)   target <= 20 ms"
-        )
-        print(
-            f"run() -> first trial started: process engine {proc_first:.2f} s, in-process {inproc_first * 1e3:.1f} ms"
-        )
-        ratios = sorted(two / one for one, two in pairs)
-        shown = ", ".join(f"{one:.2f} vs {two:.2f}" for one, two in pairs)
-        print(
-            f"CPU-bound trials (24 x ~0.3 s), steady throughput 1 vs 2 workers, trials/s: {shown} "
-            f"-> median {ratios[1]:.2f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f})   target >= 1.8x"
-        )
-        for name, runs in grown.items():
-            shown = ", ".join(f"{first:.0f} -> {last:.0f}" for first, last in runs)
-            ratio = statistics.median(last / first for first, last in runs)
+        if "overhead" in sections:
+            with quiet:
+                inproc_wall, _inproc_first, _ = run("inprocess", 1, TRIALS, instant, root)
+                proc_wall, proc_first, _ = run("process", 2, TRIALS, instant, root)
+            print(f"in-process engine: {inproc_wall / TRIALS * 1e3:.2f} ms/trial over {TRIALS} trials   target <= 3 ms")
             print(
-                f"5,000 instant in-process trials, {name} (dedup), trials/s first 200 -> last 200: {shown} "
-                f"-> median {ratio:.0%}   target >= 80%"
+                f"process engine (2 workers): {(proc_wall - proc_first) / TRIALS * 1e3:.2f} ms/trial over {TRIALS} "
+                f"trials (after start-up)   target <= 20 ms"
             )
+        if "first" in sections:
+            lines = {}
+            with contextlib.redirect_stdout(io.StringIO()):
+                for way in ("fork", "forkserver", "spawn"):  # interleaved would need 3x the runs; drift is small
+                    lines[way] = first_trials("process", root / way, way)
+                lines["inprocess"] = first_trials("inprocess", root / "inprocess")
+            for way in ("fork", "forkserver", "spawn"):
+                print(f"run() -> first trial started, process engine, worker_start={way!r}: {lines[way]}")
+            print(f"run() -> first trial started, in-process engine: {lines['inprocess']}   target (process) <= 0.5 s")
+        if "scaling" in sections:
+            with quiet:
+                _, line = scaling("process", root)
+            print(line)
+        if "growth" in sections:
+            grown: dict[str, list[tuple[float, float]]] = {"Random": [], "RegularizedEvolution": []}
+            with quiet:
+                for rep in range(3):  # repeated, interleaved: one run's windows swing with the VM
+                    grown["Random"].append(growth(strategy.Random(), 5000, root / f"g{rep}"))
+                    evolution = strategy.RegularizedEvolution(population_size=50)
+                    grown["RegularizedEvolution"].append(growth(evolution, 5000, root / f"g{rep}"))
+            for name, runs in grown.items():
+                shown = ", ".join(f"{first:.0f} -> {last:.0f}" for first, last in runs)
+                ratio = statistics.median(last / first for first, last in runs)
+                print(
+                    f"5,000 instant in-process trials, {name} (dedup), trials/s first 200 -> last 200: {shown} "
+                    f"-> median {ratio:.0%}   target >= 80%"
+                )
+        if "ray" in sections:
+            if not ray_available():
+                print("ray: the Ray engine or ray itself is not installed here; no Ray figures")
+                return
+            bench_ray(root / "ray")
+
+
+def bench_ray(root: Path) -> None:
+    """The Ray engine on a local Ray started here first, so its start is not counted."""
+    import logging
+
+    import ray
+
+    start = time.time()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    print(f"ray: local Ray (2 CPUs) up in {time.time() - start:.1f} s (not counted below)")
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            wall, first, _ = run("ray", 2, TRIALS, instant, root)
+            firsts = first_trials("ray", root / "first")
+            _, line = scaling("ray", root)
+        print(
+            f"ray engine (2 actors): {(wall - first) / TRIALS * 1e3:.2f} ms/trial over {TRIALS} trials   target <= 30 ms"
+        )
+        print(f"run() -> first trial started, ray engine (Ray already up): {firsts}   target <= 1 s")
+        print(line)
+    finally:
+        ray.shutdown()
 
 
 if __name__ == "__main__":
