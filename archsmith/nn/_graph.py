@@ -95,6 +95,15 @@ def build(candidate: ModuleOrFactory, what: str) -> torch.nn.Module:
     return module
 
 
+def _type_names(cls: type) -> set[str]:
+    """The names a string may give a module class by: ``Conv2d``, ``torch.nn.Conv2d``,
+    ``torch.nn.modules.conv.Conv2d``."""
+    names = {cls.__name__, f"{cls.__module__}.{cls.__qualname__}"}
+    if getattr(torch.nn, cls.__name__, None) is cls:
+        names.add(f"torch.nn.{cls.__name__}")
+    return names
+
+
 class GraphNode:
     """One operation of a :class:`MutableGraph` (a module call, a function or a method)."""
 
@@ -251,9 +260,13 @@ class MutableGraph:
         """The nodes calling a module labelled ``label`` (a ``Placeholder``)."""
         return [n for n in self.nodes if n.label == label]
 
-    def get_nodes_by_type(self, kind: type | Callable[..., Any]) -> list[GraphNode]:
+    def get_nodes_by_type(self, kind: type | Callable[..., Any] | str) -> list[GraphNode]:
         """The nodes calling a module of type ``kind`` (subclasses included), or
-        calling the function ``kind`` (``torch.relu``, ``operator.add``)."""
+        calling the function ``kind`` (``torch.relu``, ``operator.add``). A string
+        (NNI's habit) names the module class exactly: ``"Conv2d"`` or
+        ``"torch.nn.Conv2d"`` (its public path or its defining module's)."""
+        if isinstance(kind, str):
+            return [n for n in self.nodes if n.module is not None and kind in _type_names(type(n.module))]
         if isinstance(kind, type) and issubclass(kind, torch.nn.Module):
             return [n for n in self.nodes if isinstance(n.module, kind)]
         if callable(kind):

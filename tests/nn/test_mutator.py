@@ -233,3 +233,13 @@ def test_choice_outside_a_search_and_a_mutator_without_mutate() -> None:
         BlockMutator("x").choice([1, 2])
     with pytest.raises(SpaceError, match=r"\['Mutator'\] do not implement mutate"):
         nn.mutate(torch.nn.Linear(1, 1), [nn.Mutator()])
+
+
+def test_module_types_may_be_named_by_strings_as_nni_did() -> None:
+    base = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Conv2d(2, 2, 1))
+    graph = nn.MutableGraph(torch.fx.symbolic_trace(base))
+    by_class = graph.get_nodes_by_type(torch.nn.Conv2d)
+    assert len(by_class) == 2
+    for name in ("Conv2d", "torch.nn.Conv2d", "torch.nn.modules.conv.Conv2d"):
+        assert graph.get_nodes_by_type(name) == by_class
+    assert graph.get_nodes_by_type("Conv") == []
