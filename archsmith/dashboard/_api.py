@@ -138,7 +138,15 @@ def api_router(index: ExperimentIndex) -> APIRouter:
 
     @router.get("/experiments/{key}/figures/{name}")
     def figures(key: str, name: str) -> Any:
-        return answer(lambda: figure(index.get(key), name))
+        def read() -> Response:
+            data = index.get(key)
+            with data._lock:
+                built = figure(data, name)
+                # encoded once per figure and version: a figure of 20,000 trials is megabytes of JSON
+                body = data.derived(f"body:{name}", lambda: _json_bytes(built), key=(id(built), data.version))
+            return Response(body, media_type="application/json")
+
+        return answer(read)
 
     @router.get("/experiments/{key}/top")
     def top(key: str, k: int = Query(5, ge=1, le=10000)) -> Any:
