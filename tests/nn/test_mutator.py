@@ -243,3 +243,25 @@ def test_module_types_may_be_named_by_strings_as_nni_did() -> None:
     for name in ("Conv2d", "torch.nn.Conv2d", "torch.nn.modules.conv.Conv2d"):
         assert graph.get_nodes_by_type(name) == by_class
     assert graph.get_nodes_by_type("Conv") == []
+
+
+def test_replacing_one_call_of_a_shared_module_leaves_the_other_calls_alone() -> None:
+    class Twice(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(3, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.fc(self.fc(x))
+
+    class FirstCall(nn.Mutator):
+        def mutate(self, graph: nn.MutableGraph) -> None:
+            if self.choice([False, True], label="swap"):
+                graph.nodes[0].replace(torch.nn.Identity())
+
+    base = Twice()
+    model = nn.mutate(base, [FirstCall()]).freeze({"swap": True})
+    model.get_submodule("fc").load_state_dict(base.fc.state_dict())
+    x = torch.randn(2, 3)
+    assert torch.allclose(model(x), base.fc(x))
+    assert isinstance(model.get_submodule("fc_1"), torch.nn.Identity)
