@@ -85,7 +85,7 @@ def fork_blockers() -> list[str]:
 def drop_inherited_state(keep: set[int]) -> None:
     """In a process just forked from the driver: behave like a fresh interpreter.
 
-    Default signal handlers (Ctrl-C ignored: it is the driver's), no faulthandler,
+    No Python signal handler (Ctrl-C ignored: it is the driver's), no faulthandler,
     stdin from ``/dev/null``, ``sys.std*`` on fds 0-2 again, and the driver's
     close-on-exec descriptors closed (a fresh process would not have them), except
     ``keep``. Inherited objects are frozen out of the garbage collector first, so
@@ -98,7 +98,7 @@ def drop_inherited_state(keep: set[int]) -> None:
             continue
         with contextlib.suppress(OSError, ValueError, RuntimeError):
             faulthandler.unregister(sig)
-            if signal.getsignal(sig) not in (signal.SIG_DFL, None):
+            if callable(signal.getsignal(sig)):  # as exec does: handlers reset, ignored signals stay ignored
                 signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     faulthandler.cancel_dump_traceback_later()

@@ -261,8 +261,11 @@ class _Template:
             return
         end = time.monotonic() + 5
         while time.monotonic() < end:
-            if os.waitpid(self.pid, os.WNOHANG)[0]:
-                return
+            try:
+                if os.waitpid(self.pid, os.WNOHANG)[0]:
+                    return
+            except ChildProcessError:
+                return  # reaped by someone else (SIGCHLD ignored in the driver)
             time.sleep(0.005)
         with contextlib.suppress(OSError):
             os.kill(self.pid, signal.SIGKILL)

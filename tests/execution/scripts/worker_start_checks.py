@@ -83,6 +83,31 @@ def check_a_forked_worker_leaves_the_drivers_descriptors_and_streams_behind() ->
         assert "hello" not in captured.getvalue()
 
 
+def signal_mask(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def check_the_drivers_signal_handlers_stay_behind() -> None:
+    """As across exec: the driver's Python handlers are not the worker's, ignored
+    signals stay ignored (SIGPIPE: a write to a closed socket raises, it does not
+    kill), and Ctrl-C is the driver's alone."""
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)
+    try:
+        with started(ProcessEngine(concurrency=1, worker_start="fork")) as engine:
+            assert finished(run_trials(engine, [trial(1)])[1]).status == "succeeded"
+            (pid,) = worker_pids(engine)
+            for process in (pid, parent_of(pid)):
+                caught, ignored = signal_mask(process, "SigCgt"), signal_mask(process, "SigIgn")
+                bit = lambda sig: 1 << (sig - 1)  # noqa: E731
+                assert not caught & bit(signal.SIGTERM), f"process {process} kept the driver's SIGTERM handler"
+                assert ignored & bit(signal.SIGPIPE) and ignored & bit(signal.SIGINT), f"process {process}"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def parallel_sum(model: torch.nn.Module) -> float:
     x = torch.ones(600, 600)
     return float((x @ x).sum() / 600**3) + torch.get_num_threads()
