@@ -86,3 +86,17 @@ def test_experiment_takes_mutators_as_nni_does(tmp_path: Path) -> None:
     assert list(exp.search_space) == ["block_mutator/choice_1", "block_mutator_2/choice_1"]
     exp.run()
     assert len(exp.trials()) == 3
+
+
+def test_a_search_of_a_mutated_space_resumes(tmp_path: Path) -> None:
+    def experiment(trials: int) -> Experiment:
+        space = nn.mutate(MnistNet(), [BlockMutator("block1"), BlockMutator("block2")])
+        config = ExperimentConfig(
+            workdir=tmp_path, name="resumed", seed=0, direction="maximize", engine="inprocess", max_trials=trials
+        )
+        return Experiment(space, FunctionalEvaluator(train_and_score), strategy.Random(), config)
+
+    first = [t.sample for t in experiment(2).run().trials()]
+    resumed = experiment(4).run(resume=True).trials()
+    assert [t.sample for t in resumed[:2]] == first and len(resumed) == 4
+    assert all(t.status == "succeeded" for t in resumed)
