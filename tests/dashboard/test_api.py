@@ -162,3 +162,46 @@ def test_serving_changes_no_file(root: Path) -> None:
         for path in ("", "/trials", "/trials/1", "/top", *(f"/figures/{n}" for n in FIGURES)):
             fresh.get(f"/api/experiments/{key}{path}")
     assert files() == before
+
+
+def test_a_live_poll_over_http_brings_only_the_new_trials(tmp_path: Path) -> None:
+    import random
+
+    from ._runs import add_finished_trial
+
+    writer = generate_store(tmp_path / "live", 200, keep_open=True)
+    assert writer is not None
+    app = FastAPI()
+    app.include_router(api_router(ExperimentIndex(tmp_path)), prefix="/api")
+    client = TestClient(app)
+    try:
+        first = client.get("/api/experiments/live/trials").json()
+        assert first["complete"] and len(first["trials"]) == 200
+        assert client.get("/api/experiments/live").json()["live"]
+        rng = random.Random(9)
+        new = [add_finished_trial(writer, rng) for _ in range(10)]
+        poll = client.get("/api/experiments/live/trials", params={"since": first["version"]}).json()
+        assert not poll["complete"] and [t["id"] for t in poll["trials"]] == new
+        again = client.get("/api/experiments/live/trials", params={"since": poll["version"]}).json()
+        assert again["trials"] == [] and again["version"] == poll["version"]
+        whole = client.get("/api/experiments/live/trials").json()
+        assert whole["complete"] and len(whole["trials"]) == 210 and whole["version"] == poll["version"]
+    finally:
+        writer.close()
+
+
+def test_a_log_leading_outside_the_experiment_is_not_served(tmp_path: Path) -> None:
+    generate_store(tmp_path / "root" / "exp", 2)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("do not serve me")
+    (tmp_path / "root" / "exp" / "trials" / "1").mkdir(parents=True)
+    (tmp_path / "root" / "exp" / "trials" / "1" / "output.log").symlink_to(secret)
+    (tmp_path / "root" / "exp" / "trials" / "2").mkdir(parents=True)
+    (tmp_path / "root" / "exp" / "trials" / "2" / "output.log").write_text("line 1\nline 2\n")
+    app = FastAPI()
+    app.include_router(api_router(ExperimentIndex(tmp_path / "root")), prefix="/api")
+    client = TestClient(app)
+    assert client.get("/api/experiments/exp/trials/1").json()["log_tail"] == ""
+    trial = client.get("/api/experiments/exp/trials/2").json()
+    assert trial["log_tail"] == "line 1\nline 2"
+    assert trial["architecture"]["error"] and "bench" in trial["architecture"]["error"]  # its space is not importable
