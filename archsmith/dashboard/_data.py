@@ -8,9 +8,12 @@ data_version`` (or one ``stat`` of a finished store); otherwise only new trials 
 the unfinished ones are read again (finished trials never change), as
 optuna-dashboard caches by trial counts.
 
-Nothing here writes: a store whose run has ended (no ``-wal`` file beside it) is
-opened ``immutable`` so SQLite creates no ``-wal``/``-shm`` files either; a live
-store is opened ``mode=ro`` and reads the WAL the run writes.
+Nothing here writes: a store whose run has ended (a WAL database with no ``-wal``
+file beside it) is opened ``immutable``, so SQLite creates no ``-wal``/``-shm``
+files either; a live store (or a rollback-journal one, which ``mode=ro`` reads
+without creating files) is opened ``mode=ro``, reads the WAL the run writes and
+honours its locks. A store file replaced, deleted, or written by a resumed run is
+noticed by a ``stat`` and reopened.
 """
 
 from __future__ import annotations

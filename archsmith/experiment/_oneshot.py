@@ -1,5 +1,7 @@
 """The run of a one-shot experiment: train the supernet (the strategy's loop),
-record each epoch in the store, and store the final ranking of architectures as
+record each epoch in the store (meta ``oneshot_history``: the metrics;
+``oneshot_probabilities``: the learned architecture probabilities, for the algorithms
+that learn them), and store the final ranking of architectures as
 succeeded trials (with the costs of ``config.profilers``), so ``export_top_models``,
 ``archsmith show`` and ``archsmith export`` read a one-shot search like any other.
 
