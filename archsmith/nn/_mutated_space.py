@@ -419,9 +419,6 @@ class MutatedSpace(ModelSpace):
         answers.update({label: rng.choice(d.values) for label, d in self._decisions.items()})
         return answers
 
-    def _varied(self, label: str) -> bool:
-        return bool(self._values(label))
-
     def _values(self, label: str) -> list[Any]:
         """The values of ``label`` exploring tries (none for a continuous base decision)."""
         if label in self._decisions:
@@ -510,4 +507,4 @@ def mutate(
     return MutatedSpace(base_model, list(mutators), example_input, tuple(leaf_modules))
 
 
-__all__ = ["MutatedSpace", "MutationError", "Sample", "mutate"]
+__all__ = ["MutatedSpace", "MutationError", "mutate"]

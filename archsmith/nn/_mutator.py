@@ -38,6 +38,12 @@ class Mutator:
     ['kernel/choice_1']
     """
 
+    # Class defaults: a subclass whose __init__ does not call super().__init__() still works.
+    label: str | None = None
+    _run: _Run | None = None
+    _prefix = ""
+    _count = 0
+
     def __init__(self, label: str | None = None) -> None:
         if label is not None and (not isinstance(label, str) or not label):
             raise SpaceError(f"{type(self).__name__}: label must be a non-empty string, got {label!r}")

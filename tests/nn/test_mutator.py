@@ -265,3 +265,21 @@ def test_replacing_one_call_of_a_shared_module_leaves_the_other_calls_alone() ->
     x = torch.randn(2, 3)
     assert torch.allclose(model(x), base.fc(x))
     assert isinstance(model.get_submodule("fc_1"), torch.nn.Identity)
+
+
+def test_a_mutator_that_skips_super_init_and_one_with_a_label() -> None:
+    class NoSuper(nn.Mutator):
+        def __init__(self, k: int) -> None:
+            self.k = k  # no super().__init__(), as some NNI mutators
+
+        def mutate(self, graph: nn.MutableGraph) -> None:
+            self.choice([self.k, self.k + 1])
+
+    class Named(nn.Mutator):
+        def mutate(self, graph: nn.MutableGraph) -> None:
+            self.choice([1, 2])
+
+    space = nn.mutate(torch.nn.Linear(1, 1), [NoSuper(1), Named(label="mine"), Named(label="mine")])
+    assert list(space.search_space) == ["no_super/choice_1", "mine/choice_1", "mine_2/choice_1"]
+    with pytest.raises(SpaceError, match="label must be a non-empty string"):
+        Named(label="")
