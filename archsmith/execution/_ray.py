@@ -322,7 +322,8 @@ class RayEngine(Engine):
             cpus = os.cpu_count() or 1
             if self.concurrency is not None:
                 cpus = max(1, math.ceil(self.concurrency * self.resources["cpu"]))
-            options.update(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1")
+            # "local": a new Ray of our own, never a cluster RAY_ADDRESS or an earlier `ray start` points to
+            options.update(address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1")
             self._owns_ray = True
         else:
             options["address"] = self.address

@@ -65,7 +65,7 @@ def work(model: torch.nn.Module, mode: str, fault: dict[int, str]) -> Any:
     - ``mode="slow"``: sleeps 1.5 s;
     - ``mode="gpu"``: prints the GPUs Ray gave it, sleeps 1 s."""
     trial_id = current_trial().trial_id  # type: ignore[union-attr]
-    width = float(model.fc.out_features)
+    width = float(model.fc.out_features)  # type: ignore[union-attr,arg-type]
     print(f"trial {trial_id} node={node()} CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}", flush=True)
     report_intermediate_result(width / 2)
     report_intermediate_result(width)
