@@ -7,10 +7,12 @@ needs fx internals; ``graph.module`` and ``node.fx`` are the fx objects undernea
 
 from __future__ import annotations
 
+import copy
 import operator
 import os
 import re
 import traceback
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -83,6 +85,11 @@ def trace(model: torch.nn.Module, leaf_modules: Sequence[type] = ()) -> torch.fx
     return torch.fx.GraphModule(model, graph, class_name=type(model).__name__)
 
 
+#: Modules already placed in a graph: placing one again (a candidate module kept on
+#: the mutator and chosen in several builds) places a copy, so no two models share weights.
+_PLACED: weakref.WeakSet[torch.nn.Module] = weakref.WeakSet()
+
+
 def build(candidate: ModuleOrFactory, what: str) -> torch.nn.Module:
     """A module from a module, a module class or a zero-argument factory: a factory
     is only called here, so an unchosen candidate is never built."""
@@ -92,6 +99,9 @@ def build(candidate: ModuleOrFactory, what: str) -> torch.nn.Module:
             f"{what} takes a torch.nn.Module or a factory returning one, got {candidate!r}"
             + ("" if module is None else f" (which returned {type(module).__name__})")
         )
+    if module in _PLACED:
+        module = copy.deepcopy(module)
+    _PLACED.add(module)
     return module
 
 

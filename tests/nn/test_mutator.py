@@ -283,3 +283,18 @@ def test_a_mutator_that_skips_super_init_and_one_with_a_label() -> None:
     assert list(space.search_space) == ["no_super/choice_1", "mine/choice_1", "mine_2/choice_1"]
     with pytest.raises(SpaceError, match="label must be a non-empty string"):
         Named(label="")
+
+
+def test_candidate_modules_kept_on_the_mutator_are_not_shared_between_models() -> None:
+    class Kept(nn.Mutator):
+        def __init__(self) -> None:
+            super().__init__()
+            self.candidates = [torch.nn.Linear(3, 3), torch.nn.Tanh()]
+
+        def mutate(self, graph: nn.MutableGraph) -> None:
+            graph.nodes[0].replace(self.choice(self.candidates, label="op"))
+
+    space = nn.mutate(torch.nn.Sequential(torch.nn.Identity()), [Kept()])
+    one, two = space.freeze({"op": 0}), space.freeze({"op": 0})
+    assert one.get_submodule("0").weight is not two.get_submodule("0").weight
+    assert torch.equal(one.get_submodule("0").weight, two.get_submodule("0").weight)  # copies of the candidate
