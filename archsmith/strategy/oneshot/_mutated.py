@@ -7,7 +7,8 @@ shared one of its place: the same module path, type and weight shapes. A candida
 a decision puts at a place thus keeps its weights across every architecture that
 chooses it, as a ``LayerChoice`` candidate does. The architectures the space's
 exploration built are built at once, so every candidate's weights exist (and reach
-the optimizer) before training.
+the optimizer) before training; a place only an unexplored combination creates gets
+its module when first sampled, too late for the optimizer (said in docs/mutators.md).
 """
 
 from __future__ import annotations
