@@ -15,9 +15,10 @@ import pytest
 from ._experiments import XSS_ERROR, XSS_KEY, XSS_LABEL, XSS_VALUE
 from ._serve import chromium, chromium_missing, serve
 
-pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))
+if chromium_missing() is not None:  # before importing selenium: it may be what is missing
+    pytest.skip(str(chromium_missing()), allow_module_level=True)
 
-from ._pages import NOTHING_INJECTED, console_errors, draw_figure, injected, open_page, texts, wait_for  # noqa: E402
+from ._pages import NOTHING_INJECTED, console_errors, draw_figure, injected, open_page, texts, wait_for
 
 KEY = quote(XSS_KEY, safe="")
 SCORED = 7  # the grid's eight trials, one failed

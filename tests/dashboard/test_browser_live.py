@@ -17,9 +17,10 @@ import pytest
 
 from ._serve import chromium, chromium_missing, serve
 
-pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))
+if chromium_missing() is not None:  # before importing selenium: it may be what is missing
+    pytest.skip(str(chromium_missing()), allow_module_level=True)
 
-from ._pages import console_errors, draw_figure, open_page, texts, wait_for  # noqa: E402
+from ._pages import console_errors, draw_figure, open_page, texts, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 
