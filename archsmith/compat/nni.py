@@ -8,7 +8,7 @@ NNI 3.0 runs with ``nni`` replaced by ``archsmith.compat.nni`` in its imports::
 NNI's names are mapped to archsmith's (``max_trial_number`` -> ``max_trials``, ...)
 with a note, once per process, of the archsmith spelling. What archsmith does
 deliberately otherwise is refused with the NNI habit named: the search direction
-is never assumed (NNI maximized), there is no graph engine or web port.
+is never assumed (NNI maximized), there is no graph engine, and the web view is the separate ``archsmith dashboard``.
 """
 
 from __future__ import annotations
@@ -248,11 +248,13 @@ class RetiariiExperiment:
 
     def run(self, config: Any = None, port: int | None = 8080, debug: bool = False) -> Experiment:
         """Run the search (NNI's ``exp.run(config, port)``); ``port`` has no effect:
-        progress shows in the terminal and ``archsmith show EXP`` reads the store."""
+        progress shows in the terminal, and NNI's WebUI is ``archsmith dashboard``
+        (a separate command over the stores)."""
         if port not in (None, 8080):
             note(
                 "port",
-                "archsmith.compat.nni: there is no web port; progress shows here, `archsmith show EXP` reads the run",
+                "archsmith.compat.nni: the run opens no web port; progress shows here, and "
+                "`archsmith dashboard` serves the web view (NNI's WebUI) on its own",
             )
         cfg = _experiment_config(self.config if config is None else config)
         if debug:  # trials in this process, where pdb works (the caller's config is left as it was)
