@@ -20,6 +20,7 @@ Run: ``.venv/bin/python benchmarks/dashboard_bench.py [--trials 20000]``.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import random
 import subprocess
@@ -163,12 +164,12 @@ def main() -> None:
         ]
         print("API, first request (cold: reads the store) and again (warm: cached)")
         for path in endpoints:
-            timed(f"GET {path.replace(base, '…/' + key)}", lambda path=path: get(path))
-            timed("  again", lambda path=path: get(path))
+            timed(f"GET {path.replace(base, '…/' + key)}", functools.partial(get, path))
+            timed("  again", functools.partial(get, path))
         if pages:
             print("pages")
             for path in ("/", f"/experiments/{key}", f"/experiments/{key}/trials/1"):
-                timed(f"GET {path}", lambda path=path: get(path))
+                timed(f"GET {path}", functools.partial(get, path))
         version = get(f"{base}/trials").json()["version"]
         print("live polls")
         answer = timed("poll with nothing new", lambda: get(f"{base}/trials?since={version}").json())
