@@ -25,12 +25,13 @@ function experimentRow(summary) {
     { dataset: { key: summary.key } },
     el("td", {}, link),
     el("td", {}, badge(summary.status)),
-    el("td", {}, summary.strategy || ""),
+    // The strategy's class in the list; its arguments on hover and on the experiment's page.
+    el("td", { title: summary.strategy || "" }, (summary.strategy || "").split("(")[0]),
     el("td", { className: "num" }, String(counts.succeeded || 0)),
     el("td", { className: "num" }, String(counts.failed || 0)),
-    el("td", { className: "num" }, total),
+    el("td", { className: "num nowrap" }, total),
     el("td", {}, best),
-    el("td", {}, fmtTime(summary.started)),
+    el("td", { className: "nowrap" }, fmtTime(summary.started)),
     el("td", {}, summary.live ? el("span", { className: "live" }, "live") : "")
   );
 }
