@@ -359,7 +359,7 @@ class RayEngine(Engine):
             from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
             node = ray.get_runtime_context().get_node_id()
-            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=True)
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
         return ray.remote(_Inbox).options(**options).remote()
 
     def _spawn(self) -> _Slot:

@@ -90,16 +90,16 @@ def work(model: torch.nn.Module, mode: str, fault: dict[int, str]) -> Any:
 
 
 def quality(model: torch.nn.Module, good: bool) -> float:
-    """Good trials report 10 at steps 0-2 and end; bad ones report 0 for up to 100
+    """Good trials report 10 at steps 0-7 and end; bad ones report 0 for up to 100
     steps of 0.1 s, and end when asked to stop."""
     print(f"trial {current_trial().trial_id} node={node()}", flush=True)  # type: ignore[union-attr]
-    steps = 3 if good else 100
+    steps = 8 if good else 100
     for step in range(steps):
         report_intermediate_result(10.0 if good else 0.0)
         if should_stop():
             print(f"stopped at step {step}", flush=True)
             return 0.0
-        time.sleep(0.05 if good else 0.1)
+        time.sleep(0.02 if good else 0.1)
     return 10.0 if good else 0.0
 
 
