@@ -101,7 +101,8 @@ def drop_inherited_state(keep: set[int]) -> None:
             if callable(signal.getsignal(sig)):  # as exec does: handlers reset, ignored signals stay ignored
                 signal.signal(sig, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    faulthandler.cancel_dump_traceback_later()
+    # Not faulthandler.cancel_dump_traceback_later(): it waits for the driver's watchdog
+    # thread to end, and that thread does not exist here (a deadlock); unarmed, it never fires.
     faulthandler.disable()
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)

@@ -7,6 +7,7 @@ hold threads of earlier tests, which rule forking out). ``worker_start_checks.py
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import io
 import json
 import os
@@ -106,6 +107,17 @@ def check_the_drivers_signal_handlers_stay_behind() -> None:
                 assert ignored & bit(signal.SIGPIPE) and ignored & bit(signal.SIGINT), f"process {process}"
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def check_a_driver_with_a_faulthandler_timer_armed_forks() -> None:
+    """``faulthandler.dump_traceback_later`` (a C thread, e.g. a test's deadline)
+    armed in the driver: the forked template must not wait for that thread."""
+    faulthandler.dump_traceback_later(600, exit=True)
+    try:
+        with started(ProcessEngine(concurrency=1, trial_timeout=30, worker_start="fork")) as engine:
+            assert finished(run_trials(engine, [trial(1)], deadline=30)[1]).status == "succeeded"
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 def parallel_sum(model: torch.nn.Module) -> float:
