@@ -17,7 +17,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, Response
 
 from archsmith.experiment import export_text, top_trials
-from archsmith.experiment._store import TRIALS_DIR
+from archsmith.experiment._store import ARCHITECTURE_FILE, TRIALS_DIR
 
 from ._architecture import architecture
 from ._data import DashboardError, ExperimentIndex, NotFound
@@ -65,8 +65,32 @@ def trial_detail(index: ExperimentIndex, key: str, trial_id: int) -> dict[str, A
     log = data.directory / TRIALS_DIR / str(trial_id) / "output.log"
     # a log symlinked out of the experiment's directory is not served
     out["log_tail"] = _log_tail(log) if index._inside(log) or not log.exists() else ""
-    out["architecture"] = architecture(data.meta, record.sample)
+    recorded = data.directory / TRIALS_DIR / str(trial_id) / ARCHITECTURE_FILE
+    out["architecture"] = architecture(
+        data.meta, record.sample, _recorded(recorded) if index._inside(recorded) else None
+    )
     return out
+
+
+#: A recorded module tree larger than this is not read (a sane one is well under 1 MB).
+_ARCHITECTURE_BYTES = 8 * 1024 * 1024
+
+
+def _recorded(path: Any) -> dict[str, Any] | None:
+    """The module tree the trial recorded, or None (absent, too large, not one)."""
+    try:
+        with open(path, "rb") as f:
+            text = f.read(_ARCHITECTURE_BYTES + 1)
+    except OSError:
+        return None
+    if len(text) > _ARCHITECTURE_BYTES:
+        return None
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return None
+    ok = isinstance(found, dict) and isinstance(found.get("modules"), list)
+    return found if ok else None
 
 
 def top_json(index: ExperimentIndex, key: str, k: int) -> str:

@@ -23,7 +23,7 @@ from ._figures import esc
 
 __all__ = ["architecture", "cell_graphs", "module_tree"]
 
-#: Modules listed at most (a deep network has thousands; the top of the tree tells most).
+#: Modules listed at most (as trials record them: the top of a deep tree tells most).
 MAX_MODULES = 2000
 
 _CELL_INPUT = re.compile(r"^(?P<cell>.+)/input_(?P<node>\d+)_(?P<j>\d+)$")
@@ -68,20 +68,10 @@ def module_tree(dotted: Any, sample: dict[str, Any]) -> tuple[int, list[dict[str
         space = cls()
     except TypeError as e:
         raise LookupError(f"{cls.__qualname__} needs init arguments, which the store does not keep: {e}") from e
-    model = space.freeze(sample)
-    modules: list[dict[str, Any]] = []
-    for path, module in model.named_modules():
-        if len(modules) >= MAX_MODULES:
-            break
-        modules.append(
-            {
-                "path": path or "(model)",
-                "type": type(module).__name__,
-                "params": sum(p.numel() for p in module.parameters()),
-                "depth": 0 if not path else path.count(".") + 1,
-            }
-        )
-    return sum(p.numel() for p in model.parameters()), modules
+    from archsmith.nn._summary import module_summary
+
+    summary = module_summary(space.freeze(sample), MAX_MODULES)
+    return summary["total_params"], summary["modules"]
 
 
 def _graph_figure(title: str, nodes: list[str], edges: list[tuple[int, int, str]]) -> dict[str, Any]:
@@ -197,15 +187,34 @@ def cell_graphs(sample: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def architecture(meta: dict[str, Any], sample: dict[str, Any]) -> dict[str, Any]:
-    """The API's ``architecture`` object of a trial."""
+def architecture(
+    meta: dict[str, Any], sample: dict[str, Any], recorded: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The API's ``architecture`` object of a trial: the module tree the trial
+    recorded when it built its model (``recorded``), else one rebuilt here from
+    the space's class; its cells drawn from the sample."""
     total: int | None = None
     modules: list[dict[str, Any]] = []
     error = None
-    try:
-        total, modules = module_tree(meta.get("space"), sample)
-    except LookupError as e:
-        error = str(e)
-    except Exception as e:  # the user's __init__ or freeze failing here must not fail the page
-        error = f"rebuilding the model failed: {type(e).__name__}: {e}"
+    if recorded is not None:
+        modules = [_module_row(row) for row in recorded.get("modules", [])[:MAX_MODULES] if isinstance(row, dict)]
+        total = recorded.get("total_params") if isinstance(recorded.get("total_params"), int) else None
+    else:
+        try:
+            total, modules = module_tree(meta.get("space"), sample)
+        except LookupError as e:
+            error = str(e)
+        except Exception as e:  # the user's __init__ or freeze failing here must not fail the page
+            error = f"rebuilding the model failed: {type(e).__name__}: {e}"
     return {"total_params": total, "modules": modules, "cells": cell_graphs(sample), "error": error}
+
+
+def _module_row(row: dict[str, Any]) -> dict[str, Any]:
+    """One recorded module, with only the fields and types the page expects."""
+    params, depth = row.get("params"), row.get("depth")
+    return {
+        "path": str(row.get("path", "")),
+        "type": str(row.get("type", "")),
+        "params": params if isinstance(params, int) else None,
+        "depth": depth if isinstance(depth, int) else 0,
+    }

@@ -12,10 +12,12 @@ import random
 import time
 import traceback
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from archsmith.evaluator import Metric, TrialContext, normalize_metric, trial_context
+from archsmith.nn._summary import module_summary
 
 from ._trial import Trial, TrialEvent, TrialPayload
 
@@ -36,9 +38,18 @@ class Runner:
         stop_requested: Callable[[], bool] = lambda: False,
     ) -> TrialEvent:
         start = time.time()
+        architecture: dict[str, Any] | None = None
 
         def failed(error: str) -> TrialEvent:
-            return TrialEvent("finished", trial.id, worker, status="failed", error=error, duration=time.time() - start)
+            return TrialEvent(
+                "finished",
+                trial.id,
+                worker,
+                status="failed",
+                error=error,
+                duration=time.time() - start,
+                architecture=architecture,
+            )
 
         ctx = TrialContext(trial.id, trial.sample, on_intermediate, stop_requested)
         if trial.seed is not None:  # same seed, same initial weights and data order
@@ -46,6 +57,7 @@ class Runner:
             seed_torch(trial.seed)
         try:
             model = self.space.freeze({k: v for k, v in trial.sample.items() if k in self.model_labels})
+            architecture = _summary(model)
             with trial_context(ctx):
                 returned = self.evaluator.evaluate(model)
             final = ctx.final if ctx.final is not None else (None if returned is None else normalize_metric(returned))
@@ -60,7 +72,23 @@ class Runner:
         # counts, and only the experiment knows which key that is (it fails a non-finite objective).
         if not isinstance(final, dict) and not math.isfinite(final):
             return failed(f"the final metric is not finite ({final}); the trial is counted as failed")
-        return TrialEvent("finished", trial.id, worker, metric=final, status="succeeded", duration=time.time() - start)
+        return TrialEvent(
+            "finished",
+            trial.id,
+            worker,
+            metric=final,
+            status="succeeded",
+            duration=time.time() - start,
+            architecture=architecture,
+        )
+
+
+def _summary(model: Any) -> dict[str, Any] | None:
+    """The model's module tree, recorded for viewers; never what fails a trial."""
+    try:
+        return module_summary(model)
+    except Exception:  # an exotic module whose parameters() raises: the trial still runs
+        return None
 
 
 @functools.cache

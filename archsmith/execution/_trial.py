@@ -25,7 +25,9 @@ class TrialEvent:
     ``"failed"`` (with ``error``: the traceback of an exception, or the reason a
     process died or timed out plus, where the engine keeps logs, the Python stack
     it was in). ``output`` is, for a failed trial of an engine given a
-    ``log_dir``, the tail of its output log (the last 50 lines, at most ~8 KB)."""
+    ``log_dir``, the tail of its output log (the last 50 lines, at most ~8 KB).
+    ``architecture`` is the built model's module tree with parameter counts
+    (``archsmith.nn.module_summary``), where the trial got as far as building it."""
 
     kind: EventKind
     trial_id: int
@@ -37,6 +39,7 @@ class TrialEvent:
     duration: float | None = None
     at: float = field(default=0.0)
     output: str | None = None
+    architecture: dict[str, Any] | None = None
 
 
 @dataclass

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 import math
 import os
 import random
@@ -36,7 +37,7 @@ from ._lock import DriverLock, DriverLockError
 from ._progress import ProgressView, Snapshot
 from ._ray_config import check_engine_fields
 from ._results import pareto_trials, top_trials
-from ._store import STORE_FILE, TRIALS_DIR, Store, StoreError, TrialRecord, find_store
+from ._store import ARCHITECTURE_FILE, STORE_FILE, TRIALS_DIR, Store, StoreError, TrialRecord, find_store
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 2.0
@@ -730,6 +731,17 @@ class Experiment:
             "and call run(resume=True) to continue"
         )
 
+    def _record_architecture(self, event: TrialEvent) -> None:
+        """The trial's module tree, in its directory beside its log: viewers (the
+        dashboard) show it without rebuilding the space. Best effort: a full disk
+        loses this file, never the trial."""
+        if event.architecture is None:
+            return
+        path = self.directory / TRIALS_DIR / str(event.trial_id) / ARCHITECTURE_FILE
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(event.architecture, separators=(",", ":")))
+
     def _record(
         self,
         store: Store,
@@ -776,6 +788,7 @@ class Experiment:
         value = None if values is None else values[0]
         several = len(self.objectives) > 1
         sample = running.pop(event.trial_id)
+        self._record_architecture(event)
         stopped = event.trial_id in self._stopping
         self._stopping.discard(event.trial_id)
         # Stored as "stopped" (not ranked); the strategy is told "succeeded, stopped early" as before.

@@ -49,6 +49,8 @@ __all__ = [
 STORE_FILE = "experiment.db"
 #: Each trial's output goes to ``<experiment dir>/trials/<id>/output.log``.
 TRIALS_DIR = "trials"
+#: A trial's module tree (``archsmith.nn.module_summary``), in ``TRIALS_DIR/<id>/``.
+ARCHITECTURE_FILE = "architecture.json"
 SCHEMA_VERSION = 1
 #: Seconds a write waits for a lock held by another program before a StoreError.
 LOCK_PATIENCE = 120.0
