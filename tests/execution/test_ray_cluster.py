@@ -115,7 +115,8 @@ def test_failed_trials_raise_crash_and_hang_while_the_others_stream(cluster: tup
     for t in good:  # a trial's output is in its log on the driver, never on the driver's terminal
         assert f"trial {t.id} node=" in _log(out, "faults", t.id)
         assert f"trial {t.id} node=" not in output
-    assert "failed on purpose" in _log(out, "faults", 1)
+    assert "trial 1 node=" in _log(out, "faults", 1)  # a failed trial's log, and its tail in the store
+    assert "trial 1 node=" in (trials[1].output or "")
 
 
 def test_early_stopping_reaches_trials_on_the_second_node(cluster: tuple[Path, dict[str, Any]]) -> None:
