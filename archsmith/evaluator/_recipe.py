@@ -147,7 +147,7 @@ class TrainingRecipe:
 
     @torch.no_grad()
     def validate(self, model: torch.nn.Module, data: Any = None) -> dict[str, float]:
-        """``{"default": score, metric_name: score, "val_loss": ...}`` (and
+        """``{metric_name: score, "val_loss": ...}`` (``val_acc`` or ``val_mse``; and
         ``"val_mae"`` for regression, as the evaluator reports) of ``model`` on the
         validation data (or ``data``), in eval mode."""
         was_training = model.training
@@ -168,7 +168,7 @@ class TrainingRecipe:
         if not count:
             raise ValueError("the validation data is empty; give a non-empty val_dataloaders")
         score = total / count
-        metrics = {"default": score, self.metric_name: score, "val_loss": loss_sum / max(1, batches)}
+        metrics = {self.metric_name: score, "val_loss": loss_sum / max(1, batches)}
         if self.task == "regression":
             metrics["val_mae"] = absolute / count
         return metrics

@@ -110,3 +110,24 @@ def test_a_log_that_cannot_be_written_leaves_the_output_on_the_terminal(
     assert finished(run_trials(engine, [Trial(1, {"width": 2})])[1]).status == "succeeded"
     shown = capfd.readouterr()
     assert "print 1" in shown.out and f"cannot write {blocked / '1' / 'output.log'}" in shown.err
+
+
+class PrintingTable(FunctionalEvaluator):
+    """A table the benchmark engine looks up in the driver (``query``), printing as it goes."""
+
+    def __init__(self) -> None:
+        super().__init__(silent, fail=False)
+
+    def query(self, sample: dict[str, object]) -> float:
+        print(f"looked up {sample['width']}")
+        os.write(2, b"fd2 lookup\n")
+        return float(sample["width"])  # type: ignore[arg-type]
+
+
+def test_a_table_lookup_prints_only_to_its_log(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    config = ExperimentConfig(engine="benchmark", workdir=tmp_path, seed=0, max_trials=1, direction="maximize")
+    Experiment(Net(), PrintingTable(), strategy.GridSearch(), config).run()
+    shown = capfd.readouterr()
+    assert "looked up" not in shown.out + shown.err and "fd2 lookup" not in shown.err
+    log = (tmp_path / "trials" / "1" / "output.log").read_text()
+    assert "looked up" in log and "fd2 lookup" in log

@@ -23,6 +23,7 @@ import torch
 
 from archsmith.evaluator import Evaluator, current_trial
 from archsmith.execution import Engine, EngineError, ProcessEngine, Trial, TrialEvent, TrialPayload, register_engine
+from archsmith.execution._capture import capture_output
 
 from ._table import BenchmarkError, NasBench201Table, column_name
 
@@ -104,7 +105,7 @@ class BenchmarkEngine(Engine):
         super().__init__(trial_timeout)
         self.concurrency = max(1, int(concurrency))
         self.gpus_per_trial = gpus_per_trial
-        self.log_dir = log_dir  # for the real engine; table lookups print nothing
+        self.log_dir = log_dir  # a lookup's prints (a user's query) go to its trial's log, as on every engine
         self._queue: collections.deque[Trial] = collections.deque()
         self._evaluator: Any = None
         self._real: Engine | None = None  # the process engine, for an evaluator that is not a table
@@ -161,7 +162,8 @@ class BenchmarkEngine(Engine):
             at = time.time()
             events.append(TrialEvent("started", trial.id, "benchmark", at=at))
             try:
-                value = float(self._evaluator.query(trial.sample))
+                with capture_output(self.log_dir, trial.id):
+                    value = float(self._evaluator.query(trial.sample))
                 if not math.isfinite(value):
                     raise BenchmarkError(f"the table holds a non-finite value ({value}) for this architecture")
             except Exception as e:

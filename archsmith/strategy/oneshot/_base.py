@@ -320,7 +320,7 @@ class OneShotStrategy(ABC):
         """The recipe's validation score of ``sample``'s subnet with the supernet's
         weights (on the validation data, or ``data``); in the recipe's direction."""
         self.supernet.set_sample(sample)
-        return float(self.recipe.validate(self.supernet, data)["default"])
+        return float(self.recipe.validate(self.supernet, data)[self.recipe.metric_name])
 
     def reward(self, sample: Sample, batch: Any) -> float:
         """The recipe's score (accuracy; negated MSE) of ``sample``'s path on ``batch``,
