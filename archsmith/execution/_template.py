@@ -78,11 +78,13 @@ def serve(control: socket.socket) -> None:
             if msg[0] == "spawn":
                 (fd,) = recvfds(control, 1)
                 pause_openmp()  # a no-op unless something here ran parallel code
+                set_process_name("archsmith-work")  # inherited: named from its first instant
                 pid = os.fork()
                 if pid == 0:
                     for own in (wake_read, wake_write, conn.fileno(), control.fileno()):
                         os.close(own)
                     _become_worker(fd, *msg[1:])
+                set_process_name("archsmith-tmpl")
                 os.close(fd)
                 running.add(pid)
                 conn.send(("spawned", msg[1], pid))
@@ -95,7 +97,6 @@ def _become_worker(fd: int, name: str, env: dict[str, str], threads: int, log_di
     """In a child just forked: run as worker ``name``, then exit (never return)."""
     code = 1
     try:
-        set_process_name("archsmith-work")
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()  # its own session and process group, as a spawned worker's
