@@ -15,8 +15,15 @@ from typing import Any
 
 from rich.table import Table
 
-from archsmith.experiment import TrialRecord, error_summary, objectives_of, pareto_trials, read_experiment, trial_row
-from archsmith.experiment._store import STATUSES
+from archsmith.experiment import (
+    STATUSES,
+    TrialRecord,
+    error_summary,
+    objectives_of,
+    pareto_trials,
+    read_experiment,
+    trial_row,
+)
 from archsmith.space import dumps_arch
 
 from ._common import (

@@ -24,7 +24,7 @@ from ._results import (
     trial_log,
     trial_row,
 )
-from ._store import STORE_FILE, Store, StoreError, TrialRecord, find_store, iter_experiments
+from ._store import STATUSES, STORE_FILE, Store, StoreError, TrialRecord, find_store, iter_experiments
 
 if TYPE_CHECKING:
     from ._experiment import Experiment, ExperimentError
@@ -41,6 +41,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "DEFAULT_ROOT",
+    "STATUSES",
     "STORE_FILE",
     "ConfigError",
     "Experiment",
