@@ -69,6 +69,11 @@ def import_ray() -> Any:
 
 
 # Actor side ------------------------------------------------------------------------
+#: What a Ray worker imports before it takes work: the trial's own imports.
+#: Clusters started with ``ray start`` get the same with
+#: ``RAY_preload_python_modules=torch,archsmith.execution._run`` (docs/scale.md).
+PRELOAD_MODULES = ("torch", "archsmith.execution._run")
+
 class _Inbox:
     """Collects what running trials send (on the driver's node); the driver
     blocks on ``take`` (Ray runs it as an async actor)."""
@@ -324,6 +329,9 @@ class RayEngine(Engine):
                 cpus = max(1, math.ceil(self.concurrency * self.resources["cpu"]))
             # "local": a new Ray of our own, never a cluster RAY_ADDRESS or an earlier `ray start` points to
             options.update(address="local", num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1")
+            # Ray's pooled workers import torch while the driver gets ready, so an actor starts in
+            # about a second instead of importing torch itself (9 s against 1.3 s measured here).
+            options["_system_config"] = {"preload_python_modules": list(PRELOAD_MODULES)}
             self._owns_ray = True
         else:
             options["address"] = self.address

@@ -109,6 +109,7 @@ def main(out: Path) -> None:
         RAY_health_check_initial_delay_ms="0",
         RAY_USAGE_STATS_ENABLED="0",
         RAY_AUTH_MODE="disabled",  # a private loopback cluster: no token to hand around
+        RAY_preload_python_modules="torch,archsmith.execution._run",  # as docs/scale.md advises
     )
     try:
         results["lo"] = run(["ip", "link", "set", "lo", "up"], 10)
