@@ -214,7 +214,14 @@ def bench_ray(root: Path) -> None:
     import ray
 
     start = time.time()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    ray.init(
+        address="local",
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.WARNING,
+        _node_ip_address="127.0.0.1",  # loopback only
+    )
     print(f"ray: local Ray (2 CPUs) up in {time.time() - start:.1f} s (not counted below)")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
