@@ -213,6 +213,8 @@ def bench_ray(root: Path) -> None:
 
     import ray
 
+    from archsmith.execution._ray import PRELOAD_MODULES
+
     start = time.time()
     ray.init(
         address="local",
@@ -221,6 +223,7 @@ def bench_ray(root: Path) -> None:
         log_to_driver=False,
         logging_level=logging.WARNING,
         _node_ip_address="127.0.0.1",  # loopback only
+        _system_config={"preload_python_modules": list(PRELOAD_MODULES)},  # as the engine's own local Ray
     )
     print(f"ray: local Ray (2 CPUs) up in {time.time() - start:.1f} s (not counted below)")
     try:
