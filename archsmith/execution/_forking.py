@@ -87,8 +87,8 @@ def drop_inherited_state(keep: set[int]) -> None:
 
     No Python signal handler (Ctrl-C ignored: it is the driver's), no faulthandler,
     stdin from ``/dev/null``, ``sys.std*`` on fds 0-2 again, and the driver's
-    close-on-exec descriptors closed (a fresh process would not have them), except
-    ``keep``. Inherited objects are frozen out of the garbage collector first, so
+    close-on-exec descriptors (a fresh process would not have them), except
+    ``keep``, pointed at ``/dev/null``. Inherited objects are frozen out of the garbage collector first, so
     no finalizer of the driver's (a file, a database connection) ever runs here."""
     gc.freeze()
     with contextlib.suppress(ValueError):
@@ -104,15 +104,18 @@ def drop_inherited_state(keep: set[int]) -> None:
     # Not faulthandler.cancel_dump_traceback_later(): it waits for the driver's watchdog
     # thread to end, and that thread does not exist here (a deadlock); unarmed, it never fires.
     faulthandler.disable()
-    null = os.open(os.devnull, os.O_RDONLY)
+    null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
-    os.close(null)
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2 and fd not in keep:
+        if fd > 2 and fd not in keep and fd != null:
             with contextlib.suppress(OSError):
                 if not os.get_inheritable(fd):
-                    os.close(fd)
+                    # Released (a lock, a socket, a pipe's end), but the number stays taken by
+                    # /dev/null: an inherited object still using it (a logging.FileHandler of the
+                    # driver's) writes nowhere, never into a socket that reused the number.
+                    os.dup2(null, fd, inheritable=False)
+    os.close(null)
     # They live as long as the process; ``sys.__std*__`` too (faulthandler and friends fall back on them).
     sys.stdin = open(0, closefd=False)
     sys.stdout = open(1, "w", closefd=False)

@@ -60,6 +60,7 @@ def fork_checks() -> dict[str, str]:
         "fork_forks_the_driver_once_and_every_worker_from_that_template",
         "a_forked_worker_leaves_the_drivers_descriptors_and_streams_behind",
         "the_drivers_signal_handlers_stay_behind",
+        "a_driver_log_file_handler_writes_nowhere_in_a_worker",
         "a_driver_with_a_faulthandler_timer_armed_forks",
         "workers_use_openmp_after_the_driver_did",
         "a_dead_template_is_replaced_and_the_run_goes_on",

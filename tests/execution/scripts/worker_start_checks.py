@@ -10,6 +10,7 @@ import contextlib
 import faulthandler
 import io
 import json
+import logging
 import os
 import signal
 import sys
@@ -118,6 +119,36 @@ def check_a_driver_with_a_faulthandler_timer_armed_forks() -> None:
             assert finished(run_trials(engine, [trial(1)], deadline=30)[1]).status == "succeeded"
     finally:
         faulthandler.cancel_dump_traceback_later()
+
+
+def log_through_the_driver(model: torch.nn.Module) -> dict[str, float]:
+    logger = logging.getLogger("user-script")
+    logger.error("a line from the trial")
+    (handler,) = logger.handlers  # the driver's, inherited
+    where = os.readlink(f"/proc/self/fd/{handler.stream.fileno()}")
+    return {"value": 1.0, "devnull": float(where == "/dev/null")}
+
+
+def check_a_driver_log_file_handler_writes_nowhere_in_a_worker() -> None:
+    """A ``logging.FileHandler`` of the driver's, used by trial code in a worker:
+    its descriptor was released, but its number is not reused for the worker's
+    socket (the line would corrupt the protocol), nor does the line reach the file."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "driver.log"
+        handler = logging.FileHandler(path)
+        logger = logging.getLogger("user-script")
+        logger.addHandler(handler)
+        try:
+            work = TrialPayload(Net, (), {}, FunctionalEvaluator(log_through_the_driver))
+            with started(ProcessEngine(concurrency=1, trial_timeout=30, worker_start="fork"), work) as engine:
+                events = run_trials(engine, [trial(1), trial(2), trial(3)], deadline=60)
+                assert [finished(events[i]).status for i in (1, 2, 3)] == ["succeeded"] * 3, events
+                assert all(finished(events[i]).metric["devnull"] == 1.0 for i in (1, 2, 3))
+            handler.flush()
+            assert "a line from the trial" not in path.read_text()
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
 
 
 def parallel_sum(model: torch.nn.Module) -> float:
