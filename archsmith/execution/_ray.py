@@ -74,6 +74,7 @@ def import_ray() -> Any:
 #: ``RAY_preload_python_modules=torch,archsmith.execution._run`` (docs/scale.md).
 PRELOAD_MODULES = ("torch", "archsmith.execution._run")
 
+
 class _Inbox:
     """Collects what running trials send (on the driver's node); the driver
     blocks on ``take`` (Ray runs it as an async actor)."""
@@ -148,7 +149,9 @@ class _TrialActor:
         ray.get(send(("started", token, trial_id, time.time())))
 
         def on_intermediate(step: int, metric: Any) -> None:
-            send(("intermediate", token, trial_id, step, metric, time.time()))
+            # Awaited (a round trip of about a millisecond per report): a result the trial reported
+            # is the driver's before the trial goes on, so a crash right after it loses nothing.
+            ray.get(send(("intermediate", token, trial_id, step, metric, time.time())))
 
         shipper = _LogShipper(None if self.log_root is None else log_path(self.log_root, trial_id), token, send)
         with _redirected(self.log_root, trial_id):

@@ -193,9 +193,11 @@ def is_worker(pid: int) -> bool:
     """Whether ``pid`` is a live archsmith worker process (workers name themselves,
     forked or spawned)."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == "archsmith-work" and not process_gone(pid)
+        name = Path(f"/proc/{pid}/comm").read_text().strip()
     except OSError:
         return False
+    # Ray names its actors' processes after the actor class (15 bytes of "ray::_TrialActor").
+    return name in ("archsmith-work", "ray::_TrialActo") and not process_gone(pid)
 
 
 def worker_processes() -> set[int]:

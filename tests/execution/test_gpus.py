@@ -36,16 +36,16 @@ def marking_evaluator(marker: Path):
 @pytest.mark.parametrize("engine", sorted(ENGINES))
 def test_gpus_per_trial_without_gpus_fails_before_any_trial(engine: str, tmp_path: Path) -> None:
     marker = tmp_path / "ran"
-    config = ExperimentConfig(
-        max_trials=2, engine=engine, gpus_per_trial=1, direction="maximize", seed=0, workdir=tmp_path / "exp"
-    )
-    experiment = Experiment(Net(), marking_evaluator(marker), strategy.Random(), config)
-
-    with pytest.raises(ArchsmithError, match="gpus_per_trial"):
+    experiment = None
+    with pytest.raises(ArchsmithError, match="gpus_per_trial"):  # at the config (Ray asks resources_per_trial) or run
+        config = ExperimentConfig(
+            max_trials=2, engine=engine, gpus_per_trial=1, direction="maximize", seed=0, workdir=tmp_path / "exp"
+        )
+        experiment = Experiment(Net(), marking_evaluator(marker), strategy.Random(), config)
         experiment.run()
 
     assert not marker.exists(), "a trial ran although the GPU request cannot be met"
-    if experiment.store_path.exists():
+    if experiment is not None and experiment.store_path.exists():
         store = Store(experiment.store_path, readonly=True)
         try:
             assert store.trials() == []

@@ -10,8 +10,6 @@ then read the scenarios' stores and logs. Ray starts slowly on a loaded
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,6 +20,8 @@ import pytest
 
 from archsmith.experiment import Store, TrialRecord
 
+from ._netns import refusal
+
 SCRIPT = Path(__file__).resolve().parent / "scripts" / "ray_cluster.py"
 PORT = 6390  # the cluster's GCS port (scripts/ray_cluster.py)
 LIMIT = 900  # seconds for the whole cluster session; each step inside has its own timeout
@@ -29,21 +29,9 @@ LIMIT = 900  # seconds for the whole cluster session; each step inside has its o
 pytest.importorskip("ray")
 
 
-def _namespaces_allowed() -> str | None:
-    """Why the test cannot make its namespaces, or None if it can."""
-    if shutil.which("unshare") is None:
-        return "the unshare command is not installed"
-    if os.geteuid() != 0:
-        return "private network namespaces need root (unshare -n); CI runs as root"
-    probe = subprocess.run(["unshare", "--net", "--pid", "--fork", "--mount-proc", "true"], capture_output=True)
-    if probe.returncode != 0:
-        return f"unshare is not permitted here: {probe.stderr.decode().strip()}"
-    return None
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, dict[str, Any]]]:
-    reason = _namespaces_allowed()
+    reason = refusal()
     if reason is not None:
         pytest.skip(reason)
     out = tmp_path_factory.mktemp("ray-cluster")
