@@ -7,8 +7,11 @@ import contextlib
 import os
 import re
 import sys
+import time
 from pathlib import Path
 from typing import IO, Any
+
+from ._trial import TrialEvent
 
 TAIL_LINES = 50
 TAIL_BYTES = 8192
@@ -148,3 +151,20 @@ class tee_output:
             sys.stdout, sys.stderr = self._saved
             self._log.close()
             self._log = None
+
+
+def failed_event(trial_id: int, worker: str, error: str, log_dir: Path | None, started: float | None) -> TrialEvent:
+    """The finished event of a trial its engine saw die (a dead process, a lost
+    actor, a timeout): failed with ``error`` and the tail of its output log."""
+    now = time.time()
+    output = tail(log_path(log_dir, trial_id)) if log_dir is not None else None
+    return TrialEvent(
+        "finished",
+        trial_id,
+        worker,
+        status="failed",
+        error=error,
+        duration=now - (started or now),
+        at=now,
+        output=output,
+    )

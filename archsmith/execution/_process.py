@@ -56,7 +56,7 @@ from ._launch import (
     make_launcher,
     resolve_worker_start,
 )
-from ._output import fault_stack, log_path, size, tail
+from ._output import failed_event, fault_stack, log_path, size, tail
 from ._processes import pidfd
 from ._registry import register_engine
 from ._trial import Trial, TrialEvent, TrialPayload
@@ -392,18 +392,7 @@ class ProcessEngine(Engine):
 
     def _failed(self, worker: _Worker, trial: Trial, error: str, started: float | None) -> TrialEvent:
         """The finished event of the trial a dead or killed worker had."""
-        now = time.time()
-        output = tail(log_path(self.log_dir, trial.id)) if self.log_dir is not None else None
-        return TrialEvent(
-            "finished",
-            trial.id,
-            worker.name,
-            status="failed",
-            error=error,
-            duration=now - (started or now),
-            at=now,
-            output=output,
-        )
+        return failed_event(trial.id, worker.name, error, self.log_dir, started)
 
     def _enforce_timeouts(self, events: list[TrialEvent]) -> None:
         if not self.trial_timeout:

@@ -40,7 +40,7 @@ from typing import Any
 import cloudpickle
 
 from ._base import Engine
-from ._output import log_path, open_log, tail
+from ._output import failed_event, log_path, open_log, tail
 from ._process import EngineError
 from ._registry import register_engine
 from ._trial import Trial, TrialEvent, TrialPayload
@@ -615,18 +615,7 @@ class RayEngine(Engine):
         return any(n.get("NodeID") == node and n.get("Alive") for n in nodes)
 
     def _failed(self, slot: _Slot, trial: Trial, error: str, started: float | None = None) -> TrialEvent:
-        now = time.time()
-        output = tail(log_path(self.log_dir, trial.id)) if self.log_dir is not None else None
-        return TrialEvent(
-            "finished",
-            trial.id,
-            slot.name,
-            status="failed",
-            error=error,
-            duration=now - (started or now),
-            at=now,
-            output=output,
-        )
+        return failed_event(trial.id, slot.name, error, self.log_dir, started)
 
     def _enforce_timeouts(self, events: list[TrialEvent]) -> None:
         if not self.trial_timeout:
