@@ -80,6 +80,10 @@ class capture_output:
         if self._saved_streams is None:
             return
         _flush(sys.stdout, sys.stderr, self._stream)
+        empty = False
+        if self._stream is not None:
+            with contextlib.suppress(OSError, ValueError):
+                empty = os.fstat(self._stream.fileno()).st_size == 0  # by descriptor: no path lookup
         sys.stdout, sys.stderr, sys.breakpointhook = self._saved_streams
         self._saved_streams = None
         for target, saved in self._saved_fds.items():
@@ -92,9 +96,9 @@ class capture_output:
                     stream.close()
         self._stream = self._terminal = None
         with contextlib.suppress(OSError):
-            if self.path is not None and self.path.stat().st_size == 0:
-                self.path.unlink()  # printed nothing: no empty log, no empty directory
-                self.path.parent.rmdir()
+            if self.path is not None and empty:
+                os.unlink(self.path)  # printed nothing: no empty log, no empty directory
+                os.rmdir(self.path.parent)
 
     def _breakpoint(self, *args: Any, **kwargs: Any) -> None:
         """``breakpoint()`` in a trial: pdb on the terminal, not in the log."""

@@ -739,8 +739,16 @@ class Experiment:
             return
         path = self.directory / TRIALS_DIR / str(event.trial_id) / ARCHITECTURE_FILE
         with contextlib.suppress(OSError, TypeError, ValueError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(event.architecture, separators=(",", ":")))
+            data = json.dumps(event.architecture, separators=(",", ":")).encode()
+            try:  # the trial's directory is there when it printed anything: no mkdir per trial
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            except FileNotFoundError:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+            try:
+                os.write(fd, data)
+            finally:
+                os.close(fd)
 
     def _record(
         self,
