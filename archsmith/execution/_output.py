@@ -16,6 +16,9 @@ from ._trial import TrialEvent
 TAIL_LINES = 50
 TAIL_BYTES = 8192
 STACK_BYTES = 16384
+#: How far back ``tail`` looks for a fault report to leave out (a report lists every
+#: thread's stack and extension module: a driver-forked worker's can be long).
+FAULT_WINDOW = 131072
 _CRASH = re.compile(rb"^Fatal Python error: .*$", re.MULTILINE)
 _THREAD = re.compile(rb"^(Current thread|Thread) 0x[0-9a-f]+ ", re.MULTILINE)
 
@@ -50,30 +53,42 @@ def _read_end(path: Path, limit: int, start: int = 0) -> bytes:
 
 
 def tail(path: Path) -> str | None:
-    """The last ``TAIL_LINES`` lines (at most ``TAIL_BYTES``) of the log, or None
-    if it is empty or missing."""
-    data = _read_end(path, TAIL_BYTES)
-    if not data:
+    """The last ``TAIL_LINES`` lines (at most ``TAIL_BYTES``) the trial printed, or
+    None if it printed nothing. A ``faulthandler`` report at the end of the log (a
+    crash, or the stacks of a timed-out trial) is left out: it is the trial's error,
+    and a deep stack would push the trial's own last lines out of the tail."""
+    window = _read_end(path, FAULT_WINDOW)
+    truncated = size(path) > len(window)
+    crashes = list(_CRASH.finditer(window))
+    fault = crashes[-1] if crashes else _THREAD.search(window)
+    if fault is not None:
+        window = window[: fault.start()]
+    data = window[-TAIL_BYTES:]
+    if not data.strip():
         return None
     text = data.decode("utf-8", "replace")
-    if len(data) == TAIL_BYTES and size(path) > TAIL_BYTES:
+    if truncated or len(window) > TAIL_BYTES:
         text = text.split("\n", 1)[-1]  # drop the partial first line
-    return "\n".join(text.splitlines()[-TAIL_LINES:])
+    return "\n".join(text.rstrip("\n").splitlines()[-TAIL_LINES:])
 
 
 def fault_stack(path: Path, since: int | None = None) -> str | None:
     """The Python stack ``faulthandler`` wrote into the log: the last crash report
     ("Fatal Python error: ..."), or, with ``since`` (the log's size before a
-    dump was asked for), the thread stacks written after that point."""
+    dump was asked for), the thread stacks written after that point. At most
+    ``STACK_BYTES`` from the report's start: the innermost frames come first."""
     if since is not None:
-        data = _read_end(path, STACK_BYTES, start=since)
+        data = _read_end(path, FAULT_WINDOW, start=since)
         found = _THREAD.search(data)
-        return data[found.start() :].decode("utf-8", "replace").rstrip() if found else None
-    data = _read_end(path, STACK_BYTES)
-    crashes = list(_CRASH.finditer(data))
-    if not crashes:
+        start = found.start() if found else None
+    else:
+        data = _read_end(path, FAULT_WINDOW)
+        crashes = list(_CRASH.finditer(data))
+        start = crashes[-1].start() if crashes else None
+    if start is None:
         return None
-    return data[crashes[-1].start() :].decode("utf-8", "replace").rstrip()
+    report = data[start : start + STACK_BYTES].decode("utf-8", "replace").rstrip()
+    return report if len(data) - start <= STACK_BYTES else report + "\n  ... (the rest of the report is in the log)"
 
 
 class Tee:

@@ -152,6 +152,26 @@ def test_output_tail_is_bounded(tmp_path: Path) -> None:
     assert (tail(log) or "").splitlines() == [f"line {i}" for i in range(50, 100)]
 
 
+def test_output_tail_leaves_out_a_fault_report(tmp_path: Path) -> None:
+    """A crash report (long in a worker forked from a big driver: every thread's
+    stack and extension module) is the trial's error; its output tail keeps what
+    the trial printed."""
+    from archsmith.execution._output import fault_stack, tail
+
+    log = tmp_path / "output.log"
+    printed = "".join(f"epoch {i}\n" for i in range(5))
+    frames = "".join(f'  File "/deep/module_{i}.py", line {i} in f{i}\n' for i in range(400))
+    report = f"Fatal Python error: Segmentation fault\n\nCurrent thread 0x00007f (most recent call first):\n{frames}"
+    log.write_text(printed + report + "\nExtension modules: " + ", ".join(f"m{i}" for i in range(178)) + "\n")
+    assert tail(log) == printed.rstrip("\n")
+    assert (fault_stack(log) or "").startswith("Fatal Python error: Segmentation fault")
+    stacks = "".join(f"Thread 0x{i:04x} (most recent call first):\n{frames}" for i in range(2))
+    log.write_text(printed + stacks)  # a timed-out trial's dumped stacks
+    assert tail(log) == printed.rstrip("\n")
+    log.write_text(report)  # it printed nothing before it crashed
+    assert tail(log) is None
+
+
 def test_workers_and_their_trials_processes_die_with_a_killed_driver() -> None:
     driver = subprocess.Popen(
         [sys.executable, str(SCRIPTS / "driver_killed.py")],
