@@ -181,7 +181,7 @@ def test_experiment_arguments_are_checked() -> None:
 
 def test_nas_experiment_takes_config_on_the_experiment(tmp_path: Path) -> None:
     exp = nni.nas.experiment.NasExperiment(Tiny(), width_cls, nni.nas.strategy.GridSearch())
-    exp.config.max_trial_number = 2
+    exp.config.max_trial_number = 3  # the whole (shuffled) grid: the best is then width 1
     exp.config.direction = "minimize"
     exp.config.workdir = str(tmp_path / "exp")
     exp.run(port=8081, debug=True)
