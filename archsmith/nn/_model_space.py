@@ -171,12 +171,7 @@ class ModelSpace(torch.nn.Module, metaclass=ModelSpaceMeta):
         with fixed_arch(sample):
             model = type(self)(*args, **kwargs)
         if weights_from is not None:
-            if not callable(getattr(weights_from, "subnet_state_dict", None)):
-                raise SpaceError(
-                    f"weights_from must be a one-shot supernet (with subnet_state_dict(sample)), got "
-                    f"{type(weights_from).__name__}"
-                )
-            model.load_state_dict(weights_from.subnet_state_dict(sample))
+            load_subnet_weights(model, weights_from, sample)
         return model
 
     def _architecture(self, sample: Mapping[str, Any]) -> Sample:
@@ -231,3 +226,13 @@ def fixed_arch(arch: Mapping[str, Any] | str | os.PathLike[str], verbose: bool =
         print(f"fixed architecture: {sample}")
     with fixed_sample(sample):
         yield sample
+
+
+def load_subnet_weights(model: torch.nn.Module, weights_from: Any, sample: Mapping[str, Any]) -> None:
+    """Load ``sample``'s weights from a one-shot supernet into its frozen ``model``."""
+    if not callable(getattr(weights_from, "subnet_state_dict", None)):
+        raise SpaceError(
+            f"weights_from must be a one-shot supernet (with subnet_state_dict(sample)), got "
+            f"{type(weights_from).__name__}"
+        )
+    model.load_state_dict(weights_from.subnet_state_dict(sample))

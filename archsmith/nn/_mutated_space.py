@@ -40,7 +40,7 @@ from archsmith.space._leaf import value_key
 from archsmith.space._scope import _scope, fixed_context, unfixed
 
 from ._graph import MutableGraph, trace
-from ._model_space import ModelSpace
+from ._model_space import ModelSpace, load_subnet_weights
 from ._mutable_module import MutableModule
 from ._mutator import Mutator, snake
 from ._placeholder import Placeholder
@@ -317,12 +317,7 @@ class MutatedSpace(ModelSpace):
         with _top_level():
             model, _ = self._build(sample, strict=True)
         if weights_from is not None:
-            if not callable(getattr(weights_from, "subnet_state_dict", None)):
-                raise SpaceError(
-                    f"weights_from must be a one-shot supernet (with subnet_state_dict(sample)), got "
-                    f"{type(weights_from).__name__}"
-                )
-            model.load_state_dict(weights_from.subnet_state_dict(sample))
+            load_subnet_weights(model, weights_from, sample)
         return model
 
     # Runs ----------------------------------------------------------------------------
