@@ -162,6 +162,11 @@ def _value_key(value: Any) -> Any:
     return json.dumps(value, sort_keys=True)
 
 
+def _plain(value: Any) -> str:
+    """A candidate as the text of a parallel-coordinates tick (shown as it is)."""
+    return value if isinstance(value, str) else json.dumps(value, default=repr)
+
+
 def _dimension(decision: dict[str, Any], values: list[Any]) -> dict[str, Any]:
     label = esc(decision["label"])
     if decision["kind"] == "numerical":
@@ -169,13 +174,15 @@ def _dimension(decision: dict[str, Any], values: list[Any]) -> dict[str, Any]:
         low, high = decision["values"]
         return {"label": label, "values": numbers, "range": [low, high]}
     position = {_value_key(v): i for i, v in enumerate(decision["values"])}
-    names = [esc(v) for v in decision["values"]]
+    # Parallel coordinates draw tick text as plain SVG text (entities are not decoded, so
+    # escaping would show "&lt;"): the name as it is renders as text, never as markup.
+    names = [_plain(v) for v in decision["values"]]
     coded = []
     for value in values:
         key = _value_key(value)
         if key not in position:  # a value the description did not list
             position[key] = len(names)
-            names.append(esc(value))
+            names.append(_plain(value))
         coded.append(position[key])
     return {"label": label, "values": coded, "tickvals": list(range(len(names))), "ticktext": names}
 

