@@ -180,7 +180,7 @@ def check_a_dead_template_is_replaced_and_the_run_goes_on() -> None:
         old = worker_pids(engine)
         (template,) = {parent_of(pid) for pid in old}
         os.kill(template, signal.SIGKILL)
-        assert wait_gone(old, 5) == set(), "workers outlived their template"
+        assert wait_gone(old, 15) == set(), "workers outlived their template"  # 5 s missed once under load
         time.sleep(0.1)
         events = run_trials(engine, [trial(2), trial(3), trial(4)], deadline=60)
         assert {finished(events[i]).status for i in (2, 3, 4)} == {"succeeded"}
