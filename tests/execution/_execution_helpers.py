@@ -8,6 +8,7 @@ processes never need to import it."""
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import inspect
 import os
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,7 @@ import torch
 
 import archsmith.nn as nn
 from archsmith.evaluator import FunctionalEvaluator, report_intermediate_result
-from archsmith.execution import ENGINES, Engine, Trial, TrialEvent, TrialPayload
+from archsmith.execution import ENGINES, Engine, ProcessEngine, Trial, TrialEvent, TrialPayload
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
@@ -245,3 +247,22 @@ def process_gone(pid: int) -> bool:
         return stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
     except OSError:
         return True
+
+
+def parent_of(pid: int) -> int:
+    """The parent pid of ``pid`` (from /proc)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def worker_pids(engine: ProcessEngine) -> set[int]:
+    return {w.process.pid for w in engine._workers}
+
+
+@contextlib.contextmanager
+def started(engine: ProcessEngine, work: TrialPayload | None = None) -> Iterator[ProcessEngine]:
+    """``engine`` started with ``work`` (the default payload), shut down after."""
+    engine.start(work or payload())
+    try:
+        yield engine
+    finally:
+        engine.shutdown()

@@ -6,41 +6,22 @@ itself dies."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from archsmith.execution import EngineError, ProcessEngine, TrialPayload
+from archsmith.execution import EngineError, ProcessEngine
 
-from ._execution_helpers import finished, payload, run_trials, trial
+from ._execution_helpers import finished, parent_of, payload, run_trials, started, trial, worker_pids
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="templates are Linux-only")
 
 SCRIPTS = Path(__file__).parent / "scripts"
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def worker_pids(engine: ProcessEngine) -> set[int]:
-    return {w.process.pid for w in engine._workers}
-
-
-@contextlib.contextmanager
-def started(engine: ProcessEngine, work: TrialPayload | None = None) -> Iterator[ProcessEngine]:
-    engine.start(work or payload())
-    try:
-        yield engine
-    finally:
-        engine.shutdown()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 
 import cloudpickle
@@ -28,26 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 from archsmith.evaluator import FunctionalEvaluator
 from archsmith.execution import ProcessEngine, TrialPayload
 from archsmith.execution._forking import fork_blockers
-from tests.execution._execution_helpers import Net, finished, is_worker, payload, run_trials, trial, wait_gone
+from tests.execution._execution_helpers import (
+    Net,
+    finished,
+    is_worker,
+    parent_of,
+    run_trials,
+    started,
+    trial,
+    wait_gone,
+    worker_pids,
+)
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-def parent_of(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def worker_pids(engine: ProcessEngine) -> set[int]:
-    return {w.process.pid for w in engine._workers}
-
-
-@contextlib.contextmanager
-def started(engine: ProcessEngine, work: TrialPayload | None = None) -> Iterator[ProcessEngine]:
-    engine.start(work or payload())
-    try:
-        yield engine
-    finally:
-        engine.shutdown()
 
 
 def check_fork_forks_the_driver_once_and_every_worker_from_that_template() -> None:
