@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,3 +19,15 @@ def dashboard_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     grid_run(root / XSS_KEY)
     malformed(root / "broken")
     return root
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """A headless Chromium per browser-test module (those modules skip first where it is missing)."""
+    from ._serve import chromium
+
+    driver = chromium()
+    try:
+        yield driver
+    finally:
+        driver.quit()

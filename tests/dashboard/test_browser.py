@@ -13,7 +13,7 @@ from urllib.parse import quote
 import pytest
 
 from ._experiments import XSS_ERROR, XSS_KEY, XSS_LABEL, XSS_VALUE
-from ._serve import chromium, chromium_missing, serve
+from ._serve import chromium_missing, serve
 
 if chromium_missing() is not None:  # before importing selenium: it may be what is missing
     pytest.skip(str(chromium_missing()), allow_module_level=True)
@@ -28,15 +28,6 @@ SCORED = 7  # the grid's eight trials, one failed
 def site(dashboard_root: Path) -> Iterator[str]:
     with serve(dashboard_root) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_the_experiments_list(site: str, browser: Any) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ._serve import chromium, chromium_missing, serve
+from ._serve import chromium_missing, serve
 
 if chromium_missing() is not None:  # before importing selenium: it may be what is missing
     pytest.skip(str(chromium_missing()), allow_module_level=True)
@@ -69,15 +69,6 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
         except subprocess.TimeoutExpired:
             run.kill()
             run.wait()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    driver = chromium()
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def _statuses(browser: Any) -> dict[int, str]:
