@@ -65,10 +65,12 @@ def trial_detail(index: ExperimentIndex, key: str, trial_id: int) -> dict[str, A
     log = data.directory / TRIALS_DIR / str(trial_id) / "output.log"
     # a log symlinked out of the experiment's directory is not served
     out["log_tail"] = _log_tail(log) if index._inside(log) or not log.exists() else ""
-    recorded = data.directory / TRIALS_DIR / str(trial_id) / ARCHITECTURE_FILE
-    out["architecture"] = architecture(
-        data.meta, record.sample, _recorded(recorded) if index._inside(recorded) else None
-    )
+    tree = data.architecture(trial_id)
+    if not _is_tree(tree):
+        # stores of archsmith before the architectures table kept it beside the log
+        recorded = data.directory / TRIALS_DIR / str(trial_id) / ARCHITECTURE_FILE
+        tree = _recorded(recorded) if index._inside(recorded) else None
+    out["architecture"] = architecture(data.meta, record.sample, tree)
     return out
 
 
@@ -89,8 +91,11 @@ def _recorded(path: Any) -> dict[str, Any] | None:
         found = json.loads(text)
     except ValueError:
         return None
-    ok = isinstance(found, dict) and isinstance(found.get("modules"), list)
-    return found if ok else None
+    return found if _is_tree(found) else None
+
+
+def _is_tree(found: Any) -> bool:
+    return isinstance(found, dict) and isinstance(found.get("modules"), list)
 
 
 def top_json(index: ExperimentIndex, key: str, k: int) -> str:

@@ -324,6 +324,12 @@ class ExperimentData:
             with self.snapshot() as store:
                 return store.trial(trial_id)
 
+    def architecture(self, trial_id: int) -> Any:
+        """The module tree the store holds for the trial's architecture, or None."""
+        with self._lock:
+            with self.snapshot() as store:
+                return store.architecture(trial_id)
+
     def derived(self, name: str, compute: Any, key: Any = None) -> Any:
         """``compute()`` cached until the trials change (figures, best trials), or
         until ``key`` changes when given."""

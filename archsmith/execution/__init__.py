@@ -3,6 +3,7 @@
 from ._base import Engine
 from ._inprocess import InProcessEngine
 from ._process import EngineError, ProcessEngine
+from ._ray_pool import release_ray_actors
 from ._registry import ENGINES, register_engine
 from ._run import Runner
 from ._trial import Trial, TrialEvent, TrialPayload
@@ -18,6 +19,7 @@ __all__ = [
     "TrialEvent",
     "TrialPayload",
     "register_engine",
+    "release_ray_actors",
 ]
 
 # The table-lookup engine lives with its benchmark (a higher layer): listed here,

@@ -31,7 +31,7 @@ from types import CodeType, FrameType
 from typing import Any
 
 from ._base import Engine
-from ._capture import capture_output
+from ._capture import OutputCapture, capture_output
 from ._output import tail
 from ._registry import register_engine
 from ._run import Runner
@@ -96,6 +96,7 @@ class InProcessEngine(Engine):
         self._stop: set[int] = set()
         self._watchdog: _Watchdog | None = None
         self._ending = threading.Lock()  # held by whoever ends the process over a trial that did not stop
+        self._output = OutputCapture(self.log_dir)
         self._capture: capture_output | None = None  # the running trial's, given back before the process ends
 
     def start(self, payload: TrialPayload) -> None:
@@ -141,7 +142,7 @@ class InProcessEngine(Engine):
 
         start = time.time()
         timed_out = f"timed out after {self.trial_timeout} s (trial_timeout)"
-        with capture_output(self.log_dir, trial.id) as output, _Deadline(self, trial, start) as deadline:
+        with self._output.trial(trial.id) as output, _Deadline(self, trial, start) as deadline:
             self._capture = output
             try:
                 done = runner.run(trial, "main", on_intermediate, lambda: trial.id in self._stop)
@@ -171,7 +172,7 @@ class InProcessEngine(Engine):
         if not deadline.active:
             self._ending.release()
             return
-        trial, start, output = deadline.trial, deadline.start, deadline.log
+        trial, start = deadline.trial, deadline.start
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -184,9 +185,10 @@ class InProcessEngine(Engine):
             f"{self.timeout_grace} s after (it catches BaseException, or is stuck in C code); the process was ended",
         )
         event.at = time.time()
-        event.output = None if output is None else tail(output)
-        if self._capture is not None:
-            self._capture.restore()  # the message below is for the terminal, not the log
+        capture = self._capture
+        if capture is not None:
+            capture.restore()  # the log settled; the message below is for the terminal, not the log
+            event.output = None if capture.path is None else tail(capture.path)
         recorded = "it is recorded as failed"
         try:
             if self.listener is None:
@@ -207,6 +209,7 @@ class InProcessEngine(Engine):
     def shutdown(self) -> None:
         self._queue.clear()
         self._started = None
+        self._output.close()
 
 
 class _Deadline:
@@ -223,7 +226,6 @@ class _Deadline:
         self.disarmed = False
         self.fired_at: float | None = None
         self.trace = self._trace  # one bound method, so sys.gettrace() can be compared with it
-        self.log: Path | None = None
 
     @property
     def fired(self) -> bool:
@@ -233,10 +235,6 @@ class _Deadline:
         if not self.seconds:
             return self
         engine = self.engine
-        if engine.log_dir is not None:
-            from ._output import log_path
-
-            self.log = log_path(engine.log_dir, self.trial.id)
         self.previous = signal.signal(signal.SIGALRM, self._fire)
         self.previous_trace, self.previous_profile = sys.gettrace(), sys.getprofile()
         self.active = True

@@ -42,6 +42,7 @@ import cloudpickle
 from ._base import Engine
 from ._output import failed_event, log_path, open_log, tail
 from ._process import EngineError
+from ._ray_pool import KEEP_ACTORS_SECONDS, keep, take, take_inbox
 from ._registry import register_engine
 from ._trial import Trial, TrialEvent, TrialPayload
 
@@ -55,6 +56,9 @@ READY_TIMEOUT = 120.0
 STACK_WAIT = 1.0
 #: The resource names ``resources_per_trial`` takes (Ray's spelling: ``CPU``, ``GPU``).
 RESOURCE_KEYS = {"cpu": "CPU", "gpu": "GPU"}
+#: Tokens name a trial's attempt in the inbox's messages; unique in the process,
+#: since an inbox kept for a next run may still hold an earlier run's late messages.
+_TOKENS = itertools.count(1)
 
 _INSTALL = "engine='ray' needs Ray: pip install 'archsmith[ray]'"
 
@@ -73,6 +77,31 @@ def import_ray() -> Any:
 #: Clusters started with ``ray start`` get the same with
 #: ``RAY_preload_python_modules=torch,archsmith.execution._run`` (docs/scale.md).
 PRELOAD_MODULES = ("torch", "archsmith.execution._run")
+
+
+def _actor_log_root() -> Path:
+    """This actor's scratch for its trials' logs (each shipped to the driver, then
+    removed): ``<tmp>/archsmith-ray-logs-<uid>/<pid>``. A killed actor cannot clean
+    up, so the directories of actors no longer alive are removed first."""
+    parent = Path(tempfile.gettempdir()) / f"archsmith-ray-logs-{os.getuid()}"
+    parent.mkdir(mode=0o700, exist_ok=True)
+    for entry in parent.iterdir():
+        if entry.name.isdigit() and not _alive(int(entry.name)):
+            shutil.rmtree(entry, ignore_errors=True)
+    root = parent / str(os.getpid())
+    shutil.rmtree(root, ignore_errors=True)  # a dead process's, whose pid this one reuses
+    root.mkdir()
+    return root
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 class _Inbox:
@@ -100,21 +129,31 @@ class _Inbox:
 class _TrialActor:
     """Runs trials one at a time; ``stop`` and ``stacks`` run beside a trial."""
 
-    def __init__(self, payload: bytes, inbox: Any, name: str, threads: int, keep_logs: bool) -> None:
+    def __init__(self) -> None:
+        self.runner: Any = None
+        self.inbox: Any = None
+        self.name = ""
+        self.log_root: Path | None = None
+        self.stop_ids: set[int] = set()
+        self.running_thread: int | None = None
+
+    def load(self, payload: bytes, inbox: Any, name: str, threads: int, keep_logs: bool) -> dict[str, Any]:
+        """Take a run's payload (the space and evaluator: an actor kept from an
+        earlier run drops that run's); where this actor runs."""
+        import ray
         import torch
 
         from ._run import Runner
 
         torch.set_num_threads(max(1, threads))
+        self.runner = None  # the earlier run's data set goes before this one's loads
         self.runner = Runner(cloudpickle.loads(payload))
         self.inbox, self.name = inbox, name
-        self.log_root = Path(tempfile.mkdtemp(prefix="archsmith-trial-logs-")) if keep_logs else None
-        self.stop_ids: set[int] = set()
-        self.running_thread: int | None = None
-
-    def ready(self) -> dict[str, Any]:
-        import ray
-
+        if keep_logs and self.log_root is None:
+            self.log_root = _actor_log_root()
+        elif not keep_logs:
+            self.log_root = None
+        self.stop_ids.clear()
         context = ray.get_runtime_context()
         return {"node": context.get_node_id(), "pid": os.getpid(), "gpus": [str(g) for g in ray.get_gpu_ids()]}
 
@@ -220,6 +259,7 @@ class _Slot:
     actor: Any
     ready_ref: Any
     node: str | None = None
+    pid: int | None = None  # the actor's process, once it has loaded the payload
     trial: Trial | None = None
     token: int = 0
     ref: Any = None
@@ -254,7 +294,10 @@ class RayEngine(Engine):
     ``{"gpu": 1}`` each trial has its own GPU (``CUDA_VISIBLE_DEVICES``).
     ``concurrency``: actors to start; ``None`` starts as many as the cluster
     holds at ``resources_per_trial``. ``max_retries``: re-runs of a trial whose
-    node was lost.
+    node was lost. ``keep_actors``: on a Ray session that outlives the run (your
+    own ``ray.init``), idle actors wait this many seconds for the next run of
+    this driver, which then starts at once (see ``archsmith.execution._ray_pool``;
+    0: killed at the run's end).
 
     >>> engine = RayEngine(address="auto", resources_per_trial={"cpu": 2, "gpu": 0.5})  # doctest: +SKIP
     """
@@ -269,6 +312,7 @@ class RayEngine(Engine):
         resources_per_trial: dict[str, float] | None = None,
         max_retries: int = 1,
         log_dir: Path | None = None,
+        keep_actors: float = KEEP_ACTORS_SECONDS,
     ) -> None:
         super().__init__(trial_timeout)
         self.concurrency = concurrency
@@ -277,7 +321,9 @@ class RayEngine(Engine):
         resources.update(resources_per_trial or {})
         self.resources = resources
         self.max_retries = max_retries
+        self.keep_actors = keep_actors
         self.log_dir = None if log_dir is None else Path(log_dir).absolute()
+        self._job: str | None = None  # the Ray job: kept actors serve runs of the same one
         self._ray: Any = None
         self._owns_ray = False
         self._connected = False
@@ -286,7 +332,6 @@ class RayEngine(Engine):
         self._payload_ref: Any = None
         self._slots: list[_Slot] = []
         self._spawned = 0
-        self._tokens = 0
         self._queue: list[Trial] = []  # trials to re-run, ahead of new ones
         self._retries: dict[int, int] = {}
         self._resubmits: dict[int, int] = {}
@@ -311,7 +356,9 @@ class RayEngine(Engine):
                     f"no node of the Ray cluster can hold a trial with resources_per_trial={self.resources} "
                     f"(the cluster has {ray.cluster_resources()}); lower resources_per_trial or add nodes"
                 )
-            self._inbox = self._make_inbox(ray)
+            with contextlib.suppress(Exception):
+                self._job = ray.get_runtime_context().get_job_id()
+            self._inbox = (self._job is not None and take_inbox(self._job)) or self._make_inbox(ray)
             self._take = self._inbox.take.remote()
             self._payload_ref = ray.put(data)  # once; every actor reads it from the object store
             if self.log_dir is not None:
@@ -373,21 +420,30 @@ class RayEngine(Engine):
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node, soft=False)
         return ray.remote(_Inbox).options(**options).remote()
 
+    def _actor_key(self) -> tuple[Any, ...]:
+        """What a kept actor must match to serve this run: the Ray job and its resources."""
+        return (self._job, self.resources["cpu"], self.resources["gpu"])
+
     def _spawn(self) -> _Slot:
         ray = self._ray
         self._spawned += 1
         name = f"actor-{self._spawned}"
         cpu, gpu = self.resources["cpu"], self.resources["gpu"]
-        cls = ray.remote(_TrialActor).options(
-            num_cpus=cpu,
-            num_gpus=gpu,
-            max_concurrency=3,  # the trial, stop requests, stack requests
-            max_restarts=0,
-            max_task_retries=0,
-        )
+        kept = take(self._actor_key(), 1) if self._job is not None else []
+        if kept:
+            actor = kept[0][0]
+        else:
+            cls = ray.remote(_TrialActor).options(
+                num_cpus=cpu,
+                num_gpus=gpu,
+                max_concurrency=3,  # the trial, stop requests, stack requests
+                max_restarts=0,
+                max_task_retries=0,
+            )
+            actor = cls.remote()
         threads = max(1, math.floor(cpu)) if cpu else 1
-        actor = cls.remote(self._payload_ref, self._inbox, name, threads, self.log_dir is not None)
-        return _Slot(name, actor, actor.ready.remote())
+        loaded = actor.load.remote(self._payload_ref, self._inbox, name, threads, self.log_dir is not None)
+        return _Slot(name, actor, loaded)
 
     def _await_ready(self) -> None:
         """Wait for the actors to load the payload (those waiting for resources
@@ -410,12 +466,12 @@ class RayEngine(Engine):
         ray = self._ray
         try:
             info = ray.get(ref)
-        except ray.exceptions.RayActorError as e:
-            if getattr(e, "actor_init_failed", False):
-                raise EngineError(f"a Ray actor could not load the model space and evaluator:\n{e}") from e
+        except ray.exceptions.RayActorError:
             self._replace(slot)
             return
-        slot.node, slot.ready_ref = info["node"], None
+        except ray.exceptions.RayTaskError as e:
+            raise EngineError(f"a Ray actor could not load the model space and evaluator:\n{e}") from e
+        slot.node, slot.pid, slot.ready_ref = info["node"], info["pid"], None
 
     def _replace(self, slot: _Slot) -> None:
         """Kill ``slot``'s actor; a new one takes its place (it may wait for resources)."""
@@ -436,8 +492,7 @@ class RayEngine(Engine):
         self._dispatch_queue()
 
     def _send(self, slot: _Slot, trial: Trial) -> None:
-        self._tokens += 1
-        slot.trial, slot.token, slot.started, slot.submitted = trial, self._tokens, None, time.time()
+        slot.trial, slot.token, slot.started, slot.submitted = trial, next(_TOKENS), None, time.time()
         slot.received, slot.result = 0, None
         slot.ref = slot.actor.run.remote(slot.token, trial.id, trial.sample, trial.seed)
 
@@ -637,6 +692,16 @@ class RayEngine(Engine):
                 error += f"\n\nwhere it was:\n{stack}"
             events.append(self._failed(slot, trial, error, started))
 
+    def _settle_inbox(self) -> bool:
+        """End this run's pending ``take`` (a next run's must get every message);
+        whether the inbox is fit to keep."""
+        try:
+            self._inbox.put.remote([("end", 0)])  # no trial's token: ignored by whoever reads it
+            self._ray.get(self._take, timeout=STACK_WAIT)
+        except Exception:
+            return False
+        return True
+
     def shutdown(self) -> None:
         ray = self._ray
         if ray is None:
@@ -644,12 +709,20 @@ class RayEngine(Engine):
         for token in list(self._logs):
             self._close_log(token)
         if ray.is_initialized():
+            # A Ray session that outlives this run: idle actors wait for the next one (_ray_pool).
+            keeping = not self._connected and self.keep_actors > 0 and self._job is not None
             for slot in self._slots:
+                if keeping and slot.node is not None and not slot.busy:
+                    keep(slot.actor, self._actor_key(), slot.node, self.keep_actors)
+                    continue
                 with contextlib.suppress(Exception):
                     ray.kill(slot.actor, no_restart=True)
             if self._inbox is not None:
-                with contextlib.suppress(Exception):
-                    ray.kill(self._inbox, no_restart=True)
+                if keeping and self._settle_inbox():
+                    keep(self._inbox, (self._job, "inbox"), None, self.keep_actors)
+                else:
+                    with contextlib.suppress(Exception):
+                        ray.kill(self._inbox, no_restart=True)
         self._slots, self._queue, self._inbox, self._take = [], [], None, None
         if self._connected:  # ours to close: a local Ray stops, a joined cluster only loses this driver
             ray.shutdown()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
 import math
 import os
 import random
@@ -37,7 +36,7 @@ from ._lock import DriverLock, DriverLockError
 from ._progress import ProgressView, Snapshot
 from ._ray_config import check_engine_fields
 from ._results import pareto_trials, top_trials
-from ._store import ARCHITECTURE_FILE, STORE_FILE, TRIALS_DIR, Store, StoreError, TrialRecord, find_store
+from ._store import STORE_FILE, TRIALS_DIR, Store, StoreError, TrialRecord, find_store
 
 POLL_SECONDS = 0.25
 HEARTBEAT_SECONDS = 2.0
@@ -275,6 +274,7 @@ class Experiment:
         #: the trained supernet, after a one-shot run (``space.freeze(sample, weights_from=exp.supernet)``)
         self.supernet: Any = None
         self._stopping: set[int] = set()
+        self._recorded_architectures: set[str] = set()  # keys whose module tree is in the store
         self.config = config or ExperimentConfig()
         if isinstance(strategy, OneShotStrategy):
             # unsupported primitives (and constraints it cannot honour) are named before anything runs
@@ -624,6 +624,7 @@ class Experiment:
         asked_out = False
         reason: str | None = None
         lost: str | None = None  # what happened to a store deleted or replaced under the run
+        self._recorded_architectures = set()  # this store's, as far as this run knows
         store.set_meta("status", "running")
         store.set_meta("driver", {"pid": os.getpid(), "host": socket.gethostname()})
         heartbeat = time.time()
@@ -731,24 +732,19 @@ class Experiment:
             "and call run(resume=True) to continue"
         )
 
-    def _record_architecture(self, event: TrialEvent) -> None:
-        """The trial's module tree, in its directory beside its log: viewers (the
-        dashboard) show it without rebuilding the space. Best effort: a full disk
-        loses this file, never the trial."""
+    def _record_architecture(self, store: Store, sample: dict[str, Any], event: TrialEvent) -> None:
+        """The trial's module tree, in the store once per architecture: viewers (the
+        dashboard) show it without rebuilding the space."""
         if event.architecture is None:
             return
-        path = self.directory / TRIALS_DIR / str(event.trial_id) / ARCHITECTURE_FILE
-        with contextlib.suppress(OSError, TypeError, ValueError):
-            data = json.dumps(event.architecture, separators=(",", ":")).encode()
-            try:  # the trial's directory is there when it printed anything: no mkdir per trial
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            except FileNotFoundError:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, data)
-            finally:
-                os.close(fd)
+        key = self.search_space.architecture_key(sample)
+        if key in self._recorded_architectures:
+            return
+        try:
+            store.record_architecture(key, event.architecture)
+        except (TypeError, ValueError):  # a tree that is no JSON (never from module_summary): the trial is kept
+            return
+        self._recorded_architectures.add(key)
 
     def _record(
         self,
@@ -796,7 +792,6 @@ class Experiment:
         value = None if values is None else values[0]
         several = len(self.objectives) > 1
         sample = running.pop(event.trial_id)
-        self._record_architecture(event)
         stopped = event.trial_id in self._stopping
         self._stopping.discard(event.trial_id)
         # Stored as "stopped" (not ranked); the strategy is told "succeeded, stopped early" as before.
@@ -814,6 +809,7 @@ class Experiment:
                 values=values if several else None,
                 output=event.output,
             )
+            self._record_architecture(store, sample, event)
             self.strategy.tell(
                 FinishedTrial(event.trial_id, sample, status, value, metric, stopped, values if several else None)
             )

@@ -49,7 +49,8 @@ __all__ = [
 STORE_FILE = "experiment.db"
 #: Each trial's output goes to ``<experiment dir>/trials/<id>/output.log``.
 TRIALS_DIR = "trials"
-#: A trial's module tree (``archsmith.nn.module_summary``), in ``TRIALS_DIR/<id>/``.
+#: Where archsmith 0.x before the ``architectures`` table kept a trial's module tree
+#: (``archsmith.nn.module_summary``): ``TRIALS_DIR/<id>/``; still read for such stores.
 ARCHITECTURE_FILE = "architecture.json"
 SCHEMA_VERSION = 1
 #: Seconds a write waits for a lock held by another program before a StoreError.
@@ -83,6 +84,10 @@ CREATE TABLE IF NOT EXISTS intermediates (
     PRIMARY KEY (trial_id, step)
 );
 CREATE INDEX IF NOT EXISTS trials_status ON trials(status);
+CREATE TABLE IF NOT EXISTS architectures (
+    arch_key TEXT PRIMARY KEY,     -- trials.arch_key
+    tree TEXT NOT NULL             -- the built model's module tree (JSON), for viewers
+);
 """
 _STATEMENTS = [s.strip() for s in _SCHEMA.split(";") if s.strip()]
 
@@ -173,6 +178,7 @@ class Store:
             have = {row[1] for row in self._rows("PRAGMA table_info(trials)")}
             added = (name if name in have else f"{default} AS {name}" for name, default in _DEFAULTS.items())
             self._status = _STATUS_READ if "stopped_early" in have else "status"
+            self._has_architectures = "architectures" in tables
             self._columns = ", ".join([_BASE_COLUMNS.replace("status", f"{self._status} AS status", 1), *added])
             #: The random id :meth:`create` gave this store (None for a store of an older archsmith).
             self.store_id: str | None = self.get_meta("store_id")
@@ -249,7 +255,7 @@ class Store:
         columns = {r[1] for r in self.conn.execute("PRAGMA table_info(trials)")}
         keys = {r[0] for r in self.conn.execute("SELECT key FROM meta")} if "meta" in tables else set()
         if (
-            tables >= {"meta", "trials", "intermediates", "trials_status"}
+            tables >= {"meta", "trials", "intermediates", "trials_status", "architectures"}
             and columns >= {c for c, _ in _ADDED_COLUMNS}
             and keys >= {"schema_version", "store_id"}
         ):
@@ -353,6 +359,24 @@ class Store:
         assert cur.lastrowid is not None
         return cur.lastrowid
 
+    def record_architecture(self, arch_key: str, tree: Any) -> None:
+        """Keep the module tree of the architecture ``arch_key`` (once: the same
+        architecture builds the same tree)."""
+        self._run(
+            "INSERT OR IGNORE INTO architectures (arch_key, tree) VALUES (?, ?)",
+            (arch_key, json.dumps(tree, separators=(",", ":"))),
+        )
+
+    def architecture(self, trial_id: int) -> Any:
+        """The module tree recorded for the trial's architecture, or None (none
+        recorded, or a store of an archsmith that kept it in a file)."""
+        if not self._has_architectures:
+            return None
+        rows = self._rows(
+            "SELECT a.tree FROM trials t JOIN architectures a ON a.arch_key = t.arch_key WHERE t.id = ?", (trial_id,)
+        )
+        return json.loads(rows[0][0]) if rows else None
+
     def mark_running(self, trial_id: int, worker: str | None, at: float) -> None:
         self._run(
             "UPDATE trials SET status = 'running', worker = ?, started_at = ?, attempts = attempts + 1 WHERE id = ?",
@@ -399,10 +423,11 @@ class Store:
         )
 
     def delete_trials(self) -> None:
-        """Remove every trial and its intermediate results."""
+        """Remove every trial, its intermediate results and recorded module trees."""
         with self.transaction():
             self._run("DELETE FROM intermediates")
             self._run("DELETE FROM trials")
+            self._run("DELETE FROM architectures")
 
     def requeue_unfinished(self, cancelled: bool = False) -> list[int]:
         """Trials that were waiting or running when a run ended go back to waiting.

@@ -56,6 +56,11 @@ def _raylet_pid() -> int | None:
     return None
 
 
+def with_pid(model: object, value: float) -> dict[str, float]:
+    """``value``, and the process that ran the trial."""
+    return {"default": value, "pid": float(os.getpid())}
+
+
 def work(model: torch.nn.Module, mode: str, fault: dict[int, str]) -> Any:
     """Objective = width. Prints where it runs, reports two intermediates, then:
 

@@ -23,7 +23,7 @@ import torch
 
 from archsmith.evaluator import Evaluator, current_trial
 from archsmith.execution import Engine, EngineError, ProcessEngine, Trial, TrialEvent, TrialPayload, register_engine
-from archsmith.execution._capture import capture_output
+from archsmith.execution._capture import OutputCapture
 
 from ._table import BenchmarkError, NasBench201Table, column_name
 
@@ -106,6 +106,7 @@ class BenchmarkEngine(Engine):
         self.concurrency = max(1, int(concurrency))
         self.gpus_per_trial = gpus_per_trial
         self.log_dir = log_dir  # a lookup's prints (a user's query) go to its trial's log, as on every engine
+        self._output = OutputCapture(log_dir)
         self._queue: collections.deque[Trial] = collections.deque()
         self._evaluator: Any = None
         self._real: Engine | None = None  # the process engine, for an evaluator that is not a table
@@ -162,7 +163,7 @@ class BenchmarkEngine(Engine):
             at = time.time()
             events.append(TrialEvent("started", trial.id, "benchmark", at=at))
             try:
-                with capture_output(self.log_dir, trial.id):
+                with self._output.trial(trial.id):
                     value = float(self._evaluator.query(trial.sample))
                 if not math.isfinite(value):
                     raise BenchmarkError(f"the table holds a non-finite value ({value}) for this architecture")
@@ -177,5 +178,6 @@ class BenchmarkEngine(Engine):
 
     def shutdown(self) -> None:
         self._queue.clear()
+        self._output.close()
         if self._real is not None:
             self._real.shutdown()
