@@ -74,7 +74,11 @@ class OutputCapture:
         return capture_output(self, trial_id)
 
     def close(self) -> None:
-        """Remove the scratch file (idempotent)."""
+        """Remove the scratch file and end the thread (idempotent): a driver with
+        threads cannot fork the process engine's workers from itself."""
+        if self._promoter is not None:
+            self._promoter.stop()
+            self._promoter = None
         with self._lock:
             if self._fd is not None:
                 os.close(self._fd)
@@ -241,6 +245,7 @@ class _Promoter(threading.Thread):
         self._target: capture_output | None = None
         self._at = 0.0
         self._idle = False
+        self._stopping = False
         self.start()
 
     def arm(self, target: capture_output | None) -> None:
@@ -251,9 +256,17 @@ class _Promoter(threading.Thread):
             if target is not None and self._idle:
                 self._cond.notify()
 
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self.join()
+
     def run(self) -> None:
         while True:
             with self._cond:
+                if self._stopping:
+                    return
                 target = self._target
                 if target is None:
                     self._idle = True

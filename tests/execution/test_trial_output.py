@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import cloudpickle
@@ -42,6 +44,19 @@ def silent(model: object, fail: bool) -> float:
 
 
 LINES = ("print", "stderr", "fd1", "fd2", "child")
+
+
+def slow_printer(model: object, log: str) -> float:
+    """Prints, waits past PROMOTE_AFTER, then looks for its own log file."""
+    from archsmith.execution._capture import PROMOTE_AFTER
+
+    print("early", flush=True)
+    deadline = time.time() + PROMOTE_AFTER + 10
+    while not os.path.exists(log) and time.time() < deadline:
+        time.sleep(0.05)
+    print("seen early" if os.path.exists(log) else "not seen", flush=True)
+    print("late", flush=True)
+    return 1.0
 
 
 def test_in_process_output_goes_to_the_log_only(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
@@ -131,3 +146,23 @@ def test_a_table_lookup_prints_only_to_its_log(tmp_path: Path, capfd: pytest.Cap
     assert "looked up" not in shown.out + shown.err and "fd2 lookup" not in shown.err
     log = (tmp_path / "trials" / "1" / "output.log").read_text()
     assert "looked up" in log and "fd2 lookup" in log
+
+
+def test_an_in_process_run_leaves_no_thread_behind(tmp_path: Path) -> None:
+    """The capture's thread ends with the run: a driver with threads could not fork
+    the process engine's workers from itself for a next run."""
+    before = set(threading.enumerate())  # engines other tests left unshut keep theirs
+    config = ExperimentConfig(engine="inprocess", workdir=tmp_path, seed=0, max_trials=2, direction="maximize")
+    Experiment(Net(), FunctionalEvaluator(noisy, fail=False), strategy.GridSearch(), config).run()
+    assert not [t.name for t in set(threading.enumerate()) - before]
+    assert not list((tmp_path / "trials").glob(".capture-*")), "the scratch file is removed"
+
+
+def test_a_long_trials_output_shows_while_it_runs(tmp_path: Path) -> None:
+    """Past PROMOTE_AFTER a running trial's scratch becomes its log, in place."""
+    engine = InProcessEngine(log_dir=tmp_path)
+    engine.start(TrialPayload(Net, (), {}, FunctionalEvaluator(slow_printer, log=str(tmp_path / "1" / "output.log"))))
+    event = finished(run_trials(engine, [Trial(1, {"width": 2})])[1])
+    engine.shutdown()
+    assert event.status == "succeeded", event.error
+    assert (tmp_path / "1" / "output.log").read_text() == "early\nseen early\nlate\n"
