@@ -148,11 +148,15 @@ def _bare(concurrency: int, trials: int) -> float:
     machine's own scaling, which no engine can beat."""
     import multiprocessing
 
-    with multiprocessing.get_context("fork").Pool(concurrency) as pool:
+    pool = multiprocessing.get_context("fork").Pool(concurrency)
+    try:
         pool.map(instant, [None] * concurrency, chunksize=1)  # the processes are up
         start = time.time()
         pool.map(cpu_bound, [None] * trials, chunksize=1)
         return trials / (time.time() - start)
+    finally:
+        pool.close()  # not terminate(): a SIGTERM makes children forked after ray.init print Ray's crash banner
+        pool.join()
 
 
 def ceiling() -> tuple[float, str]:
