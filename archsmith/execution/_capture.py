@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from ._alarm import Alarm
 from ._output import log_path
 
 #: A running trial's output shows at ``<id>/output.log`` after this many seconds.
@@ -68,7 +69,7 @@ class OutputCapture:
         self._fd: int | None = None  # the scratch file, truncated per trial
         self._scratch = None if log_dir is None else log_dir / f"{_SCRATCH_PREFIX}{os.getpid()}.log"
         self._lock = threading.Lock()  # between a trial's end and the promoter thread
-        self._promoter: _Promoter | None = None
+        self._promoter: Alarm | None = None
 
     def trial(self, trial_id: int) -> capture_output:
         return capture_output(self, trial_id)
@@ -112,8 +113,15 @@ class OutputCapture:
         if self._promoter is None:
             if target is None:
                 return
-            self._promoter = _Promoter(self)
-        self._promoter.arm(target)
+            self._promoter = Alarm("archsmith-output-capture", self._promote_running)
+        self._promoter.arm(target, time.monotonic() + PROMOTE_AFTER)
+
+    def _promote_running(self, target: capture_output) -> None:
+        """The trial has run ``PROMOTE_AFTER``: its log where ``archsmith logs --follow`` looks."""
+        with self._lock:
+            if target.active and not target.promoted:
+                with contextlib.suppress(OSError):  # a full disk: the trial's end tries again, and says so
+                    self._promote(target)
 
 
 class capture_output:
@@ -232,53 +240,3 @@ class capture_output:
             self._terminal = open(saved, "w", buffering=1, closefd=False)
         debugger = pdb.Pdb(stdout=self._terminal) if self._terminal is not None else pdb.Pdb()
         debugger.set_trace(sys._getframe(1))
-
-
-class _Promoter(threading.Thread):
-    """Gives a trial still running after ``PROMOTE_AFTER`` its log file, so that
-    it can be followed live. One per capture, idle between trials."""
-
-    def __init__(self, owner: OutputCapture) -> None:
-        super().__init__(name="archsmith-output-capture", daemon=True)
-        self.owner = owner
-        self._cond = threading.Condition()
-        self._target: capture_output | None = None
-        self._at = 0.0
-        self._idle = False
-        self._stopping = False
-        self.start()
-
-    def arm(self, target: capture_output | None) -> None:
-        """Watch ``target`` (None: nothing). Wakes the thread only when it sleeps
-        with no deadline: short trials in a row cost no thread switch each."""
-        with self._cond:
-            self._target, self._at = target, time.monotonic() + PROMOTE_AFTER
-            if target is not None and self._idle:
-                self._cond.notify()
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify()
-        self.join()
-
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                target = self._target
-                if target is None:
-                    self._idle = True
-                    self._cond.wait()
-                    self._idle = False
-                    continue
-                left = self._at - time.monotonic()
-                if left > 0:
-                    self._cond.wait(left)
-                    continue
-                self._target = None
-            with self.owner._lock:
-                if target.active and not target.promoted:
-                    with contextlib.suppress(OSError):  # a full disk: the trial's end tries again, and says so
-                        self.owner._promote(target)

@@ -30,6 +30,7 @@ from pathlib import Path
 from types import CodeType, FrameType
 from typing import Any
 
+from ._alarm import Alarm
 from ._base import Engine
 from ._capture import OutputCapture, capture_output
 from ._output import tail
@@ -94,7 +95,7 @@ class InProcessEngine(Engine):
         self._started: Trial | None = None  # announced by one wait(), run by the next
         self._runner: Runner | None = None
         self._stop: set[int] = set()
-        self._watchdog: _Watchdog | None = None
+        self._watchdog: Alarm | None = None
         self._ending = threading.Lock()  # held by whoever ends the process over a trial that did not stop
         self._output = OutputCapture(self.log_dir)
         self._capture: capture_output | None = None  # the running trial's, given back before the process ends
@@ -210,6 +211,9 @@ class InProcessEngine(Engine):
         self._queue.clear()
         self._started = None
         self._output.close()
+        if self._watchdog is not None:  # threads left running would keep the process engine from forking
+            self._watchdog.stop()
+            self._watchdog = None
 
 
 class _Deadline:
@@ -240,7 +244,7 @@ class _Deadline:
         self.active = True
         signal.setitimer(signal.ITIMER_REAL, self.seconds)
         if engine._watchdog is None:
-            engine._watchdog = _Watchdog()
+            engine._watchdog = _watchdog()
         engine._watchdog.arm(self, time.monotonic() + self.seconds + engine.timeout_grace + WATCHDOG_EXTRA)
         return self
 
@@ -304,38 +308,17 @@ class _Deadline:
                 f.f_trace = self.trace
 
 
-class _Watchdog(threading.Thread):
+def _watchdog() -> Alarm:
     """Ends the process over a trial that never came back to Python code to see
     its timeout (the alarm handler only runs between bytecodes)."""
 
-    def __init__(self) -> None:
-        super().__init__(name="archsmith-trial-watchdog", daemon=True)
-        self._cond = threading.Condition()
-        self._target: _Deadline | None = None
-        self._at = 0.0
-        self.start()
+    def fire(target: _Deadline) -> None:
+        frame = sys._current_frames().get(threading.main_thread().ident or 0)
+        if in_callback(frame):  # not while it writes to the store: a little later
+            if target.active:
+                alarm.rearm_if_unchanged(target, time.monotonic() + TICK)
+            return
+        target.engine._end_process(target)
 
-    def arm(self, target: _Deadline | None, at: float) -> None:
-        with self._cond:
-            self._target, self._at = target, at
-            self._cond.notify()
-
-    def run(self) -> None:
-        while True:
-            with self._cond:
-                target = self._target
-                if target is None:
-                    self._cond.wait()
-                    continue
-                left = self._at - time.monotonic()
-                if left > 0:
-                    self._cond.wait(left)
-                    continue
-                self._target = None
-            frame = sys._current_frames().get(threading.main_thread().ident or 0)
-            if in_callback(frame):  # not while it writes to the store: a little later
-                with self._cond:
-                    if self._target is None and target.active:
-                        self._target, self._at = target, time.monotonic() + TICK
-                continue
-            target.engine._end_process(target)
+    alarm = Alarm("archsmith-trial-watchdog", fire)
+    return alarm

@@ -149,10 +149,13 @@ def test_a_table_lookup_prints_only_to_its_log(tmp_path: Path, capfd: pytest.Cap
 
 
 def test_an_in_process_run_leaves_no_thread_behind(tmp_path: Path) -> None:
-    """The capture's thread ends with the run: a driver with threads could not fork
-    the process engine's workers from itself for a next run."""
+    """The capture's and the timeout watchdog's threads end with the run: a driver
+    with threads could not fork the process engine's workers from itself for a
+    next run."""
     before = set(threading.enumerate())  # engines other tests left unshut keep theirs
-    config = ExperimentConfig(engine="inprocess", workdir=tmp_path, seed=0, max_trials=2, direction="maximize")
+    config = ExperimentConfig(
+        engine="inprocess", workdir=tmp_path, seed=0, max_trials=2, direction="maximize", trial_timeout=60
+    )  # a timeout: the watchdog thread too
     Experiment(Net(), FunctionalEvaluator(noisy, fail=False), strategy.GridSearch(), config).run()
     assert not [t.name for t in set(threading.enumerate()) - before]
     assert not list((tmp_path / "trials").glob(".capture-*")), "the scratch file is removed"
