@@ -446,21 +446,21 @@ class RayEngine(Engine):
         return _Slot(name, actor, loaded)
 
     def _await_ready(self) -> None:
-        """Wait for the actors to load the payload (those waiting for resources
-        join later); fail with the load error if the payload cannot load."""
-        pending = {s.ready_ref: s for s in self._slots}
+        """Wait for the first actor to load the payload: trials start on it while
+        the others come up (an actor on a new worker process takes seconds) or wait
+        for resources, joining as they are ready. Fail with the load error if the
+        payload cannot load."""
         deadline = time.time() + READY_TIMEOUT
-        while pending:
+        while not any(s.node is not None for s in self._slots):
+            pending = {s.ready_ref: s for s in self._slots if s.ready_ref is not None}
             done, _ = self._ray.wait(list(pending), num_returns=1, timeout=max(0.0, deadline - time.time()))
             if not done:
-                if any(s.node is not None for s in self._slots):
-                    return  # the rest wait for resources; they join when placed
                 raise EngineError(
                     f"no Ray actor became ready within {READY_TIMEOUT:.0f} s: the cluster may lack "
                     f"resources_per_trial={self.resources} (ray status shows what it has)"
                 )
             for ref in done:
-                self._mark_ready(pending.pop(ref), ref)
+                self._mark_ready(pending[ref], ref)
 
     def _mark_ready(self, slot: _Slot, ref: Any) -> None:
         ray = self._ray
@@ -712,7 +712,7 @@ class RayEngine(Engine):
             # A Ray session that outlives this run: idle actors wait for the next one (_ray_pool).
             keeping = not self._connected and self.keep_actors > 0 and self._job is not None
             for slot in self._slots:
-                if keeping and slot.node is not None and not slot.busy:
+                if keeping and not slot.busy:  # one still starting too: its process is the slow part
                     keep(slot.actor, self._actor_key(), slot.node, self.keep_actors)
                     continue
                 with contextlib.suppress(Exception):
