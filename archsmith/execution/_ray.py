@@ -59,6 +59,8 @@ RESOURCE_KEYS = {"cpu": "CPU", "gpu": "GPU"}
 #: Tokens name a trial's attempt in the inbox's messages; unique in the process,
 #: since an inbox kept for a next run may still hold an earlier run's late messages.
 _TOKENS = itertools.count(1)
+#: Orders the payload loads this driver asks of its (kept) actors.
+_LOADS = itertools.count(1)
 
 _INSTALL = "engine='ray' needs Ray: pip install 'archsmith[ray]'"
 
@@ -90,7 +92,7 @@ def _actor_log_root() -> Path:
             shutil.rmtree(entry, ignore_errors=True)
     root = parent / str(os.getpid())
     shutil.rmtree(root, ignore_errors=True)  # a dead process's, whose pid this one reuses
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     return root
 
 
@@ -136,24 +138,38 @@ class _TrialActor:
         self.log_root: Path | None = None
         self.stop_ids: set[int] = set()
         self.running_thread: int | None = None
+        self.loading = threading.Lock()
+        self.generation = 0
 
-    def load(self, payload: bytes, inbox: Any, name: str, threads: int, keep_logs: bool) -> dict[str, Any]:
+    def load(
+        self, generation: int, payload: bytes, inbox: Any, name: str, threads: int, keep_logs: bool
+    ) -> dict[str, Any]:
         """Take a run's payload (the space and evaluator: an actor kept from an
-        earlier run drops that run's); where this actor runs."""
+        earlier run drops that run's); where this actor runs. ``generation``
+        orders loads: a kept actor's load for the run before may still be queued,
+        and must not replace this run's."""
         import ray
         import torch
 
         from ._run import Runner
 
-        torch.set_num_threads(max(1, threads))
-        self.runner = None  # the earlier run's data set goes before this one's loads
-        self.runner = Runner(cloudpickle.loads(payload))
-        self.inbox, self.name = inbox, name
-        if keep_logs and self.log_root is None:
-            self.log_root = _actor_log_root()
-        elif not keep_logs:
-            self.log_root = None
-        self.stop_ids.clear()
+        with self.loading:
+            if generation < self.generation:
+                return self._where(ray)
+            self.generation = generation
+            torch.set_num_threads(max(1, threads))
+            self.runner = None  # the earlier run's data set goes before this one's loads
+            self.runner = Runner(cloudpickle.loads(payload))
+            self.inbox, self.name = inbox, name
+            if keep_logs and self.log_root is None:
+                self.log_root = _actor_log_root()
+            elif not keep_logs:
+                self.log_root = None
+            self.stop_ids.clear()
+        return self._where(ray)
+
+    @staticmethod
+    def _where(ray: Any) -> dict[str, Any]:
         context = ray.get_runtime_context()
         return {"node": context.get_node_id(), "pid": os.getpid(), "gpus": [str(g) for g in ray.get_gpu_ids()]}
 
@@ -442,7 +458,9 @@ class RayEngine(Engine):
             )
             actor = cls.remote()
         threads = max(1, math.floor(cpu)) if cpu else 1
-        loaded = actor.load.remote(self._payload_ref, self._inbox, name, threads, self.log_dir is not None)
+        loaded = actor.load.remote(
+            next(_LOADS), self._payload_ref, self._inbox, name, threads, self.log_dir is not None
+        )
         return _Slot(name, actor, loaded)
 
     def _await_ready(self) -> None:
