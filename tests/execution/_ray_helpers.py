@@ -26,6 +26,8 @@ from archsmith.experiment import Experiment, ExperimentConfig
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 NODE_ENV = "ARCHSMITH_TEST_NODE"
+#: A directory both nodes' trials see (the test cluster's nodes share this machine).
+MARKERS_ENV = "ARCHSMITH_TEST_MARKERS"
 
 
 class Net(nn.ModelSpace):
@@ -39,6 +41,22 @@ class Net(nn.ModelSpace):
 
 def node() -> str:
     return os.environ.get(NODE_ENV, "head")
+
+
+def reach_both_nodes(scenario: str, patience: float = 90.0) -> None:
+    """Trials start on the first actor ready, and the second node's actor (a new
+    process importing torch) may come up after a short scenario's trials are all
+    done on the head. Where a scenario must reach the second node, a trial on the
+    head waits until one has started there."""
+    markers = os.environ.get(MARKERS_ENV)
+    if not markers:
+        return
+    directory = Path(markers)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{scenario}-{node()}").touch()
+    deadline = time.time() + patience
+    while node() == "head" and not (directory / f"{scenario}-second").exists() and time.time() < deadline:
+        time.sleep(0.05)
 
 
 def _raylet_pid() -> int | None:
@@ -72,6 +90,8 @@ def work(model: torch.nn.Module, mode: str, fault: dict[int, str]) -> Any:
     trial_id = current_trial().trial_id  # type: ignore[union-attr]
     width = float(model.fc.out_features)  # type: ignore[union-attr,arg-type]
     print(f"trial {trial_id} node={node()} CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')}", flush=True)
+    if mode == "node_loss":
+        reach_both_nodes(mode)
     report_intermediate_result(width / 2)
     report_intermediate_result(width)
     kind = fault.get(trial_id)
@@ -98,6 +118,7 @@ def quality(model: torch.nn.Module, good: bool) -> float:
     """Good trials report 10 at steps 0-7 and end; bad ones report 0 for up to 100
     steps of 0.1 s, and end when asked to stop."""
     print(f"trial {current_trial().trial_id} node={node()}", flush=True)  # type: ignore[union-attr]
+    reach_both_nodes("early_stop")
     steps = 8 if good else 100
     for step in range(steps):
         report_intermediate_result(10.0 if good else 0.0)

@@ -110,6 +110,7 @@ def main(out: Path) -> None:
         RAY_USAGE_STATS_ENABLED="0",
         RAY_AUTH_MODE="disabled",  # a private loopback cluster: no token to hand around
         RAY_preload_python_modules="torch,archsmith.execution._run",  # as docs/scale.md advises
+        ARCHSMITH_TEST_MARKERS=str(out / "markers"),  # _ray_helpers.reach_both_nodes
     )
     try:
         results["lo"] = run(["ip", "link", "set", "lo", "up"], 10)
