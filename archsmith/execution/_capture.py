@@ -70,6 +70,7 @@ class OutputCapture:
         self._scratch = None if log_dir is None else log_dir / f"{_SCRATCH_PREFIX}{os.getpid()}.log"
         self._lock = threading.Lock()  # between a trial's end and the promoter thread
         self._promoter: Alarm | None = None
+        self._swept = False  # leftover scratch files removed
 
     def trial(self, trial_id: int) -> capture_output:
         return capture_output(self, trial_id)
@@ -95,9 +96,11 @@ class OutputCapture:
             return self._fd
         assert self.log_dir is not None and self._scratch is not None
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.log_dir.glob(f"{_SCRATCH_PREFIX}*.log"):  # a driver killed mid-trial
-            with contextlib.suppress(OSError):
-                stale.unlink()
+        if not self._swept:  # once: a listing of the trials directory costs more as it fills
+            for stale in self.log_dir.glob(f"{_SCRATCH_PREFIX}*.log"):  # a driver killed mid-trial
+                with contextlib.suppress(OSError):
+                    stale.unlink()
+            self._swept = True
         self._fd = os.open(self._scratch, _FLAGS, 0o644)
         return self._fd
 
@@ -198,24 +201,21 @@ class capture_output:
             printed = os.fstat(self._fd).st_size > 0
         except OSError:
             printed = True
-        if self.promoted:
-            os.close(self._fd)  # the log's own descriptor, no longer the scratch
-            if printed:
-                self.path = self.final
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(self.final)  # printed nothing: no empty log, no empty directory
-                    os.rmdir(self.final.parent)
-            return
-        if not printed:
-            return  # the scratch serves the next trial
-        try:
-            self.owner._promote(self)
-        except OSError as e:
-            self._show_lost(e)
-            return
-        os.close(self._fd)
-        self.path = self.final
+        if not self.promoted:
+            if not printed:
+                return  # the scratch serves the next trial
+            try:
+                self.owner._promote(self)
+            except OSError as e:
+                self._show_lost(e)
+                return
+        os.close(self._fd)  # the log's own descriptor, no longer the scratch
+        if printed:
+            self.path = self.final
+        else:  # promoted while running, then printed nothing: no empty log, no empty directory
+            with contextlib.suppress(OSError):
+                os.unlink(self.final)
+                os.rmdir(self.final.parent)
 
     def _show_lost(self, error: OSError) -> None:
         """The log could not be made: the output goes to the terminal, with why."""

@@ -39,6 +39,8 @@ from typing import Any
 
 import cloudpickle
 
+from archsmith._os import pid_alive
+
 from ._base import Engine
 from ._output import failed_event, log_path, open_log, tail
 from ._process import EngineError
@@ -88,22 +90,12 @@ def _actor_log_root() -> Path:
     parent = Path(tempfile.gettempdir()) / f"archsmith-ray-logs-{os.getuid()}"
     parent.mkdir(mode=0o700, exist_ok=True)
     for entry in parent.iterdir():
-        if entry.name.isdigit() and not _alive(int(entry.name)):
+        if entry.name.isdigit() and not pid_alive(int(entry.name)):
             shutil.rmtree(entry, ignore_errors=True)
     root = parent / str(os.getpid())
     shutil.rmtree(root, ignore_errors=True)  # a dead process's, whose pid this one reuses
     root.mkdir(exist_ok=True)
     return root
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class _Inbox:
@@ -447,7 +439,7 @@ class RayEngine(Engine):
         cpu, gpu = self.resources["cpu"], self.resources["gpu"]
         kept = take(self._actor_key(), 1) if self._job is not None else []
         if kept:
-            actor = kept[0][0]
+            actor = kept[0]
         else:
             cls = ray.remote(_TrialActor).options(
                 num_cpus=cpu,
@@ -731,13 +723,13 @@ class RayEngine(Engine):
             keeping = not self._connected and self.keep_actors > 0 and self._job is not None
             for slot in self._slots:
                 if keeping and not slot.busy:  # one still starting too: its process is the slow part
-                    keep(slot.actor, self._actor_key(), slot.node, self.keep_actors)
+                    keep(slot.actor, self._actor_key(), self.keep_actors)
                     continue
                 with contextlib.suppress(Exception):
                     ray.kill(slot.actor, no_restart=True)
             if self._inbox is not None:
                 if keeping and self._settle_inbox():
-                    keep(self._inbox, (self._job, "inbox"), None, self.keep_actors)
+                    keep(self._inbox, (self._job, "inbox"), self.keep_actors)
                 else:
                     with contextlib.suppress(Exception):
                         ray.kill(self._inbox, no_restart=True)

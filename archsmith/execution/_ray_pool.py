@@ -29,7 +29,6 @@ KEEP_ACTORS_SECONDS = 60.0
 class _Kept:
     actor: Any
     key: tuple[Any, ...]  # (Ray job, what the actor holds); an inbox's: (Ray job, "inbox")
-    node: str | None
     expires: float
 
 
@@ -38,26 +37,26 @@ _kept: list[_Kept] = []
 _reaper: threading.Timer | None = None
 
 
-def keep(actor: Any, key: tuple[Any, ...], node: str | None, seconds: float) -> None:
+def keep(actor: Any, key: tuple[Any, ...], seconds: float) -> None:
     """Hold ``actor`` for ``seconds`` for a run that asks for ``key``."""
     with _lock:
-        _kept.append(_Kept(actor, key, node, time.monotonic() + seconds))
+        _kept.append(_Kept(actor, key, time.monotonic() + seconds))
         _schedule()
 
 
-def take(key: tuple[Any, ...], count: int) -> list[tuple[Any, str | None]]:
-    """Up to ``count`` kept actors for ``key`` (with their nodes), no longer kept."""
+def take(key: tuple[Any, ...], count: int) -> list[Any]:
+    """Up to ``count`` kept actors for ``key``, no longer kept."""
     with _lock:
         found = [k for k in _kept if k.key == key][:count]
         for k in found:
             _kept.remove(k)
-    return [(k.actor, k.node) for k in found]
+    return [k.actor for k in found]
 
 
 def take_inbox(job: str) -> Any:
     """The inbox a run of the Ray job ``job`` left, or None."""
     found = take((job, "inbox"), 1)
-    return found[0][0] if found else None
+    return found[0] if found else None
 
 
 def release_ray_actors() -> int:

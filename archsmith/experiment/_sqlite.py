@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import quote
 
+from archsmith._os import pid_alive
 from archsmith.space import ArchsmithError
 
 T = TypeVar("T")
@@ -261,18 +262,8 @@ def remove_stale_creations(path: Path) -> None:
     for leftover in path.parent.glob(f"{prefix}*"):
         pid = leftover.name[len(prefix) :].split("-")[0]
         try:
-            stale = not _alive(int(pid)) or time.time() - leftover.stat().st_mtime > STALE_CREATION
+            stale = not pid_alive(int(pid)) or time.time() - leftover.stat().st_mtime > STALE_CREATION
         except (ValueError, OSError):
             continue
         if stale:
             leftover.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # exists, another user's
-        return True
-    return True
