@@ -329,6 +329,11 @@ class RayEngine(Engine):
         resources.update(resources_per_trial or {})
         self.resources = resources
         self.max_retries = max_retries
+        if isinstance(keep_actors, bool) or not isinstance(keep_actors, (int, float)) or not keep_actors >= 0:
+            raise EngineError(
+                f"keep_actors must be seconds >= 0 (how long idle actors wait for the next run; 0: none), "
+                f"got {keep_actors!r}"
+            )
         self.keep_actors = keep_actors
         self.log_dir = None if log_dir is None else Path(log_dir).absolute()
         self._job: str | None = None  # the Ray job: kept actors serve runs of the same one

@@ -118,3 +118,13 @@ def test_without_ray_installed_the_error_says_how_to_install_it() -> None:
         done.stdout + done.stderr
     )
     assert "ENGINE: engine='ray' needs Ray: pip install 'archsmith[ray]'" in done.stdout, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("keep", [-1, float("nan"), "60", True])
+def test_bad_keep_actors_names_the_setting(keep: Any) -> None:
+    pytest.importorskip("ray")
+    from archsmith.execution import EngineError
+    from archsmith.execution._ray import RayEngine
+
+    with pytest.raises(EngineError, match="keep_actors must be seconds >= 0"):
+        RayEngine(keep_actors=keep)
